@@ -1,0 +1,1 @@
+"""Everything that works for any pixel-CSV digit competition."""

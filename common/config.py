@@ -1,0 +1,126 @@
+"""Run configuration: YAML files in configs/ loaded into a frozen dataclass, plus typed key=value overrides.
+
+Resolution order: configs/<competition>.yaml, then configs/presets/<preset>.yaml, then --config FILE,
+then command-line overrides. Unknown keys and values of the wrong type raise UserError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class Config:
+    # Cross-validation and ensembling
+    folds: int = 5
+    seeds: int = 1  # models per fold, each with its own seed; OOF averages over seeds
+    seed: int = 42  # folds and unit seeds derive from it, so runs line up row by row
+    max_train_rows: int = 0  # 0 = all; a stratified subset otherwise (smoke runs)
+    # Model
+    model: str = "deotte"
+    dropout: float = 0.4
+    width: int = 32  # channels of the first block; later blocks double it
+    # Optimisation
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 3e-3  # peak learning rate
+    warmup_fraction: float = 0.2  # share of steps spent warming up (one-cycle: warm up, then cosine down)
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    early_stopping: int = 0  # patience in epochs on the fold's val_loss; 0 = off
+    # Augmentation (albumentations Affine)
+    aug_probability: float = 1.0
+    rotate: float = 10.0  # degrees, +-
+    scale: float = 0.1  # +- fraction
+    shift: float = 0.1  # +- fraction of the image size
+    shear: float = 0.0  # degrees, +-
+    # Hardware
+    mixed_precision: str = "auto"  # auto | on | off: float16 on GPUs only
+    xla: str = "auto"  # auto | on | off: jit_compile on GPUs only
+    deterministic: bool = False  # TensorFlow's deterministic ops: repeatable to the bit, slower
+    save_models: bool = True  # model.keras per unit (needed to predict new images later)
+
+    def __post_init__(self) -> None:
+        positive = ["folds", "seeds", "epochs", "batch_size", "width"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UserError(f"config: {name} must be a positive integer, got {getattr(self, name)}")
+        if self.folds < 2:
+            raise UserError(f"config: folds must be at least 2, got {self.folds}")
+        for name, allowed in [("mixed_precision", ("auto", "on", "off")), ("xla", ("auto", "on", "off"))]:
+            if getattr(self, name) not in allowed:
+                raise UserError(f"config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
+            raise UserError("config: dropout, label_smoothing and warmup_fraction must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELD_TYPES = typing.get_type_hints(Config)
+
+
+def coerce(key: str, value: Any, source: str) -> Any:
+    """`value` as the field's type; strings (from the command line) are parsed as YAML scalars first."""
+    if key not in FIELD_TYPES:
+        raise UserError(f"{source}: unknown config key {key!r} (known: {', '.join(FIELD_TYPES)})")
+    wanted = FIELD_TYPES[key]
+    if isinstance(value, str) and wanted is not str:
+        value = yaml.safe_load(value)
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not wanted:
+        raise UserError(f"{source}: {key} must be {wanted.__name__}, got {value!r}")
+    return value
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: invalid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of key: value")
+    return {key: coerce(str(key), value, str(path)) for key, value in data.items()}
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml"))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"override {pair!r}: expected key=value")
+        values[key] = coerce(key, value, "command line")
+    return values
+
+
+def load_config(
+    competition: str, preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+) -> tuple[Config, str]:
+    """The resolved config and a short label for it (the preset's name, or 'default')."""
+    values = read_yaml(CONFIG_DIR / f"{competition}.yaml")
+    if preset:
+        preset_file = CONFIG_DIR / "presets" / f"{preset}.yaml"
+        if not preset_file.is_file():
+            raise UserError(f"unknown preset {preset!r}: expected one of {', '.join(available_presets())}")
+        values |= read_yaml(preset_file)
+    if config_file:
+        values |= read_yaml(Path(config_file))
+    values |= parse_overrides(list(overrides))
+    return Config(**values), preset or "default"

@@ -1,0 +1,29 @@
+"""Stratified folds from a recorded seed, so every run of a competition lines up row by row."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from common.errors import UserError
+
+
+def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """The fold (0..n_folds-1) of each row, stratified by label."""
+    present = np.bincount(labels)
+    smallest = int(present[present > 0].min()) if len(labels) else 0
+    if n_folds < 2 or n_folds > smallest:
+        raise UserError(f"folds must be between 2 and {smallest} (the smallest class's row count), got {n_folds}")
+    folds = np.empty(len(labels), np.int64)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        folds[held_out] = fold
+    return folds
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted row indices of a stratified subset of `size` rows (all rows when size is 0 or too large)."""
+    if size <= 0 or size >= len(labels):
+        return np.arange(len(labels))
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
+    return np.sort(keep)

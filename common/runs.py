@@ -1,0 +1,118 @@
+"""The run folder: the contract between training, compare, blend and submit.
+
+submissions/<competition>/<run_id>/ holds run.json (status, command, versions, timings), config.yaml,
+folds.csv, units/f<K>-s<S>/ (each unit's probabilities, history and model), the ensemble's oof.npy and
+test.npy, metrics.json and submission.csv. Every file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT = PROJECT_ROOT / "submissions"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial.npy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(partial, array)
+    partial.replace(path)
+
+
+def new_run_id(label: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{label}-{secrets.token_hex(2)}"
+
+
+def create_run_dir(root: Path, competition: str, label: str) -> Path:
+    """A new, empty run folder; mkdir without exist_ok, so two runs never share one."""
+    while True:
+        folder = root / competition / new_run_id(label)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["tensorflow", "keras", "numpy", "pandas", "scikit-learn", "albumentations"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return {"python": platform.python_version(), **found}
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: str) -> dict[str, Any]:
+    """Writes run.json (status running) and config.yaml; returns the run record to update later."""
+    record = {
+        "run_id": folder.name,
+        "competition": folder.parent.name,
+        "status": "running",
+        "command": " ".join(["python", "run.py", *argv]),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "argv": sys.argv,
+    }
+    atomic_write_bytes(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    write_json(folder / "run.json", record)
+    return record
+
+
+def finish_run(folder: Path, record: dict[str, Any], seconds: float) -> None:
+    record |= {"status": "finished", "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record["wall_seconds"] = round(seconds, 1)
+    write_json(folder / "run.json", record)
+
+
+def unit_dir(folder: Path, fold: int, seed_index: int) -> Path:
+    return folder / "units" / f"f{fold}-s{seed_index}"
+

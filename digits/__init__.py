@@ -1,0 +1,16 @@
+"""An offline competition built from scikit-learn's bundled 8x8 digits, in Kaggle's exact layout.
+
+It needs no credentials or network, so newcomers and the tests run the whole path on it.
+"""
+
+from common.spec import CompetitionSpec
+from common.synthetic import write_sklearn_digits_competition
+
+SPEC = CompetitionSpec(
+    name="digits",
+    slug="sklearn-digits",
+    test_id_column="id",
+    submission_columns=("id", "label"),
+    extra_sets={"holdout": "holdout.csv"},
+    make_files=write_sklearn_digits_competition,
+)

@@ -1,0 +1,11 @@
+"""Kaggle "Kannada-MNIST": Kannada digits, with Dig-MNIST as a harder, out-of-distribution set."""
+
+from common.spec import CompetitionSpec
+
+SPEC = CompetitionSpec(
+    name="kannada",
+    slug="Kannada-MNIST",
+    test_id_column="id",
+    submission_columns=("id", "label"),
+    extra_sets={"dig_mnist": "Dig-MNIST.csv"},
+)

@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Command line: parses arguments and dispatches; all work lives in common/.
+
+    python run.py kannada --folds 5
+    python run.py mnist --preset smoke
+    python run.py mnist --folds 5 --seeds 3 --epochs 30 lr=0.002
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+
+from common.errors import UserError  # noqa: E402
+from common.spec import COMPETITIONS  # noqa: E402
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Train a K-fold, multi-seed CNN ensemble on a Kaggle digit competition and write submission.csv.",
+        epilog="Any config key can be set as key=value (see configs/*.yaml).",
+    )
+    parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=0.002 model=small")
+    parser.add_argument("--folds", type=int, help="number of stratified folds")
+    parser.add_argument("--seeds", type=int, help="models per fold, each with its own seed")
+    parser.add_argument("--epochs", type=int, help="epochs per model")
+    parser.add_argument("--preset", help="a file in configs/presets/ (e.g. smoke)")
+    parser.add_argument("--config", help="a YAML file of overrides")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    parser.add_argument("--out", type=Path, help="where run folders go (default: submissions/)")
+    return parser
+
+
+def train(argv: list[str]) -> None:
+    from common.config import load_config
+    from common.spec import get_spec
+
+    args = train_parser().parse_args(argv)
+    spec = get_spec(args.competition)
+    shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
+    cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
+
+    from common.pipeline import run_competition  # imported late: TensorFlow takes seconds to load
+
+    run_competition(spec, cfg, label, argv, data_dir=args.data_dir, out_root=args.out)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        train(argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
