@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny generated data by default; real rows from ../shared/kaggle when present."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+KAGGLE_DIR = ROOT.parent / "shared" / "kaggle"
+
+from common.spec import PIXEL_COLUMNS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Parsed-array caches go to a temporary folder, never the project's .cache/."""
+    monkeypatch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("KAGGLE_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory) -> Path:
+    """The offline sklearn-digits competition, written once per test session."""
+    from common.synthetic import write_sklearn_digits_competition
+
+    folder = tmp_path_factory.mktemp("digits")
+    write_sklearn_digits_competition(folder)
+    return folder
+
+
+def pixel_frame(n: int, seed: int = 0, first: tuple[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """n random images as a Kaggle-style frame, optionally with a first column (label or id)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (n, 784))
+    frame = pd.DataFrame(pixels, columns=list(PIXEL_COLUMNS))
+    if first is not None:
+        frame.insert(0, first[0], first[1])
+    return frame
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def real_rows(zip_name: str, member: str, n: int) -> pd.DataFrame:
+    """The first n rows of a real competition file; skips the test when the data is not there."""
+    path = KAGGLE_DIR / zip_name
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    with zipfile.ZipFile(path) as archive, archive.open(member) as handle:
+        return pd.read_csv(io.TextIOWrapper(handle, newline=""), nrows=n)
