@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Command line: parses arguments and dispatches; all work lives in common/.
 
-    python run.py kannada --folds 5
-    python run.py mnist --preset smoke
-    python run.py mnist --folds 5 --seeds 3 --epochs 30 lr=0.002
+python run.py kannada --folds 5
+python run.py mnist --preset smoke
+python run.py mnist --folds 5 --seeds 3 --epochs 30 lr=0.002
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
-from common.errors import UserError  # noqa: E402
-from common.spec import COMPETITIONS  # noqa: E402
+from common.errors import UserError
+from common.spec import COMPETITIONS
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -46,14 +47,31 @@ def train(argv: list[str]) -> None:
     shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
-    from common.pipeline import run_competition  # imported late: TensorFlow takes seconds to load
+    from common.pipeline import (
+        run_competition,  # imported late: TensorFlow takes seconds to load
+    )
 
     run_competition(spec, cfg, label, argv, data_dir=args.data_dir, out_root=args.out)
 
 
+def command_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """A sub-command's parser with the arguments every run-folder command shares."""
+    parser = argparse.ArgumentParser(prog=f"run.py {name}", description=description)
+    parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
+    parser.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
+    return parser
+
+
+# Sub-command name -> function(argv). Anything else on the command line is a competition to train.
+COMMANDS: dict[str, Callable[[list[str]], None]] = {}
+
+
 def main(argv: list[str]) -> int:
     try:
-        train(argv)
+        if argv and argv[0] in COMMANDS:
+            COMMANDS[argv[0]](argv[1:])
+        else:
+            train(argv)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -49,7 +49,9 @@ class Source:
         try:
             with zipfile.ZipFile(self.path) as archive:
                 if member not in archive.namelist():
-                    raise UserError(f"{self.path}: the zip has no member {member!r} (it has {', '.join(archive.namelist())})")
+                    raise UserError(
+                        f"{self.path}: the zip has no member {member!r} (it has {', '.join(archive.namelist())})"
+                    )
                 return archive.read(member)
         except (zipfile.BadZipFile, EOFError, OSError) as error:
             raise UserError(f"{self.path}: truncated or corrupt zip ({error})") from None
@@ -106,7 +108,9 @@ def kaggle_credentials_present() -> bool:
 
 def download(spec: CompetitionSpec, target: Path) -> Source:
     """Downloads the competition zip with the official kaggle package (authenticating only now)."""
-    from kaggle.api.kaggle_api_extended import KaggleApi  # imported late: it is slow and needs no import-time auth
+    from kaggle.api.kaggle_api_extended import (
+        KaggleApi,  # imported late: it is slow and needs no import-time auth
+    )
 
     target.mkdir(parents=True, exist_ok=True)
     try:
@@ -153,10 +157,16 @@ def check_header(frame: pd.DataFrame, expected: list[str], where: str) -> None:
         return
     for i, (want, got) in enumerate(zip(expected, found)):
         if want != got:
-            raise UserError(f"{where}: column {i + 1} is {got!r}, expected {want!r} (header must be {expected[0]},{expected[1]},...)")
+            raise UserError(
+                f"{where}: column {i + 1} is {got!r}, expected {want!r} (header must be {expected[0]},{expected[1]},...)"
+            )
     if len(found) < len(expected):
-        raise UserError(f"{where}: {len(found)} columns, expected {len(expected)}: missing {expected[len(found)]!r} onwards")
-    raise UserError(f"{where}: {len(found)} columns, expected {len(expected)}: unexpected extra column {found[len(expected)]!r}")
+        raise UserError(
+            f"{where}: {len(found)} columns, expected {len(expected)}: missing {expected[len(found)]!r} onwards"
+        )
+    raise UserError(
+        f"{where}: {len(found)} columns, expected {len(expected)}: unexpected extra column {found[len(expected)]!r}"
+    )
 
 
 def integer_matrix(frame: pd.DataFrame, where: str) -> np.ndarray:

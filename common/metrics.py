@@ -50,7 +50,12 @@ def run_metrics(
     """Accuracy per unit, fold, seed and for the ensemble; extra sets; wall time per fold; per class."""
     n_seeds = 1 + max(s for _, s in held_out)
     units = {
-        f"f{f}-s{s}": {"fold": f, "seed_index": s, "accuracy": accuracy(labels[folds == f], p), "seconds": round(unit_seconds[f, s], 1)}
+        f"f{f}-s{s}": {
+            "fold": f,
+            "seed_index": s,
+            "accuracy": accuracy(labels[folds == f], p),
+            "seconds": round(unit_seconds[f, s], 1),
+        }
         for (f, s), p in sorted(held_out.items())
     }
     per_fold = {
@@ -62,7 +67,7 @@ def run_metrics(
     }
     return {
         "oof_accuracy": accuracy(labels, oof),
-        "n_train_rows": int(len(labels)),
+        "n_train_rows": len(labels),
         "extra_accuracy": {name: accuracy(y, p) for name, (y, p) in extras.items()},
         "folds": per_fold,
         "seeds": {str(s): accuracy(labels, seed_oof(folds, held_out, s)) for s in range(n_seeds)},

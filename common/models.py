@@ -25,11 +25,16 @@ def register_model(builder: ModelBuilder) -> ModelBuilder:
     return builder
 
 
-def create_model(name: str, cfg: Config) -> keras.Model:
-    """Builds the registered model `name`; raises UserError on an unknown name."""
+def require_model(name: str) -> ModelBuilder:
+    """The builder registered as `name`; raises UserError on an unknown name."""
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}: expected one of {', '.join(sorted(MODELS))}")
-    return MODELS[name](cfg)
+    return MODELS[name]
+
+
+def create_model(name: str, cfg: Config) -> keras.Model:
+    """Builds the registered model `name`; raises UserError on an unknown name."""
+    return require_model(name)(cfg)
 
 
 def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:

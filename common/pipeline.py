@@ -20,7 +20,8 @@ from common import runs
 from common.config import Config
 from common.data import Dataset, load_dataset
 from common.folds import make_folds, stratified_subset
-from common.metrics import accuracy, per_class_table, oof_from_units, run_metrics
+from common.metrics import accuracy, oof_from_units, per_class_table, run_metrics
+from common.models import require_model
 from common.spec import CompetitionSpec
 from common.submission import build_submission, check_submission, write_submission
 from common.train import Hardware, setup_hardware, train_unit
@@ -123,10 +124,16 @@ def attach_log_file(folder: Path) -> logging.Handler:
 
 
 def run_competition(
-    spec: CompetitionSpec, cfg: Config, label: str, argv: list[str], data_dir: str | None = None, out_root: Path | None = None
+    spec: CompetitionSpec,
+    cfg: Config,
+    label: str,
+    argv: list[str],
+    data_dir: str | None = None,
+    out_root: Path | None = None,
 ) -> Path:
     """Trains and writes one run folder; returns it. Input is validated before the folder exists."""
     start = time.perf_counter()
+    require_model(cfg.model)
     data = load_dataset(spec, data_dir)
     train = prepare_train_set(data, cfg)
     hardware = setup_hardware(cfg)
@@ -134,7 +141,14 @@ def run_competition(
     record = runs.start_run(folder, cfg.to_dict(), argv, hardware.description)
     handler = attach_log_file(folder)
     try:
-        log.info("%s: %d train rows, %d folds x %d seeds, %s", spec.name, len(train.rows), cfg.folds, cfg.seeds, hardware.description)
+        log.info(
+            "%s: %d train rows, %d folds x %d seeds, %s",
+            spec.name,
+            len(train.rows),
+            cfg.folds,
+            cfg.seeds,
+            hardware.description,
+        )
         folds_table = pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds})
         runs.atomic_write_bytes(folder / "folds.csv", folds_table.to_csv(index=False).encode())
         results = train_all_units(folder, cfg, data, train, hardware)
@@ -155,4 +169,6 @@ def print_summary(folder: Path, metrics: dict, seconds: float) -> None:
     print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")
     for name, acc, secs in rows:
         print(f"{name:<14}{acc:>10.5f}{'' if secs is None else f'{secs:>10.0f}'}")
-    print(f"\nrun folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})")
+    print(
+        f"\nrun folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})"
+    )

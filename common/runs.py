@@ -13,12 +13,16 @@ import platform
 import secrets
 import subprocess
 import sys
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
+
+from common.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_ROOT / "submissions"
@@ -51,7 +55,7 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def new_run_id(label: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{label}-{secrets.token_hex(2)}"
 
 
@@ -95,7 +99,7 @@ def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: s
         "competition": folder.parent.name,
         "status": "running",
         "command": " ".join(["python", "run.py", *argv]),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "hardware": hardware,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "versions": package_versions(),
@@ -108,7 +112,7 @@ def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: s
 
 
 def finish_run(folder: Path, record: dict[str, Any], seconds: float) -> None:
-    record |= {"status": "finished", "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record |= {"status": "finished", "finished": datetime.now(UTC).isoformat(timespec="seconds")}
     record["wall_seconds"] = round(seconds, 1)
     write_json(folder / "run.json", record)
 
@@ -116,3 +120,71 @@ def finish_run(folder: Path, record: dict[str, Any], seconds: float) -> None:
 def unit_dir(folder: Path, fold: int, seed_index: int) -> Path:
     return folder / "units" / f"f{fold}-s{seed_index}"
 
+
+# ---------------------------------------------------------------------------
+# Reading run folders (compare, blend, submit and report only read these)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder as the read-only commands see it."""
+
+    folder: Path
+    record: dict[str, Any]  # run.json
+    config: dict[str, Any]  # config.yaml
+
+    @property
+    def run_id(self) -> str:
+        return self.folder.name
+
+    @property
+    def finished(self) -> bool:
+        return self.record.get("status") == "finished"
+
+    def metrics(self) -> dict[str, Any]:
+        path = self.folder / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def folds(self) -> pd.DataFrame:
+        """Columns row (index into train.csv), label, fold."""
+        return pd.read_csv(self.folder / "folds.csv")
+
+    def array(self, name: str) -> np.ndarray:
+        """oof, test, or an extra set's name: the ensemble's probabilities."""
+        path = self.folder / f"{name}.npy"
+        if not path.is_file():
+            raise UserError(f"{path}: not found (is run {self.run_id} finished?)")
+        return np.load(path)
+
+
+def load_run(folder: Path) -> Run:
+    try:
+        record = json.loads((folder / "run.json").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{folder}: not a readable run folder ({error})") from None
+    return Run(folder, record, config)
+
+
+def list_runs(root: Path, competition: str) -> list[Run]:
+    """Every run folder of the competition, oldest first (run ids start with their UTC time)."""
+    base = root / competition
+    folders = sorted(p for p in base.iterdir() if (p / "run.json").is_file()) if base.is_dir() else []
+    return [load_run(p) for p in folders]
+
+
+def find_run(root: Path, competition: str, run_id: str | None) -> Run:
+    """A run by id (or unique prefix); None or 'latest' means the newest finished run."""
+    all_runs = list_runs(root, competition)
+    if run_id in (None, "latest"):
+        finished = [r for r in all_runs if r.finished]
+        if not finished:
+            raise UserError(f"no finished run of {competition} under {root / competition}")
+        return finished[-1]
+    matches = [r for r in all_runs if r.run_id == run_id] or [r for r in all_runs if r.run_id.startswith(run_id)]
+    if len(matches) != 1:
+        known = ", ".join(r.run_id for r in all_runs[-5:]) or "none"
+        problem = "no run" if not matches else f"{len(matches)} runs"
+        raise UserError(f"{problem} of {competition} matches {run_id!r} (latest: {known})")
+    return matches[0]

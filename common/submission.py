@@ -11,7 +11,9 @@ from common.errors import UserError
 from common.spec import N_CLASSES, CompetitionSpec
 
 
-def build_submission(spec: CompetitionSpec, sample: pd.DataFrame, test_ids: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+def build_submission(
+    spec: CompetitionSpec, sample: pd.DataFrame, test_ids: np.ndarray, labels: np.ndarray
+) -> pd.DataFrame:
     """Predicted labels in the sample submission's row order and column names."""
     id_column, label_column = spec.submission_columns
     by_id = pd.Series(labels.astype(np.int64), index=test_ids.astype(np.int64))
@@ -30,7 +32,9 @@ def check_submission(spec: CompetitionSpec, sample: pd.DataFrame, submission: pd
     mismatch = np.flatnonzero(submission[id_column].to_numpy() != sample[id_column].to_numpy())
     if len(mismatch):
         row = mismatch[0]
-        raise UserError(f"{where}: line {row + 2}: id {submission[id_column].iloc[row]}, expected {sample[id_column].iloc[row]}")
+        raise UserError(
+            f"{where}: line {row + 2}: id {submission[id_column].iloc[row]}, expected {sample[id_column].iloc[row]}"
+        )
     labels = pd.to_numeric(submission[label_column], errors="coerce")
     bad = np.flatnonzero(~labels.isin(range(N_CLASSES)).to_numpy())
     if len(bad):

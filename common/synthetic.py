@@ -50,7 +50,12 @@ def write_sklearn_digits_competition(folder: Path) -> Path:
     target = folder / "sklearn-digits.zip"
     partial = target.with_suffix(".zip.partial")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, frame in [("train.csv", train), ("test.csv", test), ("holdout.csv", holdout), ("sample_submission.csv", sample)]:
+        for name, frame in [
+            ("train.csv", train),
+            ("test.csv", test),
+            ("holdout.csv", holdout),
+            ("sample_submission.csv", sample),
+        ]:
             archive.writestr(name, frame.to_csv(index=False))
     partial.replace(target)
     return target

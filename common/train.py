@@ -44,7 +44,10 @@ def one_cycle(cfg: Config, total_steps: int) -> keras.optimizers.schedules.Learn
     """Linear warm-up from lr/25 to lr, then cosine decay to zero: Keras' CosineDecay with warm-up."""
     warmup = int(total_steps * cfg.warmup_fraction)
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.lr / 25, decay_steps=max(total_steps - warmup, 1), warmup_target=cfg.lr, warmup_steps=warmup
+        initial_learning_rate=cfg.lr / 25,
+        decay_steps=max(total_steps - warmup, 1),
+        warmup_target=cfg.lr,
+        warmup_steps=warmup,
     )
 
 

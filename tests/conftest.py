@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 KAGGLE_DIR = ROOT.parent / "shared" / "kaggle"
 
-from common.spec import PIXEL_COLUMNS  # noqa: E402
+from common.spec import PIXEL_COLUMNS
 
 
 @pytest.fixture(autouse=True)

@@ -37,9 +37,10 @@ def good_train() -> pd.DataFrame:
 
 
 def edited(change) -> bytes:
+    """train.csv bytes after `change(frame)`, which returns a new frame or edits in place (None)."""
     frame = good_train()
-    change(frame)
-    return csv_bytes(frame)
+    result = change(frame)
+    return csv_bytes(frame if result is None else result)
 
 
 def set_cell(row, column, value):
@@ -54,12 +55,12 @@ def set_cell(row, column, value):
 BAD_TRAIN = [
     ("empty file", b"", ["empty"]),
     ("header only", csv_bytes(good_train()).splitlines()[0] + b"\n", ["no rows"]),
-    ("wrong label column", edited(lambda f: f.rename(columns={"label": "digit"}, inplace=True)), ["column 1", "'digit'", "'label'"]),
-    ("missing pixel column", edited(lambda f: f.drop(columns="pixel783", inplace=True)), ["missing", "'pixel783'"]),
+    ("wrong label column", edited(lambda f: f.rename(columns={"label": "digit"})), ["column 1", "'digit'", "'label'"]),
+    ("missing pixel column", edited(lambda f: f.drop(columns="pixel783")), ["missing", "'pixel783'"]),
     ("extra column", edited(lambda f: f.insert(785, "extra", 0)), ["extra column", "'extra'"]),
     (
         "misordered pixels",
-        edited(lambda f: f.rename(columns={"pixel5": "pixel6", "pixel6": "pixel5"}, inplace=True)),
+        edited(lambda f: f.rename(columns={"pixel5": "pixel6", "pixel6": "pixel5"})),
         ["column 7", "'pixel6'", "'pixel5'"],
     ),
     ("non-numeric cell", edited(set_cell(2, "pixel10", "abc")), ["line 4", "'pixel10'", "'abc'"]),
@@ -165,7 +166,8 @@ def test_changed_file_is_read_again_not_served_stale(tmp_path):
     assert len(load_dataset(TINY, folder).train.labels) == 30
 
 
-def test_digits_competition_is_written_on_first_use(tmp_path):
+def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setattr("common.data.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
     data = load_dataset(get_spec("digits"), tmp_path)
     assert (tmp_path / "sklearn-digits.zip").is_file()
     assert data.train.images.shape[1:] == (28, 28, 1)
