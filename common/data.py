@@ -117,7 +117,7 @@ def download(spec: CompetitionSpec, target: Path) -> Source:
         api = KaggleApi()
         api.authenticate()
         api.competition_download_files(spec.slug, path=str(target), quiet=False)
-    except Exception as error:  # the kaggle package raises many types; all mean the same to the user
+    except Exception as error:  # noqa: BLE001 - the kaggle package raises many types; all mean the same here
         raise UserError(f"download failed: `{spec.download_command}`: {error}") from None
     return Source(target / spec.zip_name)
 
