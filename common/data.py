@@ -155,7 +155,7 @@ def check_header(frame: pd.DataFrame, expected: list[str], where: str) -> None:
     found = [str(c) for c in frame.columns]
     if found == expected:
         return
-    for i, (want, got) in enumerate(zip(expected, found)):
+    for i, (want, got) in enumerate(zip(expected, found, strict=False)):
         if want != got:
             raise UserError(
                 f"{where}: column {i + 1} is {got!r}, expected {want!r} (header must be {expected[0]},{expected[1]},...)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import zipfile
 from pathlib import Path
 
@@ -12,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.spec import PIXEL_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 KAGGLE_DIR = ROOT.parent / "shared" / "kaggle"
-
-from common.spec import PIXEL_COLUMNS
 
 
 @pytest.fixture(autouse=True)
