@@ -42,7 +42,7 @@ def train(argv: list[str]) -> None:
     from common.config import load_config
     from common.spec import get_spec
 
-    args = train_parser().parse_args(argv)
+    args = train_parser().parse_intermixed_args(argv)
     spec = get_spec(args.competition)
     shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
@@ -62,8 +62,52 @@ def command_parser(name: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def report(argv: list[str]) -> None:
+    parser = command_parser("report", "Write figures/*.png and report.html into a finished run's folder.")
+    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    args = parser.parse_args(argv)
+    from common.report import report_images, write_report
+    from common.runs import DEFAULT_ROOT, find_run
+
+    run = find_run(args.out or DEFAULT_ROOT, args.competition, args.run)
+    print(f"report: {write_report(run.folder, *report_images(run, args.data_dir))}")
+
+
+def submit(argv: list[str]) -> None:
+    parser = command_parser(
+        "submit", "Check a finished run's submission.csv against sample_submission.csv and upload it to Kaggle."
+    )
+    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("-m", "--message", help="a note for Kaggle; the run id and OOF accuracy are added to it")
+    parser.add_argument("--dry-run", action="store_true", help="do every check and show what would be sent; no upload")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs (for sample_submission.csv)")
+    args = parser.parse_args(argv)
+    from common.runs import DEFAULT_ROOT
+    from common.spec import get_spec
+    from common.submit import submit_run
+
+    spec = get_spec(args.competition)
+    print(submit_run(args.out or DEFAULT_ROOT, spec, args.run, args.dry_run, args.message, args.data_dir))
+
+
+def kernel(argv: list[str]) -> None:
+    parser = command_parser(
+        "kernel", "Write a Kaggle notebook and a dataset of a run's models, for code competitions such as kannada."
+    )
+    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("--dest", type=Path, help="folder to write (default: kernels/<competition>-<run id>/)")
+    args = parser.parse_args(argv)
+    from common.kernel import next_steps, write_kernel
+    from common.runs import DEFAULT_ROOT
+    from common.spec import get_spec
+
+    folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest)
+    print(next_steps(folder))
+
+
 # Sub-command name -> function(argv). Anything else on the command line is a competition to train.
-COMMANDS: dict[str, Callable[[list[str]], None]] = {}
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"report": report, "submit": submit, "kernel": kernel}
 
 
 def main(argv: list[str]) -> int:

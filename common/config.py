@@ -77,11 +77,20 @@ def coerce(key: str, value: Any, source: str) -> Any:
     wanted = FIELD_TYPES[key]
     if isinstance(value, str) and wanted is not str:
         value = yaml.safe_load(value)
+    if isinstance(value, str) and wanted is float:
+        value = _float_or_same(value)  # YAML 1.1 reads "1e-3" as a string
     if wanted is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not wanted:
         raise UserError(f"{source}: {key} must be {wanted.__name__}, got {value!r}")
     return value
+
+
+def _float_or_same(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from common.data import Dataset, load_dataset
 from common.folds import make_folds, stratified_subset
 from common.metrics import accuracy, oof_from_units, per_class_table, run_metrics
 from common.models import require_model
+from common.report import write_report
 from common.spec import CompetitionSpec
 from common.submission import build_submission, check_submission, write_submission
 from common.train import Hardware, setup_hardware, train_unit
@@ -154,6 +155,7 @@ def run_competition(
         results = train_all_units(folder, cfg, data, train, hardware)
         metrics = write_ensemble(folder, cfg, data, train, results)
         runs.finish_run(folder, record, time.perf_counter() - start)
+        log.info("report: %s", write_report(folder, train.images, train.labels))
         print_summary(folder, metrics, time.perf_counter() - start)
     finally:
         log.removeHandler(handler)

@@ -33,6 +33,8 @@ class CompetitionSpec:
     submission_columns: tuple[str, str] = ("id", "label")
     # Extra labelled sets scored with the ensemble (not trained on): report name -> file.
     extra_sets: dict[str, str] = field(default_factory=dict)
+    # Code competitions take a notebook that predicts a hidden test set, never an uploaded CSV.
+    code_competition: bool = False
     # Offline competitions write their own files on first use.
     make_files: Callable[[Path], None] | None = None
 

@@ -39,7 +39,7 @@ def check_submission(spec: CompetitionSpec, sample: pd.DataFrame, submission: pd
     bad = np.flatnonzero(~labels.isin(range(N_CLASSES)).to_numpy())
     if len(bad):
         row = bad[0]
-        raise UserError(f"{where}: line {row + 2}: label {submission[label_column].iloc[row]!r} is not a digit 0-9")
+        raise UserError(f"{where}: line {row + 2}: label {submission[label_column].tolist()[row]!r} is not a digit 0-9")
 
 
 def write_submission(submission: pd.DataFrame, path: Path) -> None:

@@ -8,4 +8,5 @@ SPEC = CompetitionSpec(
     test_id_column="id",
     submission_columns=("id", "label"),
     extra_sets={"dig_mnist": "Dig-MNIST.csv"},
+    code_competition=True,
 )

@@ -1,0 +1,60 @@
+"""run.py as a user runs it: one clear error line and exit status 2 for bad input, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["chess"], "unknown competition 'chess'"),
+        (["mnist", "epochz=3"], "unknown config key 'epochz'"),
+        (["mnist", "--epochs", "0"], "epochs must be a positive integer"),
+        (["mnist", "--preset", "turbo"], "unknown preset 'turbo'"),
+        (["mnist", "--folds", "1"], "folds must be at least 2"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
+    result = run_cli(*args, "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
+def test_bad_data_file_exits_2_and_writes_no_run(tmp_path, digits_dir):
+    broken = tmp_path / "data"
+    broken.mkdir()
+    import zipfile
+
+    with zipfile.ZipFile(digits_dir / "sklearn-digits.zip") as archive:
+        archive.extractall(broken)
+    train = pd.read_csv(broken / "train.csv")
+    train.loc[7, "pixel300"] = 300
+    train.to_csv(broken / "train.csv", index=False)
+    out = tmp_path / "runs"
+    result = run_cli("digits", "--preset", "smoke", "--data-dir", str(broken), "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "train.csv: line 9, column 'pixel300': pixels must be 0-255, found 300" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_smoke_run_from_the_command_line(tmp_path, digits_dir):
+    out = tmp_path / "runs"
+    result = run_cli("digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out), "epochs=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "OOF ensemble" in result.stdout and "submission:" in result.stdout
+    assert (out / "digits" / "submission.csv").is_file()

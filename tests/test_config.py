@@ -1,0 +1,74 @@
+"""common/config.py: YAML defaults, presets and typed overrides; unknown keys and bad types raise."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.config import Config, available_presets, load_config, parse_overrides
+from common.errors import UserError
+from common.spec import COMPETITIONS
+
+
+@pytest.mark.parametrize("competition", COMPETITIONS)
+def test_every_competition_has_a_valid_default_config(competition):
+    cfg, label = load_config(competition)
+    assert isinstance(cfg, Config) and label == "default"
+
+
+@pytest.mark.parametrize("preset", available_presets())
+def test_every_preset_resolves_for_every_competition(preset):
+    for competition in COMPETITIONS:
+        cfg, label = load_config(competition, preset)
+        assert label == preset
+
+
+def test_layers_apply_in_order(tmp_path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("epochs: 3\nlr: 0.01\n")
+    cfg, _ = load_config("mnist", "smoke", extra, ["lr=0.02", "shear=5"])
+    assert cfg.model == "small"  # from the preset
+    assert cfg.epochs == 3  # the file beats the preset
+    assert cfg.lr == 0.02 and cfg.shear == 5.0  # the command line beats everything; int widened to float
+
+
+def test_overrides_are_parsed_by_the_field_type():
+    assert parse_overrides(["epochs=7", "lr=1e-3", "deterministic=true", "model=small"]) == {
+        "epochs": 7,
+        "lr": 0.001,
+        "deterministic": True,
+        "model": "small",
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["epoch=3"], "unknown config key 'epoch'"),
+        (["epochs=3.5"], "epochs must be int"),
+        (["lr=fast"], "lr must be float"),
+        (["deterministic=maybe"], "deterministic must be bool"),
+        (["epochs"], "expected key=value"),
+        (["folds=0"], "folds must be"),
+        (["folds=1"], "folds must be at least 2"),
+        (["xla=sometimes"], "xla must be one of"),
+        (["dropout=1.5"], "dropout"),
+    ],
+)
+def test_bad_overrides_raise_one_clear_error(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load_config("mnist", overrides=overrides)
+
+
+def test_config_file_with_unknown_key_or_wrong_type(tmp_path):
+    bad_key, bad_type = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    bad_key.write_text("epochz: 3\n")
+    bad_type.write_text("epochs: many\n")
+    with pytest.raises(UserError, match=r"a.yaml: unknown config key 'epochz'"):
+        load_config("mnist", config_file=bad_key)
+    with pytest.raises(UserError, match=r"b.yaml: epochs must be int"):
+        load_config("mnist", config_file=bad_type)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(UserError, match="unknown preset 'turbo': expected one of .*smoke"):
+        load_config("mnist", "turbo")

@@ -1,0 +1,36 @@
+"""common/folds.py: stratified, seeded folds and subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.errors import UserError
+from common.folds import make_folds, stratified_subset
+
+LABELS = np.repeat(np.arange(10), 20)
+
+
+def test_folds_are_stratified_and_cover_every_row():
+    folds = make_folds(LABELS, 5, seed=1)
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
+    for fold in range(5):
+        assert np.bincount(LABELS[folds == fold], minlength=10).tolist() == [4] * 10
+
+
+def test_same_seed_same_folds_other_seed_other_folds():
+    assert np.array_equal(make_folds(LABELS, 5, 7), make_folds(LABELS, 5, 7))
+    assert not np.array_equal(make_folds(LABELS, 5, 7), make_folds(LABELS, 5, 8))
+
+
+@pytest.mark.parametrize("n_folds", [0, 1, -3, 21])
+def test_impossible_fold_counts_raise(n_folds):
+    with pytest.raises(UserError, match="folds must be between 2 and 20"):
+        make_folds(LABELS, n_folds, 0)
+
+
+def test_stratified_subset_keeps_class_balance_and_order():
+    rows = stratified_subset(LABELS, 50, seed=0)
+    assert len(rows) == 50 and np.all(np.diff(rows) > 0)
+    assert np.bincount(LABELS[rows]).tolist() == [5] * 10
+    assert np.array_equal(stratified_subset(LABELS, 0, 0), np.arange(len(LABELS)))

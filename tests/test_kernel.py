@@ -1,0 +1,167 @@
+"""common/kernel.py: the notebook folder, and its script run end to end on a Kaggle-like /kaggle/input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.errors import UserError
+from common.kernel import USERNAME_PLACEHOLDER, next_steps, write_kernel
+from common.spec import PIXEL_COLUMNS, get_spec
+from tests.conftest import pixel_frame
+
+DIGITS = get_spec("digits")
+TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, digits_dir) -> tuple[Path, Path]:
+    """(runs root, run folder): a real, tiny digits run with saved models, trained once for this file."""
+    from common.config import load_config
+    from common.pipeline import run_competition
+
+    root = tmp_path_factory.mktemp("runs")
+    cfg, label = load_config("digits", "smoke", None, TINY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        folder = run_competition(DIGITS, cfg, label, ["digits", *TINY], data_dir=str(digits_dir), out_root=root)
+    return root, folder
+
+
+@pytest.fixture
+def kernel_dir(digits_run, tmp_path, monkeypatch) -> Path:
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    root, _ = digits_run
+    return write_kernel(root, DIGITS, None, tmp_path / "kernel")
+
+
+def load_script(path: Path):
+    """The generated script as a module, to call its functions without TensorFlow."""
+    spec = importlib.util.spec_from_file_location("generated_predict", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------------------
+# The folder
+# ---------------------------------------------------------------------------
+
+
+def test_kernel_folder_layout(kernel_dir, digits_run):
+    run_id = digits_run[1].name
+    metadata = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+    slug = f"digits-{run_id}".lower()
+    assert metadata["id"] == f"{USERNAME_PLACEHOLDER}/{slug}" and metadata["title"] == slug
+    assert (kernel_dir / metadata["code_file"]).is_file()
+    assert (metadata["language"], metadata["kernel_type"]) == ("python", "script")
+    assert metadata["is_private"] and not metadata["enable_gpu"] and not metadata["enable_internet"]
+    assert metadata["competition_sources"] == ["sklearn-digits"]
+
+    dataset = json.loads((kernel_dir / "dataset" / "dataset-metadata.json").read_text())
+    assert metadata["dataset_sources"] == [dataset["id"]]
+    assert 6 <= len(dataset["id"].split("/")[1]) <= 50 and 6 <= len(dataset["title"]) <= 50
+    facts = json.loads((kernel_dir / "dataset" / "ensemble.json").read_text())
+    assert facts["models"] == ["f0-s0.keras", "f1-s0.keras"]
+    assert all((kernel_dir / "dataset" / name).is_file() for name in facts["models"])
+    assert (facts["test_id_column"], facts["submission_columns"]) == ("id", ["id", "label"])
+
+    script = (kernel_dir / "predict.py").read_text()
+    assert f"RUN_ID = {run_id!r}" in script
+    assert "from common" not in script and "import common" not in script
+    assert "your-kaggle-username" in next_steps(kernel_dir)
+
+
+def test_username_from_environment(digits_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "ada")
+    folder = write_kernel(digits_run[0], DIGITS, digits_run[1].name[:15], tmp_path / "k")
+    metadata = json.loads((folder / "kernel-metadata.json").read_text())
+    assert metadata["id"].startswith("ada/") and metadata["dataset_sources"][0].startswith("ada/")
+    assert USERNAME_PLACEHOLDER not in next_steps(folder)
+
+
+def test_run_without_models_refused(tmp_path):
+    folder = tmp_path / "digits" / "20260101-000000-default-abcd"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"status": "finished"}')
+    (folder / "config.yaml").write_text("save_models: false\n")
+    with pytest.raises(UserError, match="no saved models"):
+        write_kernel(tmp_path, DIGITS, None, tmp_path / "k")
+
+
+# ---------------------------------------------------------------------------
+# The script
+# ---------------------------------------------------------------------------
+
+
+def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_path):
+    """Script alone in the working dir; test.csv and the dataset under a fake /kaggle/input."""
+    from common.inference import model_files, predict_with_models
+    from common.runs import load_run
+
+    inputs = tmp_path / "input"
+    ids = np.random.default_rng(0).permutation(50)  # ids in an order the script can only learn from the file
+    test = pixel_frame(50, 5, ("id", ids))
+    (inputs / "Kannada-MNIST").mkdir(parents=True)
+    test.to_csv(inputs / "Kannada-MNIST" / "test.csv", index=False)
+    shutil.copytree(kernel_dir / "dataset", inputs / "digits-models-dataset")
+    work = tmp_path / "working"
+    work.mkdir()
+    shutil.copy(kernel_dir / "predict.py", work / "predict.py")
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "predict.py", str(inputs)]
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert str(inputs / "digits-models-dataset") in done.stdout
+
+    submission = pd.read_csv(work / "submission.csv")
+    assert list(submission.columns) == ["id", "label"]
+    assert submission["id"].tolist() == ids.tolist()
+    images = test[list(PIXEL_COLUMNS)].to_numpy(np.uint8).reshape(-1, 28, 28, 1)
+    expected = predict_with_models(model_files(load_run(digits_run[1])), images).argmax(axis=1)
+    assert submission["label"].tolist() == expected.tolist()  # the run's own ensemble, averaged the same way
+
+
+def test_script_falls_back_to_dataset_beside_itself(kernel_dir, tmp_path):
+    script = load_script(kernel_dir / "predict.py")
+    empty_input = tmp_path / "input"
+    empty_input.mkdir()
+    assert script.find_dataset(empty_input) == kernel_dir / "dataset"
+    assert script.find_dataset(tmp_path / "missing") == kernel_dir / "dataset"
+
+
+def test_script_finds_dataset_through_symbolic_links(kernel_dir, tmp_path):
+    script = load_script(kernel_dir / "predict.py")
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "models").symlink_to(kernel_dir / "dataset", target_is_directory=True)
+    assert script.find_dataset(tmp_path / "input") == tmp_path / "input" / "models"
+
+
+def test_script_ignores_another_runs_dataset(kernel_dir, tmp_path):
+    script = load_script(kernel_dir / "predict.py")
+    other = tmp_path / "input" / "other-models"
+    other.mkdir(parents=True)
+    (other / "ensemble.json").write_text(json.dumps({"run_id": "someone-else"}))
+    assert script.find_dataset(tmp_path / "input") == kernel_dir / "dataset"
+
+
+def test_script_reads_implicit_ids_and_refuses_wrong_columns(kernel_dir, tmp_path):
+    script = load_script(kernel_dir / "predict.py")
+    mnist_facts = {"test_id_column": None, "first_id": 1, "submission_columns": ["ImageId", "Label"]}
+    pixel_frame(4, 1).to_csv(tmp_path / "test.csv", index=False)
+    ids, images = script.read_test(tmp_path / "test.csv", mnist_facts)
+    assert ids.tolist() == [1, 2, 3, 4] and images.shape == (4, 28, 28, 1) and images.dtype == np.uint8
+    with pytest.raises(SystemExit, match="no column 'id'"):
+        script.read_test(tmp_path / "test.csv", {"test_id_column": "id", "first_id": 0})
+    script.write_submission(ids, np.array([7, 0, 3, 9]), mnist_facts, tmp_path / "submission.csv")
+    assert (tmp_path / "submission.csv").read_text().splitlines()[:2] == ["ImageId,Label", "1,7"]

@@ -1,0 +1,41 @@
+"""common/models.py: every registered model builds and trains one step on random 28x28 input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.config import Config
+from common.errors import UserError
+from common.models import MODELS, create_model, register_model
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_builds_and_trains_one_step(name):
+    model = create_model(name, Config(model=name))
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)
+    targets = np.eye(10, dtype=np.float32)[np.arange(8) % 10]
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(images, targets)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    probabilities = model.predict(images, verbose=0)
+    assert probabilities.shape == (8, 10) and probabilities.dtype == np.float32
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_unknown_model_name_raises():
+    with pytest.raises(UserError, match="unknown model 'resnet9000': expected one of .*deotte"):
+        create_model("resnet9000", Config())
+
+
+def test_register_model_adds_a_builder_under_its_name():
+    def tiny_test_model(cfg):
+        return create_model("small", cfg)
+
+    try:
+        register_model(tiny_test_model)
+        assert MODELS["tiny_test_model"] is tiny_test_model
+    finally:
+        MODELS.pop("tiny_test_model", None)

@@ -1,0 +1,72 @@
+"""common/pipeline.py, end to end: the smoke path on the offline digits competition, every output checked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from common.config import load_config
+from common.data import load_dataset
+from common.pipeline import run_competition
+from common.spec import get_spec
+
+DIGITS = get_spec("digits")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(digits_dir, tmp_path_factory):
+    cfg, label = load_config("digits", "smoke", overrides=["max_train_rows=600", "seeds=2", "epochs=2"])
+    out = tmp_path_factory.mktemp("runs")
+    folder = run_competition(DIGITS, cfg, label, ["digits", "--preset", "smoke"], str(digits_dir), out)
+    return folder, cfg, load_dataset(DIGITS, digits_dir)
+
+
+def test_run_folder_holds_every_file(smoke_run):
+    folder, cfg, _ = smoke_run
+    expected = {"run.json", "config.yaml", "folds.csv", "oof.npy", "test.npy", "holdout.npy"}
+    expected |= {"metrics.json", "per_class.csv", "submission.csv", "train.log", "units"}
+    assert expected <= {p.name for p in folder.iterdir()}
+    units = sorted(p.name for p in (folder / "units").iterdir())
+    assert units == ["f0-s0", "f0-s1", "f1-s0", "f1-s1"]
+    for unit in units:
+        files = {p.name for p in (folder / "units" / unit).iterdir()}
+        assert {"valid.npy", "test.npy", "holdout.npy", "history.csv", "model.keras", "unit.json"} <= files
+        assert len(pd.read_csv(folder / "units" / unit / "history.csv")) == cfg.epochs
+    assert not list(folder.rglob("*.partial*"))
+
+
+def test_run_record_and_config(smoke_run):
+    folder, cfg, _ = smoke_run
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and record["wall_seconds"] > 0
+    assert record["command"] == "python run.py digits --preset smoke"
+    assert yaml.safe_load((folder / "config.yaml").read_text()) == cfg.to_dict()
+
+
+def test_probabilities_and_metrics_are_consistent(smoke_run):
+    folder, cfg, data = smoke_run
+    folds = pd.read_csv(folder / "folds.csv")
+    oof, test = np.load(folder / "oof.npy"), np.load(folder / "test.npy")
+    assert oof.shape == (cfg.max_train_rows, 10) and test.shape == (len(data.test.images), 10)
+    assert np.allclose(oof.sum(axis=1), 1, atol=1e-4) and np.allclose(test.sum(axis=1), 1, atol=1e-4)
+    assert np.array_equal(folds["label"], data.train.labels[folds["row"]])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["oof_accuracy"] == pytest.approx(np.mean(oof.argmax(1) == folds["label"]))
+    assert set(metrics["folds"]) == {"0", "1"} and set(metrics["seeds"]) == {"0", "1"}
+    assert 0 <= metrics["extra_accuracy"]["holdout"] <= 1
+    # OOF of fold 0 is the mean over its two seeds' held-out predictions
+    seeds = [np.load(folder / "units" / f"f0-s{s}" / "valid.npy") for s in (0, 1)]
+    assert np.allclose(oof[folds["fold"] == 0], np.mean(seeds, axis=0), atol=1e-6)
+
+
+def test_submission_matches_the_sample_and_is_the_latest(smoke_run):
+    folder, _, data = smoke_run
+    submission = pd.read_csv(folder / "submission.csv")
+    assert list(submission.columns) == list(data.sample.columns)
+    assert submission["id"].tolist() == data.sample["id"].tolist()
+    assert submission["label"].tolist() == np.load(folder / "test.npy").argmax(1).tolist()
+    assert (folder.parent / "submission.csv").read_bytes() == (folder / "submission.csv").read_bytes()

@@ -1,0 +1,173 @@
+"""common/report.py: figures and report.html written from a fake finished run folder."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from common import runs
+from common.errors import UserError
+from common.metrics import oof_from_units, per_class_table, run_metrics
+from common.report import FIGURES, most_confidently_wrong, report_images, write_report
+
+N_ROWS = 60
+N_FOLDS = 2
+
+
+def confident(labels: np.ndarray, confidence: float = 0.9) -> np.ndarray:
+    """(n, 10) probabilities putting `confidence` on each label and the rest spread evenly."""
+    probabilities = np.full((len(labels), 10), (1 - confidence) / 9, np.float32)
+    probabilities[np.arange(len(labels)), labels] = confidence
+    return probabilities
+
+
+def fake_history(epochs: int, with_validation: bool) -> pd.DataFrame:
+    epoch = np.arange(1, epochs + 1)
+    history = pd.DataFrame({"epoch": epoch, "accuracy": 1 - 0.5 / epoch, "loss": 2.0 / epoch})
+    if with_validation:
+        history["val_accuracy"] = 0.95 - 0.5 / epoch
+        history["val_loss"] = 2.2 / epoch
+    return history
+
+
+def write_fake_run(root: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A finished run folder of N_ROWS rows, N_FOLDS folds, one seed; rows 3, 7 and 11 predicted wrong."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(N_ROWS) % 10
+    folds = np.arange(N_ROWS) % N_FOLDS
+    images = rng.integers(0, 256, (N_ROWS, 28, 28, 1), dtype=np.uint8)
+    folder = runs.create_run_dir(root, "digits", "fake")
+    record = runs.start_run(folder, {"model": "small", "epochs": 3, "folds": N_FOLDS}, ["digits"], "CPU, float32")
+    pd.DataFrame({"row": np.arange(N_ROWS), "label": labels, "fold": folds}).to_csv(folder / "folds.csv", index=False)
+    probabilities = confident(labels)
+    probabilities[[3, 7, 11]] = confident(np.array([5, 1, 2]), 0.8)
+    held_out = {(f, 0): probabilities[folds == f] for f in range(N_FOLDS)}
+    for fold in range(N_FOLDS):
+        unit = runs.unit_dir(folder, fold, 0)
+        unit.mkdir(parents=True)
+        fake_history(3, with_validation=fold == 0).to_csv(unit / "history.csv", index=False)
+    oof = oof_from_units(folds, held_out)
+    runs.save_array(folder / "oof.npy", oof)
+    extras = {"holdout": (labels[:10], confident(labels[:10]))}
+    metrics = run_metrics(labels, folds, held_out, oof, {key: 1.5 for key in held_out}, extras)
+    runs.write_json(folder / "metrics.json", metrics)
+    per_class_table(labels, oof).to_csv(folder / "per_class.csv", index=False)
+    runs.finish_run(folder, record, 12.3)
+    return folder, images, labels
+
+
+@pytest.fixture
+def fake_run(tmp_path) -> tuple[Path, np.ndarray, np.ndarray]:
+    return write_fake_run(tmp_path / "runs")
+
+
+# ---------------------------------------------------------------------------
+# Choosing the gallery
+# ---------------------------------------------------------------------------
+
+
+def test_most_confidently_wrong_orders_by_confidence_and_skips_right_rows():
+    labels = np.array([0, 1, 2, 3, 4])
+    probabilities = np.array(
+        [
+            [0.9, 0.1, 0, 0, 0, 0, 0, 0, 0, 0],  # right
+            [0.6, 0.4, 0, 0, 0, 0, 0, 0, 0, 0],  # wrong at 0.6
+            [0, 0.95, 0.05, 0, 0, 0, 0, 0, 0, 0],  # wrong at 0.95
+            [0, 0, 0, 0.99, 0.01, 0, 0, 0, 0, 0],  # right, and the most confident row of all
+            [0, 0, 0, 0.7, 0.3, 0, 0, 0, 0, 0],  # wrong at 0.7
+        ]
+    )
+    np.testing.assert_array_equal(most_confidently_wrong(labels, probabilities), [2, 4, 1])
+    np.testing.assert_array_equal(most_confidently_wrong(labels, probabilities, limit=2), [2, 4])
+
+
+def test_most_confidently_wrong_is_empty_when_all_right():
+    labels = np.arange(10)
+    assert most_confidently_wrong(labels, confident(labels)).size == 0
+
+
+# ---------------------------------------------------------------------------
+# write_report
+# ---------------------------------------------------------------------------
+
+
+def test_write_report_writes_valid_figures(fake_run):
+    folder, images, labels = fake_run
+    write_report(folder, images, labels)
+    for name in FIGURES:
+        path = folder / "figures" / f"{name}.png"
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert image.width > 300 and image.height > 200
+            # Not a blank canvas: a drawn figure has many distinct colours.
+            assert len(image.convert("RGB").getcolors(maxcolors=1_000_000)) > 20
+    assert not list(folder.rglob("*.partial*")), "temporary files left behind"
+
+
+def test_report_html_shows_run_facts_metrics_and_embedded_figures(fake_run):
+    folder, images, labels = fake_run
+    page = write_report(folder, images, labels).read_text()
+    metrics = runs.load_run(folder).metrics()
+    assert folder.name in page
+    assert metrics["oof_accuracy"] == pytest.approx(57 / 60)
+    assert f"OOF accuracy {57 / 60:.5f}" in page
+    for text in ("python run.py digits", "finished", "CPU, float32", "holdout", "fold 1", "seed 0", "precision"):
+        assert text in page
+    assert "epochs: 3" in page  # the resolved config
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(embedded) == len(FIGURES)
+    assert base64.b64decode(embedded[0]) == (folder / "figures" / "confusion.png").read_bytes()
+
+
+def test_report_without_histories_or_errors_still_draws_every_figure(fake_run):
+    folder, images, labels = fake_run
+    for history in folder.glob("units/*/history.csv"):
+        history.unlink()
+    runs.save_array(folder / "oof.npy", confident(labels))
+    write_report(folder, images, labels)
+    for name in FIGURES:
+        with Image.open(folder / "figures" / f"{name}.png") as image:
+            assert image.width > 300 and image.height > 100
+
+
+def test_report_falls_back_to_per_class_csv(fake_run):
+    folder, images, labels = fake_run
+    metrics = runs.load_run(folder).metrics()
+    runs.write_json(folder / "metrics.json", {k: v for k, v in metrics.items() if k != "per_class"})
+    page = write_report(folder, images, labels).read_text()
+    assert "<th>recall</th>" in page and "macro" in page
+
+
+def test_write_report_rejects_images_out_of_line_with_folds(fake_run):
+    folder, images, labels = fake_run
+    with pytest.raises(UserError, match="folds.csv has 60 rows"):
+        write_report(folder, images[:-1], labels[:-1])
+    with pytest.raises(UserError, match="line 2: label 0"):
+        write_report(folder, images, (labels + 1) % 10)
+
+
+def test_report_images_reloads_the_runs_train_rows(tmp_path, digits_dir):
+    from common.data import load_dataset
+    from common.spec import get_spec
+
+    train = load_dataset(get_spec("digits"), digits_dir).train
+    folder = runs.create_run_dir(tmp_path, "digits", "fake")
+    runs.start_run(folder, {}, ["digits"], "CPU")
+    rows = np.array([5, 0, 17])
+    pd.DataFrame({"row": rows, "label": train.labels[rows], "fold": [0, 1, 0]}).to_csv(
+        folder / "folds.csv", index=False
+    )
+    images, labels = report_images(runs.load_run(folder), str(digits_dir))
+    np.testing.assert_array_equal(images, train.images[rows])
+    np.testing.assert_array_equal(labels, train.labels[rows])
+    pd.DataFrame({"row": rows, "label": (train.labels[rows] + 1) % 10, "fold": 0}).to_csv(
+        folder / "folds.csv", index=False
+    )
+    with pytest.raises(UserError, match="line 2: label differs from train.csv"):
+        report_images(runs.load_run(folder), str(digits_dir))
