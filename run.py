@@ -35,6 +35,10 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="a YAML file of overrides")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     parser.add_argument("--out", type=Path, help="where run folders go (default: submissions/)")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a run (id, prefix or 'latest' unfinished)")
+    parser.add_argument("--fold", type=int, help="train only this fold's unit (with --seed)")
+    parser.add_argument("--seed", type=int, help="with --fold: the seed index (0..seeds-1) of the unit to train")
+    parser.add_argument("--scheduler", help="send units to a dask.distributed scheduler ADDRESS, or local:N workers")
     return parser
 
 
@@ -47,11 +51,12 @@ def train(argv: list[str]) -> None:
     shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
-    from common.pipeline import (
-        run_competition,  # imported late: TensorFlow takes seconds to load
-    )
+    if (args.fold is None) != (args.seed is None):
+        raise UserError("--fold and --seed go together: they name one unit")
+    only = (args.fold, args.seed) if args.fold is not None else None
+    from common.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
 
-    run_competition(spec, cfg, label, argv, data_dir=args.data_dir, out_root=args.out)
+    run_competition(spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler))
 
 
 def command_parser(name: str, description: str) -> argparse.ArgumentParser:
@@ -106,8 +111,65 @@ def kernel(argv: list[str]) -> None:
     print(next_steps(folder))
 
 
+def merge(argv: list[str]) -> None:
+    parser = command_parser("merge", "Join a run's separately trained units into its OOF, test and submission.")
+    parser.add_argument("run", help="run id or unique prefix")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    args = parser.parse_args(argv)
+    from common.pipeline import merge_run
+    from common.spec import get_spec
+
+    merge_run(get_spec(args.competition), args.run, args.data_dir, args.out)
+
+
+def compare(argv: list[str]) -> None:
+    parser = command_parser(
+        "compare",
+        "List every run of the competition, best OOF accuracy first (also written to compare.csv); "
+        "with two runs, test whether A really beats B (McNemar's exact test on the train rows both scored).",
+    )
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="two run ids (a unique prefix, or 'latest') to compare")
+    args = parser.parse_args(argv)
+    if len(args.runs) not in (0, 2):
+        raise UserError(f"compare: give no run (the table of all runs) or exactly two, not {len(args.runs)}")
+    from common.compare import compare_pair, print_compare
+    from common.runs import DEFAULT_ROOT
+    from common.spec import get_spec
+
+    competition, root = get_spec(args.competition).name, args.out or DEFAULT_ROOT
+    if args.runs:
+        print(compare_pair(root, competition, *args.runs))
+    else:
+        print_compare(root, competition)
+
+
+def blend(argv: list[str]) -> None:
+    parser = command_parser(
+        "blend",
+        "Average several finished runs' probabilities (OOF, test, extra sets) into a new 'blend' run folder "
+        "with its own metrics and submission.csv.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids (a unique prefix, or 'latest')")
+    parser.add_argument("--weights", type=float, nargs="+", metavar="W", help="one weight per run (default: equal)")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    args = parser.parse_args(argv)
+    from common.blend import blend_runs
+    from common.runs import DEFAULT_ROOT
+    from common.spec import get_spec
+
+    competition = get_spec(args.competition).name
+    blend_runs(args.out or DEFAULT_ROOT, competition, args.runs, args.weights, args.data_dir, argv=["blend", *argv])
+
+
 # Sub-command name -> function(argv). Anything else on the command line is a competition to train.
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"report": report, "submit": submit, "kernel": kernel}
+COMMANDS: dict[str, Callable[[list[str]], None]] = {
+    "compare": compare,
+    "blend": blend,
+    "report": report,
+    "submit": submit,
+    "kernel": kernel,
+    "merge": merge,
+}
 
 
 def main(argv: list[str]) -> int:

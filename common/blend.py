@@ -20,6 +20,7 @@ from common.data import Dataset, load_dataset
 from common.errors import UserError
 from common.metrics import accuracy, per_class_table
 from common.spec import get_spec
+from common.submission import write_run_submission
 
 # ---------------------------------------------------------------------------
 # Checking the inputs (all before the new run folder exists)
@@ -112,7 +113,6 @@ def blend_metrics(aligned: AlignedOOF, oof: np.ndarray, extras: dict, chosen: li
 
 def write_blend(folder: Path, aligned: AlignedOOF, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset) -> None:
     """The run-folder files: folds.csv (first run's folds on the shared rows), arrays, metrics, submission."""
-    from common.pipeline import write_run_submission  # imported late: the pipeline module loads TensorFlow
 
     folds = pd.DataFrame({"row": aligned.rows, "label": aligned.labels, "fold": aligned.folds[0]})
     runs.atomic_write_bytes(folder / "folds.csv", folds.to_csv(index=False).encode())
@@ -164,8 +164,8 @@ def blend_runs(
     folder = runs.create_run_dir(root, competition, "blend")
     config = {"blend_of": metrics["blend_of"], "weights": metrics["weights"], "folds_from": chosen[0].run_id}
     command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
-    record = runs.start_run(folder, config, command, "none (averages saved probabilities)")
+    runs.start_run(folder, config, command, "none (averages saved probabilities)")
     write_blend(folder, aligned, arrays, metrics, data)
-    runs.finish_run(folder, record, time.perf_counter() - start)
+    runs.finish_run(folder, time.perf_counter() - start)
     print_blend(folder, metrics)
     return folder

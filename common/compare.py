@@ -87,6 +87,7 @@ def compare_table(root: Path, competition: str) -> pd.DataFrame:
         ["_unfinished", "oof_accuracy"], ascending=[True, False], na_position="last", kind="stable"
     )
     wall = table.pop("wall_seconds")
+    table["epochs"] = table["epochs"].astype("Int64")  # stays whole numbers next to a blend's missing value
     return table.drop(columns="_unfinished").assign(wall_seconds=wall).reset_index(drop=True)
 
 
@@ -98,7 +99,10 @@ def format_table(table: pd.DataFrame) -> str:
         return "-" if pd.isna(value) else f"{value:.0f}"
 
     formatters = {column: score for column in table.columns if column.endswith("_accuracy")}
-    return table.to_string(index=False, na_rep="-", formatters=formatters | {"wall_seconds": seconds})
+    formatters["wall_seconds"] = seconds
+    # pandas leaves <NA> in a nullable integer column whatever na_rep says: spell epochs out first.
+    shown = table.assign(epochs=["-" if pd.isna(value) else str(value) for value in table["epochs"]])
+    return shown.to_string(index=False, na_rep="-", formatters=formatters)
 
 
 def print_compare(root: Path, competition: str) -> Path:

@@ -1,102 +1,101 @@
 """The whole path for one competition: data -> folds -> units (fold x seed) -> ensemble -> run folder.
 
-Everything is validated before the run folder is created, so bad input leaves nothing behind.
+Everything is validated before a run folder is created, so bad input leaves nothing behind. Units are saved
+the moment they finish; a run whose units are all complete is finalised (ensemble, metrics, submission,
+report) by the same code whether it ran in one go, was resumed, or had its units trained elsewhere (merge).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
-from tqdm.keras import TqdmCallback
 
 from common import runs
 from common.config import Config
 from common.data import Dataset, load_dataset
-from common.folds import make_folds, stratified_subset
-from common.metrics import accuracy, oof_from_units, per_class_table, run_metrics
+from common.errors import UserError
+from common.metrics import oof_from_units, per_class_table, run_metrics
 from common.models import require_model
 from common.report import write_report
 from common.spec import CompetitionSpec
-from common.submission import build_submission, check_submission, write_submission
-from common.train import Hardware, setup_hardware, train_unit
+from common.submission import write_run_submission
+from common.units import TrainSet, UnitKey, all_units, fit_unit, is_complete, load_unit, prepare_train_set, save_unit
 
 log = logging.getLogger("digits")
 
 
 @dataclass(frozen=True)
-class TrainSet:
-    """The rows trained on (all of train.csv, or a stratified subset) and their folds."""
-
-    rows: np.ndarray  # indices into train.csv
-    images: np.ndarray
-    labels: np.ndarray
-    folds: np.ndarray
-
-
-def prepare_train_set(data: Dataset, cfg: Config) -> TrainSet:
-    rows = stratified_subset(data.train.labels, cfg.max_train_rows, cfg.seed)
-    labels = data.train.labels[rows]
-    return TrainSet(rows, data.train.images[rows], labels, make_folds(labels, cfg.folds, cfg.seed))
+class RunOptions:
+    data_dir: str | None = None
+    out_root: Path | None = None
+    resume: str | None = None  # run id, unique prefix, or "latest" (the newest unfinished run)
+    only: UnitKey | None = None  # train this (fold, seed index) alone
+    scheduler: str | None = None  # a dask.distributed address, or local:N
 
 
-def unit_seed(cfg: Config, fold: int, seed_index: int) -> int:
-    return cfg.seed + 10_000 * seed_index + fold
+# ---------------------------------------------------------------------------
+# Training the units
+# ---------------------------------------------------------------------------
 
 
-def save_unit(folder: Path, model, result) -> None:
-    """Each file written atomically; unit.json last, so its presence means the unit is complete."""
-    for name, probabilities in result.probabilities.items():
-        runs.save_array(folder / f"{name}.npy", probabilities)
-    runs.atomic_write_bytes(folder / "history.csv", result.history.to_csv(index=False).encode())
-    if model is not None:
-        partial = folder / ".model.partial.keras"
-        model.save(partial)
-        partial.replace(folder / "model.keras")
-    runs.write_json(folder / "unit.json", {"seconds": round(result.seconds, 1)})
+def train_units_here(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet) -> None:
+    """Trains units one after another in this process, saving each as soon as it finishes."""
+    from tqdm.keras import TqdmCallback
+
+    from common.train import setup_hardware
+
+    hardware = setup_hardware(cfg)
+    log.info("training %d of %d units on %s", len(todo), len(all_units(cfg)), hardware.description)
+    runs.note_hardware(folder, hardware.description)
+    for key in tqdm(todo, desc="units (fold x seed)", unit="unit"):
+        progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {key[0]} seed {key[1]}")
+        output = fit_unit(cfg, key, train, data, hardware, progress)
+        save_unit(folder, key, output)
+        log_unit(key, train, output.probabilities["valid"], output.seconds)
 
 
-def train_all_units(folder: Path, cfg: Config, data: Dataset, train: TrainSet, hardware: Hardware) -> dict:
-    """Trains every (fold, seed) unit and saves it the moment it finishes; returns their probabilities."""
-    predict = {"test": data.test.images} | {name: t.images for name, t in data.extras.items()}
-    results = {}
-    units = [(f, s) for f in range(cfg.folds) for s in range(cfg.seeds)]
-    for fold, seed_index in tqdm(units, desc="units (fold x seed)", unit="unit"):
-        held_out = train.folds == fold
-        progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {fold} seed {seed_index}")
-        model, result = train_unit(
-            cfg,
-            unit_seed(cfg, fold, seed_index),
-            (train.images[~held_out], train.labels[~held_out]),
-            (train.images[held_out], train.labels[held_out]),
-            predict,
-            hardware,
-            progress,
-        )
-        save_unit(runs.unit_dir(folder, fold, seed_index), model if cfg.save_models else None, result)
-        score = accuracy(train.labels[held_out], result.probabilities["valid"])
-        log.info("fold %d seed %d: accuracy %.5f in %.0f s", fold, seed_index, score, result.seconds)
-        results[fold, seed_index] = result
-    return results
+def log_unit(key: UnitKey, train: TrainSet, valid: np.ndarray, seconds: float) -> None:
+    labels = train.labels[train.folds == key[0]]
+    score = float(np.mean(valid.argmax(axis=1) == labels))
+    log.info("fold %d seed %d: accuracy %.5f in %.0f s", key[0], key[1], score, seconds)
 
 
-def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet, results: dict) -> dict:
-    """Averages the units, scores the ensemble, writes oof/test/extras .npy, metrics and submission."""
-    held_out = {key: r.probabilities["valid"] for key, r in results.items()}
+def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, options: RunOptions):
+    if not todo:
+        return
+    if options.scheduler:
+        from common.distributed import train_units_on_cluster
+
+        train_units_on_cluster(options.scheduler, folder, cfg, todo, data, train, options.data_dir)
+    else:
+        train_units_here(folder, cfg, todo, data, train)
+
+
+# ---------------------------------------------------------------------------
+# Finalising: ensemble, metrics, submission, report
+# ---------------------------------------------------------------------------
+
+
+def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> dict:
+    """Averages the saved units, scores the ensemble, writes oof/test/extras .npy, metrics and submission."""
+    units = {key: load_unit(folder, key) for key in all_units(cfg)}
+    held_out = {key: unit.probabilities["valid"] for key, unit in units.items()}
     oof = oof_from_units(train.folds, held_out)
-    averaged = {
-        name: np.mean([r.probabilities[name] for r in results.values()], axis=0) for name in ["test", *data.extras]
-    }
+    names = ["test", *data.extras]
+    averaged = {name: np.mean([u.probabilities[name] for u in units.values()], axis=0) for name in names}
     for name, probabilities in {"oof": oof, **averaged}.items():
         runs.save_array(folder / f"{name}.npy", probabilities)
-    extras = {name: (t.labels, averaged[name]) for name, t in data.extras.items()}
-    seconds = {key: r.seconds for key, r in results.items()}
+    extras = {name: (table.labels, averaged[name]) for name, table in data.extras.items()}
+    seconds = {key: unit.seconds for key, unit in units.items()}
     metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
     runs.write_json(folder / "metrics.json", metrics)
     table = per_class_table(train.labels, oof)
@@ -105,62 +104,138 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet, re
     return metrics
 
 
-def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.ndarray) -> Path:
-    """The run's submission.csv, checked against sample_submission, copied as the competition's latest."""
-    submission = build_submission(data.spec, data.sample, data.test_ids, test_probabilities.argmax(axis=1))
-    check_submission(data.spec, data.sample, submission, str(folder / "submission.csv"))
-    write_submission(submission, folder / "submission.csv")
-    latest = folder.parent / "submission.csv"
-    shutil.copyfile(folder / "submission.csv", latest.with_name(".submission.csv.partial"))
-    latest.with_name(".submission.csv.partial").replace(latest)
-    return folder / "submission.csv"
+def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: float) -> None:
+    metrics = write_ensemble(folder, cfg, data, train)
+    runs.finish_run(folder, time.perf_counter() - start)
+    log.info("report: %s", write_report(folder, train.images, train.labels))
+    print_summary(folder, metrics, time.perf_counter() - start)
 
 
-def attach_log_file(folder: Path) -> logging.Handler:
-    handler = logging.FileHandler(folder / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    log.addHandler(handler)
+def missing_units(folder: Path, cfg: Config) -> list[UnitKey]:
+    return [key for key in all_units(cfg) if not is_complete(folder, key)]
+
+
+def describe_units(keys: list[UnitKey]) -> str:
+    return ", ".join(f"f{fold}-s{seed}" for fold, seed in keys)
+
+
+# ---------------------------------------------------------------------------
+# Opening a run folder: new, resumed, or merged
+# ---------------------------------------------------------------------------
+
+
+def resumable_run(root: Path, competition: str, run_id: str) -> runs.Run:
+    """The run to continue: by id or prefix, or 'latest' for the newest unfinished one."""
+    if run_id == "latest":
+        unfinished = [run for run in runs.list_runs(root, competition) if not run.finished]
+        if not unfinished:
+            raise UserError(f"--resume latest: no unfinished run of {competition} under {root / competition}")
+        return unfinished[-1]
+    run = runs.find_run(root, competition, run_id)
+    if run.finished:
+        raise UserError(f"run {run.run_id} is already finished; start a new run instead of --resume")
+    return run
+
+
+def check_same_folds(folder: Path, train: TrainSet) -> None:
+    """A resumed or merged run must see the very rows and folds its units were trained on."""
+    saved = pd.read_csv(folder / "folds.csv")
+    if not (np.array_equal(saved["row"], train.rows) and np.array_equal(saved["fold"], train.folds)):
+        raise UserError(f"{folder / 'folds.csv'}: the data or config changed since this run started; folds differ")
+
+
+@contextmanager
+def run_log(folder: Path) -> Iterator[None]:
+    """Log lines go to the run's train.log and, above the progress bars, to the terminal."""
+    handlers = [logging.FileHandler(folder / "train.log"), TqdmHandler()]
+    handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    for handler in handlers:
+        log.addHandler(handler)
     log.setLevel(logging.INFO)
-    return handler
+    try:
+        yield
+    except KeyboardInterrupt:
+        log.info("interrupted: continue with --resume %s", folder.name)
+        raise
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
+
+
+class TqdmHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
 
 
 def run_competition(
-    spec: CompetitionSpec,
-    cfg: Config,
-    label: str,
-    argv: list[str],
-    data_dir: str | None = None,
-    out_root: Path | None = None,
+    spec: CompetitionSpec, cfg: Config, label: str, argv: list[str], options: RunOptions = RunOptions()
 ) -> Path:
-    """Trains and writes one run folder; returns it. Input is validated before the folder exists."""
+    """Trains (or continues) one run; finalises it once every unit is complete. Returns its folder."""
     start = time.perf_counter()
+    root = options.out_root or runs.DEFAULT_ROOT
+    resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
+    cfg = Config(**resumed.config) if resumed else cfg  # a resumed run keeps its own config
     require_model(cfg.model)
+    if options.only and options.only not in all_units(cfg):
+        raise UserError(
+            f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
+        )
+    data = load_dataset(spec, options.data_dir)
+    train = prepare_train_set(data, cfg)
+    folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
+    with run_log(folder):
+        wanted = [options.only] if options.only else all_units(cfg)
+        train_units(folder, cfg, [key for key in wanted if not is_complete(folder, key)], data, train, options)
+        missing = missing_units(folder, cfg)
+        if missing:
+            log.info(
+                "run %s: units still to train: %s (then: python run.py merge %s %s)",
+                folder.name,
+                describe_units(missing),
+                spec.name,
+                folder.name,
+            )
+            return folder
+        finalise(folder, cfg, data, train, start)
+    return folder
+
+
+def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], resumed, train: TrainSet) -> Path:
+    """The resumed run's folder, checked against the data; or a new folder with its config and folds."""
+    if resumed:
+        check_same_folds(resumed.folder, train)
+        runs.reopen_run(resumed.folder, argv)
+        return resumed.folder
+    folder = runs.create_run_dir(root, spec.name, label)
+    runs.start_run(folder, cfg.to_dict(), argv)
+    folds_table = pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds})
+    runs.atomic_write_bytes(folder / "folds.csv", folds_table.to_csv(index=False).encode())
+    return folder
+
+
+def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, out_root: Path | None = None) -> Path:
+    """Finalises a run whose units were trained separately; refuses with the list of missing units."""
+    start = time.perf_counter()
+    run = runs.find_run(out_root or runs.DEFAULT_ROOT, spec.name, run_id)
+    cfg = Config(**run.config)
     data = load_dataset(spec, data_dir)
     train = prepare_train_set(data, cfg)
-    hardware = setup_hardware(cfg)
-    folder = runs.create_run_dir(out_root or runs.DEFAULT_ROOT, spec.name, label)
-    record = runs.start_run(folder, cfg.to_dict(), argv, hardware.description)
-    handler = attach_log_file(folder)
-    try:
-        log.info(
-            "%s: %d train rows, %d folds x %d seeds, %s",
-            spec.name,
-            len(train.rows),
-            cfg.folds,
-            cfg.seeds,
-            hardware.description,
+    check_same_folds(run.folder, train)
+    missing = missing_units(run.folder, cfg)
+    if missing:
+        raise UserError(
+            f"run {run.run_id}: {len(missing)} of {len(all_units(cfg))} units missing: {describe_units(missing)}"
         )
-        folds_table = pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds})
-        runs.atomic_write_bytes(folder / "folds.csv", folds_table.to_csv(index=False).encode())
-        results = train_all_units(folder, cfg, data, train, hardware)
-        metrics = write_ensemble(folder, cfg, data, train, results)
-        runs.finish_run(folder, record, time.perf_counter() - start)
-        log.info("report: %s", write_report(folder, train.images, train.labels))
-        print_summary(folder, metrics, time.perf_counter() - start)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-    return folder
+    runs.reopen_run(run.folder, ["merge", spec.name, run_id])
+    with run_log(run.folder):
+        finalise(run.folder, cfg, data, train, start)
+    return run.folder
 
 
 def print_summary(folder: Path, metrics: dict, seconds: float) -> None:

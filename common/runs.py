@@ -94,7 +94,7 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: str) -> dict[str, Any]:
+def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: str | None = None) -> dict[str, Any]:
     """Writes run.json (status running) and config.yaml; returns the run record to update later."""
     record = {
         "run_id": folder.name,
@@ -102,8 +102,8 @@ def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: s
         "status": "running",
         "command": " ".join(["python", "run.py", *argv]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "hardware": hardware,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "hardware": [hardware] if hardware else [],
         "versions": package_versions(),
         "git_commit": git_commit(),
         "argv": sys.argv,
@@ -113,14 +113,31 @@ def start_run(folder: Path, config: dict[str, Any], argv: list[str], hardware: s
     return record
 
 
-def finish_run(folder: Path, record: dict[str, Any], seconds: float) -> None:
-    record |= {"status": "finished", "finished": datetime.now(UTC).isoformat(timespec="seconds")}
-    record["wall_seconds"] = round(seconds, 1)
+def note_hardware(folder: Path, description: str) -> None:
+    """Adds what this process trains on to run.json's `hardware` list (a resumed run may change machine)."""
+    known = json.loads((folder / "run.json").read_text()).get("hardware", [])
+    if description not in known:
+        update_record(folder, hardware=[*known, description])
+
+
+def update_record(folder: Path, **changes: Any) -> dict[str, Any]:
+    """Read-modify-write of run.json, so that no caller holds a stale copy."""
+    record = json.loads((folder / "run.json").read_text()) | changes
     write_json(folder / "run.json", record)
+    return record
 
 
-def unit_dir(folder: Path, fold: int, seed_index: int) -> Path:
-    return folder / "units" / f"f{fold}-s{seed_index}"
+def reopen_run(folder: Path, argv: list[str]) -> None:
+    """Notes in run.json that the run was continued (resume or merge)."""
+    record = json.loads((folder / "run.json").read_text())
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    continued = record.get("continued", []) + [{"at": stamp, "command": " ".join(["python", "run.py", *argv])}]
+    update_record(folder, continued=continued)
+
+
+def finish_run(folder: Path, seconds: float) -> None:
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    update_record(folder, status="finished", finished=stamp, wall_seconds=round(seconds, 1))
 
 
 # ---------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from common.data import Dataset
 from common.errors import UserError
 from common.spec import N_CLASSES, CompetitionSpec
 
@@ -48,3 +50,14 @@ def write_submission(submission: pd.DataFrame, path: Path) -> None:
     partial = path.with_name(path.name + ".partial")
     submission.to_csv(partial, index=False, lineterminator="\n")
     partial.replace(path)
+
+
+def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.ndarray) -> Path:
+    """The run's submission.csv, checked against sample_submission, copied as the competition's latest."""
+    submission = build_submission(data.spec, data.sample, data.test_ids, test_probabilities.argmax(axis=1))
+    check_submission(data.spec, data.sample, submission, str(folder / "submission.csv"))
+    write_submission(submission, folder / "submission.csv")
+    latest = folder.parent / "submission.csv"
+    shutil.copyfile(folder / "submission.csv", latest.with_name(".submission.csv.partial"))
+    latest.with_name(".submission.csv.partial").replace(latest)
+    return folder / "submission.csv"

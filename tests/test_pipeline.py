@@ -11,7 +11,7 @@ import yaml
 
 from common.config import load_config
 from common.data import load_dataset
-from common.pipeline import run_competition
+from common.pipeline import RunOptions, run_competition
 from common.spec import get_spec
 
 DIGITS = get_spec("digits")
@@ -21,7 +21,7 @@ DIGITS = get_spec("digits")
 def smoke_run(digits_dir, tmp_path_factory):
     cfg, label = load_config("digits", "smoke", overrides=["max_train_rows=600", "seeds=2", "epochs=2"])
     out = tmp_path_factory.mktemp("runs")
-    folder = run_competition(DIGITS, cfg, label, ["digits", "--preset", "smoke"], str(digits_dir), out)
+    folder = run_competition(DIGITS, cfg, label, ["digits", "--preset", "smoke"], RunOptions(str(digits_dir), out))
     return folder, cfg, load_dataset(DIGITS, digits_dir)
 
 

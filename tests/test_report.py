@@ -43,7 +43,7 @@ def write_fake_run(root: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     folds = np.arange(N_ROWS) % N_FOLDS
     images = rng.integers(0, 256, (N_ROWS, 28, 28, 1), dtype=np.uint8)
     folder = runs.create_run_dir(root, "digits", "fake")
-    record = runs.start_run(folder, {"model": "small", "epochs": 3, "folds": N_FOLDS}, ["digits"], "CPU, float32")
+    runs.start_run(folder, {"model": "small", "epochs": 3, "folds": N_FOLDS}, ["digits"], "CPU, float32")
     pd.DataFrame({"row": np.arange(N_ROWS), "label": labels, "fold": folds}).to_csv(folder / "folds.csv", index=False)
     probabilities = confident(labels)
     probabilities[[3, 7, 11]] = confident(np.array([5, 1, 2]), 0.8)
@@ -58,7 +58,7 @@ def write_fake_run(root: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     metrics = run_metrics(labels, folds, held_out, oof, {key: 1.5 for key in held_out}, extras)
     runs.write_json(folder / "metrics.json", metrics)
     per_class_table(labels, oof).to_csv(folder / "per_class.csv", index=False)
-    runs.finish_run(folder, record, 12.3)
+    runs.finish_run(folder, 12.3)
     return folder, images, labels
 
 

@@ -24,9 +24,9 @@ def test_atomic_writes_leave_no_partial_files(tmp_path):
 
 def make_run(root, label: str, finished: bool) -> runs.Run:
     folder = runs.create_run_dir(root, "digits", label)
-    record = runs.start_run(folder, {"epochs": 1}, ["digits"], "CPU")
+    runs.start_run(folder, {"epochs": 1}, ["digits"], "CPU")
     if finished:
-        runs.finish_run(folder, record, 1.0)
+        runs.finish_run(folder, 1.0)
     return runs.load_run(folder)
 
 
