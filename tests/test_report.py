@@ -15,6 +15,7 @@ from common import runs
 from common.errors import UserError
 from common.metrics import oof_from_units, per_class_table, run_metrics
 from common.report import FIGURES, most_confidently_wrong, report_images, write_report
+from common.units import unit_dir
 
 N_ROWS = 60
 N_FOLDS = 2
@@ -49,7 +50,7 @@ def write_fake_run(root: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     probabilities[[3, 7, 11]] = confident(np.array([5, 1, 2]), 0.8)
     held_out = {(f, 0): probabilities[folds == f] for f in range(N_FOLDS)}
     for fold in range(N_FOLDS):
-        unit = runs.unit_dir(folder, fold, 0)
+        unit = unit_dir(folder, (fold, 0))
         unit.mkdir(parents=True)
         fake_history(3, with_validation=fold == 0).to_csv(unit / "history.csv", index=False)
     oof = oof_from_units(folds, held_out)
