@@ -1,0 +1,96 @@
+"""Interruption and resume: a real run killed mid-unit (SIGKILL), resumed, equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common import runs
+from common.config import load_config
+from common.errors import UserError
+from common.pipeline import RunOptions, merge_run, run_competition
+from common.spec import get_spec
+from common.units import is_complete
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = get_spec("digits")
+OVERRIDES = ["folds=2", "seeds=2", "epochs=4", "max_train_rows=800", "deterministic=true"]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "run.py"), "digits", "--preset", "smoke", *args, *OVERRIDES]
+
+
+def kill_after_first_unit(command: list[str], out: Path) -> Path:
+    """Starts a run, waits until its first unit is saved, then SIGKILLs it while the next one trains."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.time() + 300
+    while not list(out.glob("digits/*/units/*/unit.json")):
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            pytest.fail("the run ended or stalled before its first unit was saved")
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside the second unit's training
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (folder,) = list((out / "digits").glob("*-smoke-*"))
+    return folder
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
+    out = tmp_path / "runs"
+    folder = kill_after_first_unit(cli("--data-dir", str(digits_dir), "--out", str(out)), out)
+    assert not runs.load_run(folder).finished
+    saved_before = {p.name for p in (folder / "units").iterdir() if (p / "unit.json").is_file()}
+    assert 1 <= len(saved_before) < 4
+
+    first_unit = folder / "units" / sorted(saved_before)[0] / "valid.npy"
+    first_mtime = first_unit.stat().st_mtime_ns
+    resumed = subprocess.run(
+        cli("--data-dir", str(digits_dir), "--out", str(out), "--resume", "latest"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert first_unit.stat().st_mtime_ns == first_mtime  # finished units are loaded, not retrained
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and len(record["continued"]) == 1
+
+    cfg, label = load_config("digits", "smoke", overrides=OVERRIDES)
+    whole = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path / "whole"))
+    for name in ("oof.npy", "test.npy", "holdout.npy"):
+        assert np.array_equal(np.load(folder / name), np.load(whole / name)), name
+    assert (folder / "submission.csv").read_bytes() == (whole / "submission.csv").read_bytes()
+
+
+def test_single_units_then_merge(tmp_path, digits_dir):
+    cfg, label = load_config("digits", "smoke", overrides=["folds=2", "epochs=1", "max_train_rows=400"])
+    out = tmp_path / "runs"
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, only=(1, 0)))
+    assert is_complete(folder, (1, 0)) and not is_complete(folder, (0, 0))
+    assert not (folder / "submission.csv").exists()
+    with pytest.raises(UserError, match=r"1 of 2 units missing: f0-s0"):
+        merge_run(DIGITS, folder.name, str(digits_dir), out)
+    run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume=folder.name, only=(0, 0)))
+    assert runs.load_run(folder).finished  # the last unit finalised the run
+    merged = merge_run(DIGITS, folder.name, str(digits_dir), out)
+    assert (merged / "submission.csv").is_file() and (merged / "report.html").is_file()
+
+
+def test_resume_refuses_a_finished_run(tmp_path, digits_dir):
+    cfg, label = load_config("digits", "smoke", overrides=["folds=2", "epochs=1", "max_train_rows=400"])
+    out = tmp_path / "runs"
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    with pytest.raises(UserError, match="already finished"):
+        run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume=folder.name))
+    with pytest.raises(UserError, match="no unfinished run of digits"):
+        run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume="latest"))
