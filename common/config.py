@@ -34,7 +34,9 @@ class Config:
     epochs: int = 15
     batch_size: int = 128
     lr: float = 3e-3  # peak learning rate
-    warmup_fraction: float = 0.2  # share of steps spent warming up (one-cycle: warm up, then cosine down)
+    schedule: str = "onecycle"  # onecycle (warm up, then cosine down) | exponential (lr * decay ** epoch)
+    warmup_fraction: float = 0.2  # onecycle: share of steps spent warming up
+    lr_decay: float = 0.95  # exponential: factor per epoch (Chris Deotte's 0.95)
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     early_stopping: int = 0  # patience in epochs on the fold's val_loss; 0 = off
@@ -57,11 +59,16 @@ class Config:
                 raise UserError(f"config: {name} must be a positive integer, got {getattr(self, name)}")
         if self.folds < 2:
             raise UserError(f"config: folds must be at least 2, got {self.folds}")
-        for name, allowed in [("mixed_precision", ("auto", "on", "off")), ("xla", ("auto", "on", "off"))]:
+        choices = [("mixed_precision", ("auto", "on", "off")), ("xla", ("auto", "on", "off"))]
+        for name, allowed in [*choices, ("schedule", ("onecycle", "exponential"))]:
             if getattr(self, name) not in allowed:
                 raise UserError(f"config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
             raise UserError("config: dropout, label_smoothing and warmup_fraction must be in [0, 1)")
+        if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts
+            raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
+        if not 0 <= self.seed < 2**31:  # numpy and scikit-learn take seeds below 2**32; unit seeds add to it
+            raise UserError(f"config: seed must be between 0 and {2**31 - 1}, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

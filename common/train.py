@@ -40,8 +40,12 @@ def setup_hardware(cfg: Config) -> Hardware:
     return Hardware(strategy, jit, f"{where}, {'mixed_float16' if mixed else 'float32'}, XLA {'on' if jit else 'off'}")
 
 
-def one_cycle(cfg: Config, total_steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Linear warm-up from lr/25 to lr, then cosine decay to zero: Keras' CosineDecay with warm-up."""
+def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """onecycle: linear warm-up from lr/25 to lr, then cosine to zero (Keras' CosineDecay with warm-up).
+    exponential: lr * lr_decay ** epoch, as in Chris Deotte's kernel."""
+    if cfg.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(cfg.lr, steps_per_epoch, cfg.lr_decay, staircase=True)
+    total_steps = steps_per_epoch * cfg.epochs
     warmup = int(total_steps * cfg.warmup_fraction)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=cfg.lr / 25,
@@ -51,10 +55,12 @@ def one_cycle(cfg: Config, total_steps: int) -> keras.optimizers.schedules.Learn
     )
 
 
-def compiled_model(cfg: Config, steps: int, hardware: Hardware) -> keras.Model:
+def compiled_model(cfg: Config, steps_per_epoch: int, hardware: Hardware) -> keras.Model:
     with hardware.strategy.scope():
         model = create_model(cfg.model, cfg)
-        optimizer = keras.optimizers.AdamW(learning_rate=one_cycle(cfg, steps), weight_decay=cfg.weight_decay)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay
+        )
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -93,7 +99,7 @@ def train_unit(
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     steps_per_epoch = max(len(train[0]) // cfg.batch_size, 1)
-    model = compiled_model(cfg, steps_per_epoch * cfg.epochs, hardware)
+    model = compiled_model(cfg, steps_per_epoch, hardware)
     fitted = model.fit(
         train_dataset(*train, cfg, seed),
         steps_per_epoch=steps_per_epoch,
