@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
@@ -20,8 +21,13 @@ from common.errors import UserError
 from common.spec import COMPETITIONS
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line via UserError, like every other user mistake
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="run.py",
         description="Train a K-fold, multi-seed CNN ensemble on a Kaggle digit competition and write submission.csv.",
         epilog="Any config key can be set as key=value (see configs/*.yaml).",
@@ -61,7 +67,7 @@ def train(argv: list[str]) -> None:
 
 def command_parser(name: str, description: str) -> argparse.ArgumentParser:
     """A sub-command's parser with the arguments every run-folder command shares."""
-    parser = argparse.ArgumentParser(prog=f"run.py {name}", description=description)
+    parser = Parser(prog=f"run.py {name}", description=description)
     parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
     parser.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
     return parser

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,16 @@ class Source:
     def where(self, member: str) -> str:
         return f"{self.path}:{member}" if self.is_zip else str(self.path / member)
 
+    def file_of(self, member: str) -> Path:
+        """The file on disk that holds `member` (the zip, or the CSV itself); UserError when it is missing."""
+        file = self.path if self.is_zip else self.path / member
+        if not file.is_file():
+            raise UserError(f"{file}: file not found")
+        return file
+
     def read_bytes(self, member: str) -> bytes:
         if not self.is_zip:
-            file = self.path / member
-            if not file.is_file():
-                raise UserError(f"{file}: file not found")
-            return file.read_bytes()
+            return self.file_of(member).read_bytes()
         try:
             with zipfile.ZipFile(self.path) as archive:
                 if member not in archive.namelist():
@@ -53,12 +58,12 @@ class Source:
                         f"{self.path}: the zip has no member {member!r} (it has {', '.join(archive.namelist())})"
                     )
                 return archive.read(member)
-        except (zipfile.BadZipFile, EOFError, OSError) as error:
-            raise UserError(f"{self.path}: truncated or corrupt zip ({error})") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # zlib.error: damaged deflate data
+            raise UserError(f"{self.where(member)}: truncated or corrupt zip ({error})") from None
 
     def fingerprint(self, member: str) -> str:
         """Changes whenever the member's bytes may have changed: size and mtime of the file read."""
-        stat = (self.path if self.is_zip else self.path / member).stat()
+        stat = self.file_of(member).stat()
         return f"{self.path.resolve()}|{member}|{stat.st_size}|{stat.st_mtime_ns}|{CACHE_VERSION}"
 
 
@@ -70,6 +75,10 @@ def candidate_dirs(spec: CompetitionSpec, data_dir: str | Path | None) -> list[P
 
 def source_in(folder: Path, spec: CompetitionSpec) -> Source | None:
     """The competition's zip or extracted CSVs inside `folder` (or its SLUG/ subfolder), if any."""
+    if folder.is_file():  # --data-dir may name the zip itself
+        if folder.suffix != ".zip":
+            raise UserError(f"{folder}: expected a folder or the competition's .zip, not another file")
+        return Source(folder)
     for base in (folder, folder / spec.slug):
         if (base / spec.zip_name).is_file():
             return Source(base / spec.zip_name)
@@ -173,13 +182,16 @@ def integer_matrix(frame: pd.DataFrame, where: str) -> np.ndarray:
     """The frame as int64, or a UserError naming the first cell that is empty, NaN, non-numeric or fractional."""
     for column in frame.columns:
         values = frame[column]
-        if pd.api.types.is_integer_dtype(values):
+        if pd.api.types.is_signed_integer_dtype(values):
             continue
-        numeric = pd.to_numeric(values, errors="coerce")
-        bad = numeric.isna() | (numeric != np.floor(numeric))
+        numeric = pd.to_numeric(values, errors="coerce").astype(float)
+        # Whole numbers only, and small enough for int64: inf, 1e20 or a uint64 would wrap around silently.
+        bad = ~np.isfinite(numeric) | (numeric != np.floor(numeric)) | (numeric.abs() >= 2.0**63)
+        if not bad.any():
+            continue  # a float column of whole numbers, such as 12.0
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        cell = values.iloc[row]
-        what = "an empty cell or too few fields" if pd.isna(cell) else f"{cell!r}"
+        cell = values.tolist()[row]  # a plain Python value, so the message shows 12.5, not np.float64(12.5)
+        what = "an empty or NaN cell (or too few fields)" if pd.isna(cell) else f"{cell!r}"
         raise UserError(f"{where}: line {row + 2}, column {column!r}: expected an integer, found {what}")
     return frame.to_numpy(dtype=np.int64)
 

@@ -10,10 +10,14 @@ from common.errors import UserError
 
 def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """The fold (0..n_folds-1) of each row, stratified by label."""
-    present = np.bincount(labels)
-    smallest = int(present[present > 0].min()) if len(labels) else 0
+    counts = np.bincount(labels)
+    rarest = int(np.argmin(np.where(counts > 0, counts, len(labels) + 1))) if len(labels) else 0
+    smallest = int(counts[rarest]) if len(labels) else 0
     if n_folds < 2 or n_folds > smallest:
-        raise UserError(f"folds must be between 2 and {smallest} (the smallest class's row count), got {n_folds}")
+        raise UserError(
+            f"folds must be between 2 and {smallest} (label {rarest}, the rarest, has {smallest} training rows), "
+            f"got {n_folds}"
+        )
     folds = np.empty(len(labels), np.int64)
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
