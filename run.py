@@ -167,6 +167,42 @@ def blend(argv: list[str]) -> None:
     blend_runs(args.out or DEFAULT_ROOT, competition, args.runs, args.weights, args.data_dir, argv=["blend", *argv])
 
 
+def zoo(argv: list[str]) -> None:
+    parser = command_parser(
+        "zoo",
+        "Train several registered models on the same fixed 90/10 split of train.csv under the same budget "
+        "and write a comparison table (submissions/<competition>/zoo/zoo.md and zoo.csv).",
+    )
+    parser.add_argument("--models", help="comma-separated model names (default: every registered model)")
+    parser.add_argument("--epochs", type=int, help="epochs per model (default: the competition's config)")
+    parser.add_argument("--max-train-rows", type=int, default=0, help="a stratified subset of N rows (0 = all)")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    args = parser.parse_args(argv)
+    from common.spec import get_spec
+
+    spec = get_spec(args.competition)  # before TensorFlow loads: a typo fails at once
+    models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
+    from common.zoo import run_zoo
+
+    run_zoo(spec, models, args.epochs, args.max_train_rows, args.data_dir, args.out)
+
+
+def predict(argv: list[str]) -> None:
+    parser = command_parser(
+        "predict", "Predict the digit in your own images (photos or scans, any size) with a finished run's ensemble."
+    )
+    parser.add_argument("run", help="run id, unique prefix, or 'latest' (the newest finished run)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...), one digit each")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line: path, label, top3")
+    args = parser.parse_args(argv)
+    from common.images import format_predictions, predict_images
+    from common.runs import DEFAULT_ROOT, find_run
+    from common.spec import get_spec
+
+    run = find_run(args.out or DEFAULT_ROOT, get_spec(args.competition).name, args.run)
+    print(format_predictions(predict_images(run, args.images), args.json))
+
+
 # Sub-command name -> function(argv). Anything else on the command line is a competition to train.
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "compare": compare,
@@ -175,6 +211,8 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "submit": submit,
     "kernel": kernel,
     "merge": merge,
+    "zoo": zoo,
+    "predict": predict,
 }
 
 

@@ -82,3 +82,77 @@ def small(cfg: Config) -> keras.Model:
     x = _conv_bn(x, 4 * w, 3, padding="same")
     x = layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, _head(x, cfg.dropout), name="small")
+
+
+# ---------------------------------------------------------------------------
+# The zoo: classic baselines, for `python run.py zoo` (same split, same budget)
+# ---------------------------------------------------------------------------
+
+
+@register_model
+def mlp(cfg: Config) -> keras.Model:
+    """The Keras `mnist_mlp` example: pixels -> 512 -> 512 -> 10, ReLU, dropout between layers."""
+    inputs, x = _inputs()
+    x = layers.Flatten()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dense(512, activation="relu")(x)
+    return keras.Model(inputs, _head(x, cfg.dropout), name="mlp")
+
+
+@register_model
+def convnet3(cfg: Config) -> keras.Model:
+    """A plain 3-conv ConvNet (no BatchNorm): w-2w-4w 3x3 convs, each followed by 2x2 max pooling, Dense 4w."""
+    inputs, x = _inputs()
+    for filters in (cfg.width, 2 * cfg.width, 4 * cfg.width):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(4 * cfg.width, activation="relu")(x)
+    return keras.Model(inputs, _head(x, cfg.dropout), name="convnet3")
+
+
+@register_model
+def lenet5(cfg: Config) -> keras.Model:
+    """LeCun et al. 1998: 6C5-pool-16C5-pool-120-84-10 with tanh and average pooling ("subsampling").
+
+    The first conv pads 28x28 to keep it 28x28, as LeNet-5's 32x32 input (MNIST padded by 2) gave.
+    No dropout: the original had none.
+    """
+    inputs, x = _inputs()
+    x = layers.Conv2D(6, 5, padding="same", activation="tanh")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.Conv2D(16, 5, activation="tanh")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(120, activation="tanh")(x)
+    x = layers.Dense(84, activation="tanh")(x)
+    return keras.Model(inputs, _head(x, 0.0), name="lenet5")
+
+
+@register_model
+def vgg8(cfg: Config) -> keras.Model:
+    """VGG-style: four blocks of two 3x3 conv-BN (w, 2w, 4w, 8w), 2x2 max pooling after each, global pooling."""
+    inputs, x = _inputs()
+    for filters in (cfg.width, 2 * cfg.width, 4 * cfg.width, 8 * cfg.width):
+        x = _conv_bn(x, filters, 3, padding="same")
+        x = _conv_bn(x, filters, 3, padding="same")
+        x = layers.MaxPooling2D()(x)  # 28 -> 14 -> 7 -> 3 -> 1
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, _head(x, cfg.dropout), name="vgg8")
+
+
+@register_model
+def keras_mnist_cnn(cfg: Config) -> keras.Model:
+    """The Keras `mnist_cnn` example, the Kannada-MNIST paper's baseline; its fixed sizes and dropouts.
+
+    32C3-64C3-MaxPool-Dropout(0.25)-Flatten-Dense128-Dropout(0.5)-Dense10.
+    """
+    inputs, x = _inputs()
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    return keras.Model(inputs, _head(x, 0.5), name="keras_mnist_cnn")
