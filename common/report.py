@@ -156,6 +156,7 @@ def facts_table(run: runs.Run) -> str:
     """Run id, competition, command, status, timings and hardware from run.json."""
     record = run.record
     seconds = record.get("wall_seconds")
+    hardware = record.get("hardware", "")  # a list since resumed runs may change machine; older runs: a string
     facts = {
         "run id": run.run_id,
         "competition": record.get("competition", run.folder.parent.name),
@@ -164,7 +165,7 @@ def facts_table(run: runs.Run) -> str:
         "started": record.get("started", ""),
         "finished": record.get("finished", ""),
         "wall time": f"{seconds:.0f} s ({seconds / 60:.1f} min)" if seconds is not None else "",
-        "hardware": record.get("hardware", ""),
+        "hardware": "; ".join(hardware) if isinstance(hardware, list) else hardware,
         "machine": record.get("machine", ""),
         "git commit": record.get("git_commit") or "",
         "versions": ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items()),
