@@ -182,6 +182,10 @@ def run_competition(
     resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
     cfg = Config(**resumed.config) if resumed else cfg  # a resumed run keeps its own config
     require_model(cfg.model)
+    if options.scheduler:
+        from common.distributed import local_workers
+
+        local_workers(options.scheduler)  # a malformed local:N fails before a run folder exists
     if options.only and options.only not in all_units(cfg):
         raise UserError(
             f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
