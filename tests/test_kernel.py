@@ -27,13 +27,13 @@ TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
 def digits_run(tmp_path_factory, digits_dir) -> tuple[Path, Path]:
     """(runs root, run folder): a real, tiny digits run with saved models, trained once for this file."""
     from common.config import load_config
-    from common.pipeline import run_competition
+    from common.pipeline import RunOptions, run_competition
 
     root = tmp_path_factory.mktemp("runs")
     cfg, label = load_config("digits", "smoke", None, TINY)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        folder = run_competition(DIGITS, cfg, label, ["digits", *TINY], data_dir=str(digits_dir), out_root=root)
+        folder = run_competition(DIGITS, cfg, label, ["digits", *TINY], RunOptions(str(digits_dir), root))
     return root, folder
 
 
