@@ -16,6 +16,7 @@ import tensorflow as tf
 from common.augment import eval_dataset, train_dataset
 from common.config import Config
 from common.models import create_model
+from common.units import UnitOutput
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,6 @@ def compiled_model(cfg: Config, steps_per_epoch: int, hardware: Hardware) -> ker
     return model
 
 
-@dataclass(frozen=True)
-class UnitResult:
-    probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold), "test", and each extra set
-    history: pd.DataFrame  # one row per epoch: loss, accuracy, val_loss, val_accuracy, lr
-    seconds: float
-
-
 def epoch_callbacks(cfg: Config, progress: keras.callbacks.Callback | None) -> list[keras.callbacks.Callback]:
     callbacks = [progress] if progress else []
     if cfg.early_stopping:
@@ -94,7 +88,7 @@ def train_unit(
     predict: dict[str, np.ndarray],
     hardware: Hardware,
     progress: keras.callbacks.Callback | None = None,
-) -> tuple[keras.Model, UnitResult]:
+) -> tuple[keras.Model, UnitOutput]:
     """Fits a fresh model on `train`, validates on `valid`, returns probabilities for valid and `predict`."""
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
@@ -112,4 +106,4 @@ def train_unit(
     probabilities = {name: model.predict(eval_dataset(x), verbose=0).astype(np.float32) for name, x in sets.items()}
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return model, UnitResult(probabilities, history, time.perf_counter() - start)
+    return model, UnitOutput(probabilities, history, time.perf_counter() - start)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +69,7 @@ def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware
         hardware,
         progress,
     )
-    return UnitOutput(
-        result.probabilities, result.history, result.seconds, model_bytes(model) if cfg.save_models else None
-    )
+    return replace(result, model_bytes=model_bytes(model)) if cfg.save_models else result
 
 
 def model_bytes(model) -> bytes:
