@@ -68,6 +68,27 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, cfg: Config, seed: int
     return data.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
+# Test-time augmentation: one-pixel shifts, the cheapest views that keep a digit's shape exactly.
+TTA_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def shift_images(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """uint8 images (n, 28, 28, 1) moved by (dy, dx) pixels; what leaves the frame is lost, zeros come in."""
+    shifted = np.zeros_like(images)
+    height, width = images.shape[1:3]
+    rows_to, rows_from = slice(max(dy, 0), height + min(dy, 0)), slice(max(-dy, 0), height + min(-dy, 0))
+    cols_to, cols_from = slice(max(dx, 0), width + min(dx, 0)), slice(max(-dx, 0), width + min(-dx, 0))
+    shifted[:, rows_to, cols_to] = images[:, rows_from, cols_from]
+    return shifted
+
+
+def tta_views(images: np.ndarray, views: int) -> list[np.ndarray]:
+    """The images themselves, then `views` shifted copies (the first `views` of TTA_SHIFTS)."""
+    if not 0 <= views <= len(TTA_SHIFTS):
+        raise ValueError(f"tta views must be between 0 and {len(TTA_SHIFTS)}, got {views}")
+    return [images, *(shift_images(images, dy, dx) for dy, dx in TTA_SHIFTS[:views])]
+
+
 def eval_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 1024) -> tf.data.Dataset:
     """Unaugmented batches in row order, for validation and prediction."""
     items = images if labels is None else (images, np.eye(10, dtype=np.float32)[labels])

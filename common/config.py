@@ -46,6 +46,7 @@ class Config:
     scale: float = 0.1  # +- fraction
     shift: float = 0.1  # +- fraction of the image size
     shear: float = 0.0  # degrees, +-
+    tta: int = 0  # test-time augmentation: predictions averaged over the image and this many 1-pixel shifts (0-8)
     # Hardware
     mixed_precision: str = "auto"  # auto | on | off: float16 on GPUs only
     xla: str = "auto"  # auto | on | off: jit_compile on GPUs only
@@ -67,6 +68,8 @@ class Config:
             raise UserError("config: dropout, label_smoothing and warmup_fraction must be in [0, 1)")
         if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts
             raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
+        if not 0 <= self.tta <= 8:
+            raise UserError(f"config: tta must be between 0 and 8 (one-pixel shifts), got {self.tta}")
         if not 0 <= self.seed < 2**31:  # numpy and scikit-learn take seeds below 2**32; unit seeds add to it
             raise UserError(f"config: seed must be between 0 and {2**31 - 1}, got {self.seed}")
 

@@ -160,7 +160,7 @@ def predict_images(run: Run, paths: list[str | Path]) -> list[dict]:
     from common.inference import model_files, predict_with_models
 
     images = np.stack([load_digit_image(path) for path in paths])  # every file checked before TensorFlow loads
-    probabilities = predict_with_models(model_files(run), images)
+    probabilities = predict_with_models(model_files(run), images, int(run.config.get("tta", 0)))
     results = []
     for path, row in zip(paths, probabilities, strict=True):
         best = np.argsort(row)[::-1][:3]

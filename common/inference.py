@@ -18,12 +18,14 @@ def model_files(run: Run) -> list[Path]:
     return files
 
 
-def predict_with_models(files: list[Path], images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """(n, 10) float32: the mean of every model's softmax over uint8 images (n, 28, 28, 1)."""
+def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:
+    """(n, 10) float32: the mean of every model's softmax over uint8 images (n, 28, 28, 1), each model's
+    averaged over `tta` shifted views as in training (pass the run's config value)."""
     import keras  # imported late: TensorFlow takes seconds to load
+
+    from common.train import predict_probabilities
 
     total = np.zeros((len(images), 10), np.float64)
     for file in files:
-        model = keras.models.load_model(file, compile=False)
-        total += model.predict(images, batch_size=batch_size, verbose=0)
+        total += predict_probabilities(keras.models.load_model(file, compile=False), images, tta)
     return (total / len(files)).astype(np.float32)

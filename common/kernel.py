@@ -91,6 +91,7 @@ def ensemble_facts(spec: CompetitionSpec, run: Run, model_names: list[str]) -> d
         "first_id": spec.first_id,
         "submission_columns": list(spec.submission_columns),
         "models": model_names,
+        "tta": int(run.config.get("tta", 0)),  # one-pixel shifts averaged per model, as the run predicted
         "oof_accuracy": run.metrics().get("oof_accuracy"),
     }
 

@@ -93,17 +93,30 @@ def read_test(path: Path, facts: dict) -> tuple[np.ndarray, np.ndarray]:
     return ids, images
 
 
+# The run's test-time views: the image, then one-pixel shifts in this order (common/augment.py's TTA_SHIFTS).
+TTA_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    moved = np.zeros_like(images)
+    rows_to, rows_from = slice(max(dy, 0), 28 + min(dy, 0)), slice(max(-dy, 0), 28 + min(-dy, 0))
+    cols_to, cols_from = slice(max(dx, 0), 28 + min(dx, 0)), slice(max(-dx, 0), 28 + min(-dx, 0))
+    moved[:, rows_to, cols_to] = images[:, rows_from, cols_from]
+    return moved
+
+
 def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
-    """The mean of every model's softmax: the run's own ensemble."""
+    """The mean of every model's softmax (over the run's test-time views): the run's own ensemble."""
     try:
         import keras
     except ImportError:  # older images ship Keras only inside TensorFlow
         from tensorflow import keras
 
+    views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[: facts.get("tta", 0)])]
     total = np.zeros((len(images), 10), np.float64)
     for name in facts["models"]:
         model = keras.models.load_model(folder / name, compile=False)
-        total += model.predict(images, batch_size=1024, verbose=0)
+        total += sum(model.predict(view, batch_size=1024, verbose=0) for view in views) / len(views)
         print(f"predicted with {name}")
     return total / len(facts["models"])
 

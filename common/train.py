@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from common.augment import eval_dataset, train_dataset
+from common.augment import eval_dataset, train_dataset, tta_views
 from common.config import Config
 from common.models import create_model
 from common.units import UnitOutput
@@ -80,6 +80,13 @@ def epoch_callbacks(cfg: Config, progress: keras.callbacks.Callback | None) -> l
     return callbacks
 
 
+def predict_probabilities(model: keras.Model, images: np.ndarray, tta: int = 0) -> np.ndarray:
+    """(n, 10) float32 softmax, averaged over the images and `tta` shifted views of them."""
+    views = tta_views(images, tta)
+    total = sum(model.predict(eval_dataset(view), verbose=0).astype(np.float64) for view in views)
+    return (total / len(views)).astype(np.float32)
+
+
 def train_unit(
     cfg: Config,
     seed: int,
@@ -103,7 +110,7 @@ def train_unit(
         verbose=0,
     )
     sets = {"valid": valid[0], **predict}
-    probabilities = {name: model.predict(eval_dataset(x), verbose=0).astype(np.float32) for name, x in sets.items()}
+    probabilities = {name: predict_probabilities(model, x, cfg.tta) for name, x in sets.items()}
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return model, UnitOutput(probabilities, history, time.perf_counter() - start)
