@@ -45,6 +45,14 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fold", type=int, help="train only this fold's unit (with --seed)")
     parser.add_argument("--seed", type=int, help="with --fold: the seed index (0..seeds-1) of the unit to train")
     parser.add_argument("--scheduler", help="send units to a dask.distributed scheduler ADDRESS, or local:N workers")
+    parser.add_argument(
+        "--init-from",
+        metavar="RUN",
+        help="start every model from another run's weights: COMPETITION/RUN (e.g. mnist/latest) or a run folder",
+    )
+    parser.add_argument(
+        "--freeze-convs", action="store_true", help="with --init-from: keep the conv layers fixed, train a new head"
+    )
     return parser
 
 
@@ -55,6 +63,8 @@ def train(argv: list[str]) -> None:
     args = train_parser().parse_intermixed_args(argv)
     spec = get_spec(args.competition)
     shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
+    shortcuts += [f"init_from={args.init_from}"] if args.init_from else []
+    shortcuts += ["freeze_convs=true"] if args.freeze_convs else []
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
     if (args.fold is None) != (args.seed is None):

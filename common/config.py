@@ -47,6 +47,9 @@ class Config:
     shift: float = 0.1  # +- fraction of the image size
     shear: float = 0.0  # degrees, +-
     tta: int = 0  # test-time augmentation: predictions averaged over the image and this many 1-pixel shifts (0-8)
+    # Transfer (common/transfer.py): start every unit from another run's weights
+    init_from: str = ""  # COMPETITION/RUN (id, prefix or latest) or a run folder; stored resolved to its path
+    freeze_convs: bool = False  # with init_from: conv layers stay fixed, a fresh classifier is trained
     # Hardware
     mixed_precision: str = "auto"  # auto | on | off: float16 on GPUs only
     xla: str = "auto"  # auto | on | off: jit_compile on GPUs only

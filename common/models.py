@@ -44,7 +44,7 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
 
 def _head(x: keras.KerasTensor, dropout: float) -> keras.KerasTensor:
     x = layers.Dropout(dropout)(x)
-    x = layers.Dense(N_CLASSES)(x)
+    x = layers.Dense(N_CLASSES, name="classifier")(x)
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 

@@ -28,6 +28,7 @@ from common.models import require_model
 from common.report import write_report
 from common.spec import CompetitionSpec
 from common.submission import write_run_submission
+from common.transfer import resolve_init_from
 from common.units import TrainSet, UnitKey, all_units, fit_unit, is_complete, load_unit, prepare_train_set, save_unit
 
 log = logging.getLogger("digits")
@@ -192,6 +193,7 @@ def run_competition(
         )
     data = load_dataset(spec, options.data_dir)
     train = prepare_train_set(data, cfg)
+    cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
     with run_log(folder):
         wanted = [options.only] if options.only else all_units(cfg)
@@ -218,9 +220,13 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)
     runs.start_run(folder, cfg.to_dict(), argv)
-    folds_table = pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds})
-    runs.atomic_write_bytes(folder / "folds.csv", folds_table.to_csv(index=False).encode())
+    runs.atomic_write_bytes(folder / "folds.csv", folds_table(train).to_csv(index=False).encode())
     return folder
+
+
+def folds_table(train: TrainSet) -> pd.DataFrame:
+    """folds.csv: row (index into train.csv), label, fold."""
+    return pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds})
 
 
 def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, out_root: Path | None = None) -> Path:

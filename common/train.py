@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +17,7 @@ import tensorflow as tf
 from common.augment import eval_dataset, train_dataset, tta_views
 from common.config import Config
 from common.models import create_model
+from common.transfer import warm_start
 from common.units import UnitOutput
 
 
@@ -56,9 +58,12 @@ def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedul
     )
 
 
-def compiled_model(cfg: Config, steps_per_epoch: int, hardware: Hardware) -> keras.Model:
+def compiled_model(cfg: Config, steps_per_epoch: int, hardware: Hardware, init: Path | None = None) -> keras.Model:
+    """The config's model, optionally warm-started from a saved model (`init`), compiled for training."""
     with hardware.strategy.scope():
         model = create_model(cfg.model, cfg)
+        if init is not None:
+            warm_start(model, init, cfg.freeze_convs)
         optimizer = keras.optimizers.AdamW(
             learning_rate=learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay
         )
@@ -95,12 +100,14 @@ def train_unit(
     predict: dict[str, np.ndarray],
     hardware: Hardware,
     progress: keras.callbacks.Callback | None = None,
+    init: Path | None = None,
 ) -> tuple[keras.Model, UnitOutput]:
-    """Fits a fresh model on `train`, validates on `valid`, returns probabilities for valid and `predict`."""
+    """Fits a fresh model (or one started from the saved model `init`) on `train`, validates on `valid`,
+    returns probabilities for valid and `predict`."""
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     steps_per_epoch = max(len(train[0]) // cfg.batch_size, 1)
-    model = compiled_model(cfg, steps_per_epoch, hardware)
+    model = compiled_model(cfg, steps_per_epoch, hardware, init)
     fitted = model.fit(
         train_dataset(*train, cfg, seed),
         steps_per_epoch=steps_per_epoch,

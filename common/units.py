@@ -58,6 +58,7 @@ class UnitOutput:
 def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None) -> UnitOutput:
     """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets."""
     from common.train import train_unit  # imported late: TensorFlow takes seconds to load
+    from common.transfer import source_model_file
 
     held_out = train.folds == key[0]
     model, result = train_unit(
@@ -68,6 +69,7 @@ def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware
         {"test": data.test.images} | {name: table.images for name, table in data.extras.items()},
         hardware,
         progress,
+        source_model_file(cfg, key),
     )
     return replace(result, model_bytes=model_bytes(model)) if cfg.save_models else result
 

@@ -1,0 +1,105 @@
+"""common/transfer.py: warm starts from another run's weights, frozen conv layers, and the checks that keep
+out-of-fold scores honest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from common.config import Config, load_config
+from common.errors import UserError
+from common.models import create_model
+from common.pipeline import RunOptions, run_competition
+from common.spec import get_spec
+from common.transfer import warm_start
+
+DIGITS = get_spec("digits")
+TINY = ["max_train_rows=300", "epochs=1", "seeds=1"]
+
+
+def saved_model(tmp_path: Path, cfg: Config) -> tuple[Path, list[np.ndarray]]:
+    model = create_model(cfg.model, cfg)
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in model.get_weights()])
+    path = tmp_path / "source.keras"
+    model.save(path)
+    return path, model.get_weights()
+
+
+def test_warm_start_copies_every_weight(tmp_path):
+    cfg = Config(model="small", width=16)
+    path, source = saved_model(tmp_path, cfg)
+    model = create_model(cfg.model, cfg)
+    warm_start(model, path, freeze_convs=False)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), source, strict=True))
+    assert all(layer.trainable for layer in model.layers)
+
+
+def test_freeze_convs_keeps_convs_and_gives_a_fresh_classifier(tmp_path):
+    cfg = Config(model="small", width=16)
+    path, _ = saved_model(tmp_path, cfg)
+    import keras
+
+    source = keras.models.load_model(path, compile=False)
+    model = create_model(cfg.model, cfg)
+    warm_start(model, path, freeze_convs=True)
+    for layer, origin in zip(model.layers, source.layers, strict=True):
+        if isinstance(layer, keras.layers.Conv2D | keras.layers.BatchNormalization):
+            assert not layer.trainable
+            assert all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), origin.get_weights(), strict=True))
+    classifier, origin = model.get_layer("classifier"), source.get_layer("classifier")
+    assert classifier.trainable and not np.array_equal(classifier.get_weights()[0], origin.get_weights()[0])
+
+
+def test_other_layer_shapes_are_refused(tmp_path):
+    path, _ = saved_model(tmp_path, Config(model="small", width=16))
+    with pytest.raises(UserError, match="other layers"):
+        warm_start(create_model("small", Config(model="small", width=32)), path, freeze_convs=False)
+
+
+@pytest.fixture(scope="module")
+def source_run(digits_dir, tmp_path_factory) -> tuple[Path, Path]:
+    cfg, label = load_config("digits", "smoke", overrides=TINY)
+    out = tmp_path_factory.mktemp("runs")
+    return out, run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+
+
+def test_frozen_run_keeps_the_source_conv_weights(source_run, digits_dir):
+    import keras
+
+    out, source = source_run
+    cfg, label = load_config("digits", "smoke", overrides=[*TINY, "init_from=digits/latest", "freeze_convs=true"])
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    recorded = yaml.safe_load((folder / "config.yaml").read_text())
+    assert recorded["init_from"] == str(source.resolve())
+    for unit in ("f0-s0", "f1-s0"):
+        old = keras.models.load_model(source / "units" / unit / "model.keras", compile=False)
+        new = keras.models.load_model(folder / "units" / unit / "model.keras", compile=False)
+        pairs = [(a, b) for a, b in zip(old.layers, new.layers, strict=True) if isinstance(a, keras.layers.Conv2D)]
+        assert len(pairs) == 3
+        for layer_old, layer_new in pairs:
+            assert np.array_equal(layer_old.get_weights()[0], layer_new.get_weights()[0])
+        classifier_old, classifier_new = old.get_layer("classifier"), new.get_layer("classifier")
+        assert not np.array_equal(classifier_old.get_weights()[0], classifier_new.get_weights()[0])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["init_from=digits/latest", "folds=3"], "other folds"),
+        (["init_from=digits/latest", "model=mlp"], "has model=small, this config model=mlp"),
+        (["init_from=digits/nosuchrun"], "no run of digits matches"),
+        (["init_from=latest"], "expected COMPETITION/RUN"),
+        (["freeze_convs=true"], "freeze_convs needs init_from"),
+    ],
+)
+def test_unusable_sources_are_refused_before_a_folder_exists(source_run, digits_dir, overrides, message):
+    out, _ = source_run
+    before = sorted((out / "digits").iterdir())
+    cfg, label = load_config("digits", "smoke", overrides=[*TINY, *overrides])
+    with pytest.raises(UserError, match=message):
+        run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    assert sorted((out / "digits").iterdir()) == before
