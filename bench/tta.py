@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""Benchmark: what test-time augmentation adds to a finished run's out-of-fold accuracy.
+
+python bench/tta.py mnist [RUN] [--data-dir DIR]
+
+Loads each unit's saved model, predicts its own held-out fold on the image and on every one-pixel shift of
+common/augment.py's TTA_SHIFTS, and scores the OOF ensemble with 0, 1, ..., 8 shifted views added (the
+`tta` config value). Nothing is retrained, so the comparison is exact: the same models, the same rows.
+Results: bench/results/tta-<competition>-<UTC stamp>.md and .json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:  # `python bench/tta.py` puts bench/, not the project, on the path
+    sys.path.insert(0, str(PROJECT_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from common import runs  # noqa: E402
+from common.augment import TTA_SHIFTS, tta_views  # noqa: E402
+from common.data import load_dataset  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.units import unit_dir  # noqa: E402
+
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+
+
+def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, float]:
+    """(views, n_rows, 10): every unit's prediction of its held-out rows, per view; and the seconds per view."""
+    import keras
+
+    folds = run.folds()
+    per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), 10), np.float64)
+    units = [(fold, seed) for fold in range(run.config["folds"]) for seed in range(run.config["seeds"])]
+    start = time.perf_counter()
+    for fold, seed in tqdm(units, desc="units", unit="unit"):
+        model = keras.models.load_model(unit_dir(run.folder, (fold, seed)) / "model.keras", compile=False)
+        held_out = (folds["fold"] == fold).to_numpy()
+        for view, shifted in enumerate(tta_views(images[folds["row"].to_numpy()[held_out]], len(TTA_SHIFTS))):
+            per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.config["seeds"]
+    seconds_per_view = (time.perf_counter() - start) / (1 + len(TTA_SHIFTS))
+    return per_view, seconds_per_view
+
+
+def tta_table(per_view: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """OOF accuracy with the image plus the first k shifts, k = 0..8."""
+    rows = []
+    for k in range(len(per_view)):
+        accuracy = float(np.mean(per_view[: k + 1].mean(axis=0).argmax(axis=1) == labels))
+        rows.append({"tta": k, "oof_accuracy": round(accuracy, 5), "errors": int(round((1 - accuracy) * len(labels)))})
+    return rows
+
+
+def write_results(run: runs.Run, rows: list[dict], seconds_per_view: float, command: str, results: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    competition = run.folder.parent.name
+    base = results / f"tta-{competition}-{stamp}"
+    lines = [
+        f"# Test-time augmentation: {competition}, run {run.run_id}\n",
+        f"`{command}`\n",
+        f"- the run's own saved models, each on its own held-out fold; run config tta={run.config.get('tta', 0)}",
+        f"- views: the image, then one-pixel shifts in this order: {list(TTA_SHIFTS)}",
+        f"- prediction time per view, all units: {seconds_per_view:.1f} s\n",
+        "| tta (shifted views) | OOF accuracy | errors |",
+        "| --- | --- | --- |",
+        *(f"| {r['tta']} | {r['oof_accuracy']:.5f} | {r['errors']} |" for r in rows),
+    ]
+    runs.atomic_write_bytes(base.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
+    record = {"run": run.run_id, "command": command, "seconds_per_view": seconds_per_view, "rows": rows}
+    runs.write_json(base.with_suffix(".json"), record)
+    return base.with_suffix(".md")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="OOF accuracy of a finished run with 0-8 test-time shifts.")
+    parser.add_argument("competition", choices=list(COMPETITIONS))
+    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    parser.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the tables go (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        spec = get_spec(args.competition)
+        run = runs.find_run(args.out or runs.DEFAULT_ROOT, spec.name, args.run)
+        data = load_dataset(spec, args.data_dir)
+        per_view, seconds = view_probabilities(run, data.train.images)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = tta_table(per_view, run.folds()["label"].to_numpy())
+    path = write_results(run, rows, seconds, "python bench/tta.py " + " ".join(argv), args.results)
+    print("\n".join(f"tta {r['tta']}: OOF {r['oof_accuracy']:.5f} ({r['errors']} errors)" for r in rows))
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

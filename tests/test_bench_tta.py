@@ -1,0 +1,46 @@
+"""bench/tta.py: OOF accuracy of a finished run's own models with 0-8 test-time shifts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from bench.tta import main
+from common.config import load_config
+from common.pipeline import RunOptions, run_competition
+from common.spec import get_spec
+
+
+@pytest.fixture(scope="module")
+def tta_run(digits_dir, tmp_path_factory):
+    """A tiny finished run trained with tta=2, and the bench's results for it."""
+    cfg, label = load_config("digits", "smoke", overrides=["max_train_rows=300", "epochs=1", "tta=2"])
+    out, results = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("results")
+    folder = run_competition(get_spec("digits"), cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    argv = ["digits", "--data-dir", str(digits_dir), "--out", str(out), "--results", str(results)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    return folder, json.loads(next(results.glob("tta-digits-*.json")).read_text())
+
+
+def test_every_view_count_is_scored(tta_run):
+    _, record = tta_run
+    assert [row["tta"] for row in record["rows"]] == list(range(9))
+    assert all(0 <= row["oof_accuracy"] <= 1 for row in record["rows"])
+
+
+def test_the_runs_own_tta_reproduces_its_oof_accuracy(tta_run):
+    folder, record = tta_run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert record["rows"][2]["oof_accuracy"] == pytest.approx(metrics["oof_accuracy"], abs=1e-5)
+
+
+def test_unknown_run_is_one_line_and_exit_2(tta_run, digits_dir, tmp_path, capsys):
+    folder, _ = tta_run
+    argv = ["digits", "nosuchrun", "--data-dir", str(digits_dir), "--out", str(folder.parent.parent)]
+    assert main([*argv, "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no run of digits matches 'nosuchrun'")
+    assert not list(tmp_path.iterdir())
