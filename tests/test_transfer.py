@@ -103,3 +103,17 @@ def test_unusable_sources_are_refused_before_a_folder_exists(source_run, digits_
     with pytest.raises(UserError, match=message):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
     assert sorted((out / "digits").iterdir()) == before
+
+
+def test_command_line_flags_reach_the_config(source_run, digits_dir, capsys):
+    import run
+
+    out, _ = source_run
+    argv = ["digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out)]
+    assert run.main([*argv, "--freeze-convs"]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: config: freeze_convs needs init_from (the run whose convolutional layers to keep)"
+    )
+    assert run.main([*argv, "--init-from", "digits/latest", "model=mlp"]) == 2
+    assert "init_from: run " in capsys.readouterr().err
