@@ -61,7 +61,8 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
             )
     if not sorted((source.folder / "units").glob("*/model.keras")):
         raise UserError(f"init_from: run {source.run_id} saved no models (it was trained with save_models=false)")
-    if source.folder.parent.name == competition and not same_folds(source.folds(), folds_table):
+    source_competition = source.record.get("competition", source.folder.parent.name)
+    if source_competition == competition and not same_folds(source.folds(), folds_table):
         raise UserError(
             f"init_from: run {source.run_id} is {competition} with other folds; its models saw this run's held-out rows"
         )

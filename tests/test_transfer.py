@@ -117,3 +117,13 @@ def test_command_line_flags_reach_the_config(source_run, digits_dir, capsys):
     )
     assert run.main([*argv, "--init-from", "digits/latest", "model=mlp"]) == 2
     assert "init_from: run " in capsys.readouterr().err
+
+
+def test_a_copied_source_of_the_same_competition_is_still_checked_for_folds(source_run, digits_dir, tmp_path):
+    import shutil
+
+    out, source = source_run
+    copy = shutil.copytree(source, tmp_path / "elsewhere" / "my-run")  # its parent folder no longer names it
+    cfg, label = load_config("digits", "smoke", overrides=[*TINY, f"init_from={copy}", "folds=3"])
+    with pytest.raises(UserError, match="other folds"):
+        run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
