@@ -29,10 +29,11 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from common import runs  # noqa: E402
 from common.augment import TTA_SHIFTS, tta_views  # noqa: E402
+from common.config import Config  # noqa: E402
 from common.data import load_dataset  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.units import unit_dir  # noqa: E402
+from common.units import all_units, unit_dir  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
@@ -43,11 +44,11 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
 
     folds = run.folds()
     per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), 10), np.float64)
-    units = [(fold, seed) for fold in range(run.config["folds"]) for seed in range(run.config["seeds"])]
+    units = all_units(Config(**run.config))
     start = time.perf_counter()
-    for fold, seed in tqdm(units, desc="units", unit="unit"):
-        model = keras.models.load_model(unit_dir(run.folder, (fold, seed)) / "model.keras", compile=False)
-        held_out = (folds["fold"] == fold).to_numpy()
+    for key in tqdm(units, desc="units", unit="unit"):
+        model = keras.models.load_model(unit_dir(run.folder, key) / "model.keras", compile=False)
+        held_out = (folds["fold"] == key[0]).to_numpy()
         for view, shifted in enumerate(tta_views(images[folds["row"].to_numpy()[held_out]], len(TTA_SHIFTS))):
             per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.config["seeds"]
     seconds_per_view = (time.perf_counter() - start) / (1 + len(TTA_SHIFTS))
