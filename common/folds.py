@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from common.errors import UserError
@@ -31,3 +32,8 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
         return np.arange(len(labels))
     keep, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
     return np.sort(keep)
+
+
+def same_folds(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two folds tables (columns row, fold: as in a run's folds.csv) assign the same rows to the same folds."""
+    return len(a) == len(b) and all(np.array_equal(a[column], b[column]) for column in ("row", "fold"))

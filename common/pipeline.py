@@ -23,6 +23,7 @@ from common import runs
 from common.config import Config
 from common.data import Dataset, load_dataset
 from common.errors import UserError
+from common.folds import same_folds
 from common.metrics import oof_from_units, per_class_table, run_metrics
 from common.models import require_model
 from common.report import write_report
@@ -140,8 +141,7 @@ def resumable_run(root: Path, competition: str, run_id: str) -> runs.Run:
 
 def check_same_folds(folder: Path, train: TrainSet) -> None:
     """A resumed or merged run must see the very rows and folds its units were trained on."""
-    saved = pd.read_csv(folder / "folds.csv")
-    if not (np.array_equal(saved["row"], train.rows) and np.array_equal(saved["fold"], train.folds)):
+    if not same_folds(pd.read_csv(folder / "folds.csv"), folds_table(train)):
         raise UserError(f"{folder / 'folds.csv'}: the data or config changed since this run started; folds differ")
 
 

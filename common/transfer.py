@@ -24,6 +24,7 @@ import pandas as pd
 from common import runs
 from common.config import Config
 from common.errors import UserError
+from common.folds import same_folds
 
 TRANSFER_KEYS = ("model", "width")  # the config keys that decide the weights' shapes
 
@@ -59,7 +60,7 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
                 f"init_from: run {source.run_id} has {key}={source.config.get(key)}, this config {key}={getattr(cfg, key)}"
                 f" (set {key}={source.config.get(key)} to reuse its weights)"
             )
-    if not sorted((source.folder / "units").glob("*/model.keras")):
+    if not any((source.folder / "units").glob("*/model.keras")):
         raise UserError(f"init_from: run {source.run_id} saved no models (it was trained with save_models=false)")
     source_competition = source.record.get("competition", source.folder.parent.name)
     if source_competition == competition and not same_folds(source.folds(), folds_table):
@@ -67,10 +68,6 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
             f"init_from: run {source.run_id} is {competition} with other folds; its models saw this run's held-out rows"
         )
     return replace(cfg, init_from=str(source.folder.resolve()))
-
-
-def same_folds(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    return len(a) == len(b) and all(np.array_equal(a[column], b[column]) for column in ("row", "fold"))
 
 
 # ---------------------------------------------------------------------------
