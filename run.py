@@ -53,6 +53,11 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--freeze-convs", action="store_true", help="with --init-from: keep the conv layers fixed, train a new head"
     )
+    parser.add_argument(
+        "--pseudo-from",
+        metavar="RUN",
+        help="pseudo-labelling: also train on the test images this finished run (same folds) is sure about",
+    )
     return parser
 
 
@@ -65,6 +70,7 @@ def train(argv: list[str]) -> None:
     shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
     shortcuts += [f"init_from={args.init_from}"] if args.init_from else []
     shortcuts += ["freeze_convs=true"] if args.freeze_convs else []
+    shortcuts += [f"pseudo_from={args.pseudo_from}"] if args.pseudo_from else []
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
     if (args.fold is None) != (args.seed is None):

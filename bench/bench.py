@@ -34,7 +34,6 @@ from typing import Any  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from common import runs  # noqa: E402
@@ -42,12 +41,12 @@ from common.augment import eval_dataset, train_dataset  # noqa: E402
 from common.config import Config, load_config  # noqa: E402
 from common.data import Dataset, load_dataset  # noqa: E402
 from common.errors import UserError  # noqa: E402
-from common.folds import stratified_subset  # noqa: E402
+from common.folds import HOLDOUT_SEED, holdout_split, stratified_subset  # noqa: E402
 from common.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.train import compiled_model, setup_hardware  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-SPLIT_SEED = 0  # the holdout split and any row cap: fixed, so every recipe and every bench run line up
+SPLIT_SEED = HOLDOUT_SEED  # the holdout split and any row cap: fixed, so every recipe and every bench run line up
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (gradients of inputs and of weights) ~ 3x the forward pass
 HOLDOUT = "holdout"
 Split = tuple[np.ndarray, np.ndarray]  # row indices of train.csv: (training rows, holdout rows)
@@ -99,16 +98,6 @@ def recipe_configs(competition: str, recipes: list[str], overrides: list[str] = 
     }
 
 
-def holdout_split(labels: np.ndarray, holdout: float) -> Split:
-    """Sorted row indices (train, holdout) of train.csv: one stratified split, the same for every recipe."""
-    rows = np.arange(len(labels))
-    try:
-        train, held = train_test_split(rows, test_size=holdout, stratify=labels, random_state=SPLIT_SEED)
-    except ValueError as error:  # too few rows of some label for a stratified split
-        raise UserError(f"bench: cannot hold out {holdout} of {len(labels)} rows by label: {error}") from None
-    return np.sort(train), np.sort(held)
-
-
 def capped_rows(labels: np.ndarray, rows: np.ndarray, *limits: int) -> np.ndarray:
     """A stratified subset of `rows` of the smallest positive limit (all of them when every limit is 0)."""
     positive = [limit for limit in limits if limit > 0]
@@ -123,20 +112,21 @@ def capped_rows(labels: np.ndarray, rows: np.ndarray, *limits: int) -> np.ndarra
 
 def forward_flops(model: keras.Model) -> int:
     """Multiply-adds x 2 of one image's forward pass through the Conv2D and Dense layers (others are cheap)."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += forward_flops(layer)
-        elif isinstance(layer, keras.layers.Conv2D):
-            kernel_h, kernel_w, inputs_per_group, filters = layer.kernel.shape
-            shape = layer.output.shape
-            height, width = shape[2:4] if layer.data_format == "channels_first" else shape[1:3]
-            total += 2 * height * width * kernel_h * kernel_w * inputs_per_group * filters
-        elif isinstance(layer, keras.layers.Dense):
-            inputs, units = layer.kernel.shape
-            positions = math.prod(layer.output.shape[1:-1])  # 1 on a flat input; more on a sequence or image
-            total += 2 * positions * inputs * units
-    return int(total)
+    return sum(forward_flops(layer) if isinstance(layer, keras.Model) else layer_flops(layer) for layer in model.layers)
+
+
+def layer_flops(layer: keras.layers.Layer) -> int:
+    """Multiply-adds x 2 of one image's forward pass through one built Conv2D or Dense layer; 0 for others."""
+    if isinstance(layer, keras.layers.Conv2D):
+        kernel_h, kernel_w, inputs_per_group, filters = layer.kernel.shape
+        shape = layer.output.shape
+        height, width = shape[2:4] if layer.data_format == "channels_first" else shape[1:3]
+        return int(2 * height * width * kernel_h * kernel_w * inputs_per_group * filters)
+    if isinstance(layer, keras.layers.Dense):
+        inputs, units = layer.kernel.shape
+        positions = math.prod(layer.output.shape[1:-1])  # 1 on a flat input; more on a sequence or image
+        return int(2 * positions * inputs * units)
+    return 0
 
 
 def matmul_gflops(size: int = 2048, seconds_per_round: float = 0.5, rounds: int = 3) -> float:

@@ -60,7 +60,7 @@ def shape_of(config: dict) -> str:
 def run_row(run: Run, keys: list[str]) -> dict:
     """One table row; an unfinished run keeps its config but has no score or wall time."""
     metrics = run.metrics() if run.finished else {}
-    extras = metrics.get("extra_accuracy", {})
+    extras = metrics.get("oof_extra_accuracy", {}) | metrics.get("extra_accuracy", {})
     return {
         "run_id": run.run_id,
         "date": run_date(run),

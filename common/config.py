@@ -26,6 +26,11 @@ class Config:
     seeds: int = 1  # models per fold, each with its own seed; OOF averages over seeds
     seed: int = 42  # folds and unit seeds derive from it, so runs line up row by row
     max_train_rows: int = 0  # 0 = all; a stratified subset otherwise (smoke runs)
+    holdout: float = 0.0  # share of train.csv kept out of training and scored by the fold ensemble (train_holdout)
+    extra_train: str = ""  # an extra labelled set (kannada: dig_mnist) trained on too, folded like train.csv
+    # Pseudo-labelling: a second round that also trains on another run's confident test predictions
+    pseudo_from: str = ""  # COMPETITION/RUN or a run folder with the same folds; stored resolved to its path
+    pseudo_threshold: float = 0.99  # a test image joins training when its predicted class has this probability
     # Model
     model: str = "deotte"
     dropout: float = 0.4
@@ -71,6 +76,8 @@ class Config:
             raise UserError("config: dropout, label_smoothing and warmup_fraction must be in [0, 1)")
         if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts
             raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
+        if not 0 <= self.holdout < 1 or not 0 < self.pseudo_threshold <= 1:
+            raise UserError("config: holdout must be in [0, 1) and pseudo_threshold in (0, 1]")
         if not 0 <= self.tta <= 8:
             raise UserError(f"config: tta must be between 0 and 8 (one-pixel shifts), got {self.tta}")
         if not 0 <= self.seed < 2**31:  # numpy and scikit-learn take seeds below 2**32; unit seeds add to it

@@ -122,8 +122,7 @@ def train_unit_task(competition: str, data_dir: str | None, cfg_values: dict, ke
 
     cfg = Config(**cfg_values)
     with ONE_UNIT_AT_A_TIME, keras_private_python_random():
-        data = load_dataset(get_spec(competition), data_dir)
-        train = prepare_train_set(data, cfg)
+        data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
         return fit_unit(cfg, key, train, data, setup_hardware(cfg))
 
 

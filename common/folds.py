@@ -34,6 +34,19 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.sort(keep)
 
 
+HOLDOUT_SEED = 0  # the holdout never depends on a run's seed, so runs and benchmarks hold out the same rows
+
+
+def holdout_split(labels: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted row indices (kept, held out): one stratified split of `fraction` of the rows, the same every time."""
+    rows = np.arange(len(labels))
+    try:
+        kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=HOLDOUT_SEED)
+    except ValueError as error:  # too few rows of some label for a stratified split
+        raise UserError(f"cannot hold out {fraction} of {len(labels)} rows by label: {error}") from None
+    return np.sort(kept), np.sort(held)
+
+
 def same_folds(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Whether two folds tables (columns row, fold: as in a run's folds.csv) assign the same rows to the same folds."""
     return len(a) == len(b) and all(np.array_equal(a[column], b[column]) for column in ("row", "fold"))

@@ -24,8 +24,9 @@ from common.config import Config
 from common.data import Dataset, load_dataset
 from common.errors import UserError
 from common.folds import same_folds
-from common.metrics import oof_from_units, per_class_table, run_metrics
+from common.metrics import accuracy, oof_from_units, per_class_table, run_metrics
 from common.models import require_model
+from common.pseudo import resolve_pseudo_from
 from common.report import write_report
 from common.spec import CompetitionSpec
 from common.submission import write_run_submission
@@ -99,11 +100,25 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     extras = {name: (table.labels, averaged[name]) for name, table in data.extras.items()}
     seconds = {key: unit.seconds for key, unit in units.items()}
     metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
+    metrics |= scores_by_origin(train, oof)
     runs.write_json(folder / "metrics.json", metrics)
     table = per_class_table(train.labels, oof)
     runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
     write_run_submission(folder, data, averaged["test"])
     return metrics
+
+
+def scores_by_origin(train: TrainSet, oof: np.ndarray) -> dict:
+    """With extra_train, the OOF score counts train.csv's rows only, so it compares with runs without the extra
+    set; the extra set gets an OOF score of its own. Folds and units still score every row they held out."""
+    own = train.from_train_csv()
+    if own.all():
+        return {}
+    extra = {
+        f"{name}_oof": accuracy(train.labels[train.origin == name], oof[train.origin == name])
+        for name in np.unique(train.origin[~own])
+    }
+    return {"oof_accuracy": accuracy(train.labels[own], oof[own]), "oof_extra_accuracy": extra}
 
 
 def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: float) -> None:
@@ -191,9 +206,9 @@ def run_competition(
         raise UserError(
             f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
         )
-    data = load_dataset(spec, options.data_dir)
-    train = prepare_train_set(data, cfg)
+    data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
+    cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
     folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
     with run_log(folder):
         wanted = [options.only] if options.only else all_units(cfg)
@@ -225,8 +240,8 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
 
 
 def folds_table(train: TrainSet) -> pd.DataFrame:
-    """folds.csv: row (index into train.csv), label, fold."""
-    return pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds})
+    """folds.csv: row (index into train.csv, then on into an extra_train set), label, fold, origin."""
+    return pd.DataFrame({"row": train.rows, "label": train.labels, "fold": train.folds, "origin": train.origin})
 
 
 def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, out_root: Path | None = None) -> Path:
@@ -234,8 +249,7 @@ def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, o
     start = time.perf_counter()
     run = runs.find_run(out_root or runs.DEFAULT_ROOT, spec.name, run_id)
     cfg = Config(**run.config)
-    data = load_dataset(spec, data_dir)
-    train = prepare_train_set(data, cfg)
+    data, train = prepare_train_set(load_dataset(spec, data_dir), cfg)
     check_same_folds(run.folder, train)
     missing = missing_units(run.folder, cfg)
     if missing:
@@ -252,6 +266,7 @@ def print_summary(folder: Path, metrics: dict, seconds: float) -> None:
     rows = [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics["folds"].items()]
     rows += [(f"seed {s}", a, None) for s, a in metrics["seeds"].items()] if len(metrics["seeds"]) > 1 else []
     rows += [("OOF ensemble", metrics["oof_accuracy"], seconds)]
+    rows += [(name, a, None) for name, a in metrics.get("oof_extra_accuracy", {}).items()]
     rows += [(name, a, None) for name, a in metrics["extra_accuracy"].items()]
     print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")
     for name, acc, secs in rows:

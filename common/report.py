@@ -176,6 +176,7 @@ def facts_table(run: runs.Run) -> str:
 def metrics_frame(metrics: dict) -> pd.DataFrame:
     """One row per score: the OOF ensemble, each extra set, each fold (with seconds), each seed."""
     rows = [("OOF ensemble", metrics.get("oof_accuracy"), None)]
+    rows += [(name, acc, None) for name, acc in metrics.get("oof_extra_accuracy", {}).items()]
     rows += [(f"{name} (extra set)", acc, None) for name, acc in metrics.get("extra_accuracy", {}).items()]
     rows += [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics.get("folds", {}).items()]
     rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.get("seeds", {}).items()]

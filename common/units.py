@@ -7,6 +7,7 @@ into place, so a run killed at any moment leaves each unit either complete or ig
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,26 +17,64 @@ import pandas as pd
 
 from common import runs
 from common.config import Config
-from common.data import Dataset
-from common.folds import make_folds, stratified_subset
+from common.data import Dataset, Table
+from common.errors import UserError
+from common.folds import holdout_split, make_folds, stratified_subset
 
 UnitKey = tuple[int, int]  # (fold, seed index)
 
 
+HOLDOUT_SET = "train_holdout"  # the report name of the rows `holdout` keeps out of training
+
+
 @dataclass(frozen=True)
 class TrainSet:
-    """The rows trained on (all of train.csv, or a stratified subset) and their folds."""
+    """The rows trained on (all of train.csv, or a stratified subset, plus any extra_train set) and their folds."""
 
-    rows: np.ndarray  # indices into train.csv
+    rows: np.ndarray  # indices into train.csv; an extra_train set's rows are numbered on after train.csv's
     images: np.ndarray
     labels: np.ndarray
     folds: np.ndarray
+    origin: np.ndarray  # "train" or the extra set's name, per row
+
+    def from_train_csv(self) -> np.ndarray:
+        return self.origin == "train"
 
 
-def prepare_train_set(data: Dataset, cfg: Config) -> TrainSet:
-    rows = stratified_subset(data.train.labels, cfg.max_train_rows, cfg.seed)
-    labels = data.train.labels[rows]
-    return TrainSet(rows, data.train.images[rows], labels, make_folds(labels, cfg.folds, cfg.seed))
+def prepare_train_set(data: Dataset, cfg: Config) -> tuple[Dataset, TrainSet]:
+    """The rows to fold and train on, and the dataset whose extra sets the ensemble scores.
+
+    `holdout` moves a fixed stratified share of train.csv out of training into the scored sets (HOLDOUT_SET).
+    `extra_train` moves an extra set the other way: it is folded on its own (so every fold holds its share
+    and the folds of train.csv stay those of a run without it) and scored out of fold like train.csv.
+    """
+    labels = data.train.labels
+    rows, held = holdout_split(labels, cfg.holdout) if cfg.holdout else (np.arange(len(labels)), None)
+    rows = rows[stratified_subset(labels[rows], cfg.max_train_rows, cfg.seed)]
+    folds = make_folds(labels[rows], cfg.folds, cfg.seed)
+    train = TrainSet(rows, data.train.images[rows], labels[rows], folds, np.full(len(rows), "train"))
+    extras = dict(data.extras)
+    if held is not None:
+        extras[HOLDOUT_SET] = Table(data.train.images[held], labels[held])
+    if cfg.extra_train:
+        if cfg.extra_train not in data.extras:
+            known = ", ".join(data.extras) or "none"
+            raise UserError(
+                f"config: extra_train {cfg.extra_train!r} is not an extra set of {data.spec.name} ({known})"
+            )
+        train = with_extra_rows(train, cfg, cfg.extra_train, extras.pop(cfg.extra_train), len(labels))
+    return replace(data, extras=extras), train
+
+
+def with_extra_rows(train: TrainSet, cfg: Config, name: str, table: Table, first_row: int) -> TrainSet:
+    folds = make_folds(table.labels, cfg.folds, cfg.seed)
+    return TrainSet(
+        np.concatenate([train.rows, first_row + np.arange(len(table.labels))]),
+        np.concatenate([train.images, table.images]),
+        np.concatenate([train.labels, table.labels]),
+        np.concatenate([train.folds, folds]),
+        np.concatenate([train.origin, np.full(len(table.labels), name)]),
+    )
 
 
 def all_units(cfg: Config) -> list[UnitKey]:
@@ -57,14 +96,21 @@ class UnitOutput:
 
 def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None) -> UnitOutput:
     """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets."""
+    from common.pseudo import pseudo_labels
     from common.train import train_unit  # imported late: TensorFlow takes seconds to load
     from common.transfer import source_model_file
 
     held_out = train.folds == key[0]
+    pseudo_images, pseudo_labelled = pseudo_labels(cfg, key[0], data.test.images)
+    if len(pseudo_labelled):
+        logging.getLogger("digits").info("fold %d seed %d: %d pseudo-labelled test images", *key, len(pseudo_labelled))
     model, result = train_unit(
         cfg,
         unit_seed(cfg, key),
-        (train.images[~held_out], train.labels[~held_out]),
+        (
+            np.concatenate([train.images[~held_out], pseudo_images]),
+            np.concatenate([train.labels[~held_out], pseudo_labelled]),
+        ),
         (train.images[held_out], train.labels[held_out]),
         {"test": data.test.images} | {name: table.images for name, table in data.extras.items()},
         hardware,

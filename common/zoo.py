@@ -49,7 +49,7 @@ def zoo_config(competition: str, model: str, epochs: int | None) -> Config:
     return load_config(competition, overrides=overrides)[0]
 
 
-def holdout_split(labels: np.ndarray, max_train_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(labels: np.ndarray, max_train_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, valid) of train.csv: a fixed stratified 90/10 split, the same for every model."""
     rows = stratified_subset(labels, max_train_rows, seed)
     train, valid = train_test_split(rows, test_size=VALID_FRACTION, stratify=labels[rows], random_state=seed)
@@ -158,7 +158,7 @@ def run_zoo(
     if max_train_rows < 0:
         raise UserError(f"zoo: --max-train-rows must be 0 (all) or positive, got {max_train_rows}")
     data = load_dataset(spec, data_dir)
-    split = holdout_split(data.train.labels, max_train_rows, configs[0].seed)
+    split = validation_split(data.train.labels, max_train_rows, configs[0].seed)
     folder = (out_root or runs.DEFAULT_ROOT) / spec.name / "zoo"
     hardware = setup_hardware(configs[0])
     rows = []

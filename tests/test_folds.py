@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from common.folds import make_folds, stratified_subset
+from common.folds import holdout_split, make_folds, stratified_subset
 
 LABELS = np.repeat(np.arange(10), 20)
 
@@ -34,3 +34,16 @@ def test_stratified_subset_keeps_class_balance_and_order():
     assert len(rows) == 50 and np.all(np.diff(rows) > 0)
     assert np.bincount(LABELS[rows]).tolist() == [5] * 10
     assert np.array_equal(stratified_subset(LABELS, 0, 0), np.arange(len(LABELS)))
+
+
+def test_holdout_split_is_fixed_stratified_and_disjoint():
+    labels = np.repeat(np.arange(10), 20)
+    kept, held = holdout_split(labels, 0.1)
+    again, _ = holdout_split(labels, 0.1)
+    assert np.array_equal(kept, again) and not set(kept) & set(held) and len(held) == 20
+    assert np.array_equal(np.bincount(labels[held]), np.full(10, 2))
+
+
+def test_holdout_split_refuses_a_label_too_rare_to_split():
+    with pytest.raises(UserError, match="cannot hold out 0.5 of 11 rows"):
+        holdout_split(np.array([0] * 10 + [1]), 0.5)

@@ -70,3 +70,22 @@ def test_submission_matches_the_sample_and_is_the_latest(smoke_run):
     assert submission["id"].tolist() == data.sample["id"].tolist()
     assert submission["label"].tolist() == np.load(folder / "test.npy").argmax(1).tolist()
     assert (folder.parent / "submission.csv").read_bytes() == (folder / "submission.csv").read_bytes()
+
+
+def test_holdout_and_extra_train_are_scored_apart_from_train_csv(digits_dir, tmp_path, capsys):
+    overrides = ["max_train_rows=300", "epochs=1", "holdout=0.2", "extra_train=holdout"]
+    cfg, label = load_config("digits", "smoke", overrides=overrides)
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    folds = pd.read_csv(folder / "folds.csv")
+    oof = np.load(folder / "oof.npy")
+    own = (folds["origin"] == "train").to_numpy()
+    assert own.sum() == 300 and (folds["origin"] == "holdout").sum() == len(folds) - 300
+    right = oof.argmax(axis=1) == folds["label"].to_numpy()
+    assert metrics["oof_accuracy"] == pytest.approx(right[own].mean())
+    assert metrics["oof_extra_accuracy"] == {"holdout_oof": pytest.approx(right[~own].mean())}
+    assert set(metrics["extra_accuracy"]) == {"train_holdout"}  # holdout.csv is trained on, so not scored apart
+    held = np.load(folder / "train_holdout.npy")
+    assert len(held) == round(0.2 * len(load_dataset(DIGITS, digits_dir).train.labels))
+    summary = capsys.readouterr().out
+    assert "holdout_oof" in summary and "train_holdout" in summary

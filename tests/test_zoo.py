@@ -13,7 +13,7 @@ from common.config import load_config
 from common.errors import UserError
 from common.models import create_model
 from common.spec import get_spec
-from common.zoo import holdout_split, merged_table, run_zoo
+from common.zoo import merged_table, run_zoo, validation_split
 
 DIGITS = get_spec("digits")
 MODELS = ["lenet5", "mlp"]
@@ -79,12 +79,12 @@ def test_unknown_model_is_a_user_error_before_anything_is_written(tmp_path, digi
 
 def test_holdout_split_is_fixed_stratified_and_disjoint():
     labels = np.repeat(np.arange(10), 100)
-    train, valid = holdout_split(labels, 0, seed=42)
-    again = holdout_split(labels, 0, seed=42)
+    train, valid = validation_split(labels, 0, seed=42)
+    again = validation_split(labels, 0, seed=42)
     assert np.array_equal(train, again[0]) and np.array_equal(valid, again[1])
     assert len(valid) == 100 and not set(train) & set(valid) and len(train) + len(valid) == 1000
     assert np.array_equal(np.bincount(labels[valid]), np.full(10, 10))  # 10% of every class
-    small_train, small_valid = holdout_split(labels, 500, seed=42)
+    small_train, small_valid = validation_split(labels, 500, seed=42)
     assert len(small_train) + len(small_valid) == 500 and np.array_equal(np.bincount(labels[small_valid]), [5] * 10)
 
 

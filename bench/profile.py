@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Profile: where a recipe's training time goes, against the machine's own float32 matmul rate.
+
+python bench/profile.py mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
+
+Times, at the recipe's batch size and on random 28x28 images (timing does not depend on the pixels):
+  1. the machine's float32 matrix-multiply rate (as bench/bench.py measures it);
+  2. full training steps fed from memory (the model alone) and from the augmented tf.data stream (the model
+     plus albumentations), so the difference is what augmentation costs when it runs beside the model;
+  3. the augmented stream alone, with no model;
+  4. every layer alone, forward and backward, with its FLOPs and the rate it reaches.
+Results: bench/results/profile-<competition>-<UTC stamp>.md and .json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:  # `python bench/profile.py` puts bench/, not the project, on the path
+    sys.path.insert(0, str(PROJECT_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bench.bench import (  # noqa: E402
+    RESULTS_DIR,
+    TRAIN_FLOPS_PER_FORWARD,
+    forward_flops,
+    layer_flops,
+    machine_description,
+    markdown_rows,
+    matmul_gflops,
+)
+from common import runs  # noqa: E402
+from common.augment import train_dataset  # noqa: E402
+from common.config import Config, load_config  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.train import compiled_model, setup_hardware  # noqa: E402
+
+ROUNDS = 3  # each timing is the best of a few rounds: other work on the machine only ever slows a round
+
+
+def best_seconds(work: Callable[[], Any], rounds: int = ROUNDS) -> float:
+    """The fastest of `rounds` timed calls of `work` (after one untimed call that traces and warms up)."""
+    work()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def random_batch(cfg: Config, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+# ---------------------------------------------------------------------------
+# Whole training steps, and the augmented stream alone
+# ---------------------------------------------------------------------------
+
+
+def training_rates(cfg: Config, steps: int) -> dict[str, float]:
+    """Images per second: training from memory, training from the augmented stream, the stream alone."""
+    model = compiled_model(cfg, steps, setup_hardware(cfg))
+    images, labels = random_batch(cfg, cfg.batch_size * steps)
+    one_hot = np.eye(10, dtype=np.float32)[labels]
+    in_memory = tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(cfg.batch_size).cache().repeat()
+    augmented = train_dataset(images, labels, cfg, seed=0)
+    n = steps * cfg.batch_size
+
+    def fit(data: tf.data.Dataset) -> Callable[[], Any]:
+        return lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+
+    def stream_only() -> None:
+        for _ in augmented.take(steps):
+            pass
+
+    return {
+        "model_only": n / best_seconds(fit(in_memory)),
+        "model_and_augmentation": n / best_seconds(fit(augmented)),
+        "augmentation_only": n / best_seconds(stream_only),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Layer by layer
+# ---------------------------------------------------------------------------
+
+
+def layer_step(layer: keras.layers.Layer) -> Callable[[tf.Tensor], Any]:
+    """One forward and backward pass through `layer` alone (gradients of its input and of its weights)."""
+
+    @tf.function
+    def step(x: tf.Tensor) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.cast(layer(x, training=True), tf.float32))
+        return tape.gradient(loss, [x, *layer.trainable_weights])
+
+    return step
+
+
+def layer_profile(model: keras.Model, batch_size: int) -> list[dict[str, Any]]:
+    """Per layer with work to do: output shape, training MFLOP per image, ms per batch, GFLOP/s."""
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        x = tf.random.uniform((batch_size, *layer.input.shape[1:]), dtype=tf.float32)
+        step = layer_step(layer)
+        seconds = best_seconds(lambda step=step, x=x: [t.numpy() for t in step(x)])
+        flops = TRAIN_FLOPS_PER_FORWARD * layer_flops(layer)
+        rows.append(
+            {
+                "layer": f"{layer.name} ({type(layer).__name__})",
+                "output": "x".join(str(d) for d in layer.output.shape[1:]),
+                "train_mflop_per_image": flops / 1e6,
+                "ms_per_batch": seconds * 1e3,
+                "gflops": flops * batch_size / seconds / 1e9,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------
+
+
+def profile_document(competition: str, cfg: Config, steps: int, command: str) -> dict[str, Any]:
+    rate = matmul_gflops()
+    model = compiled_model(cfg, steps, setup_hardware(cfg))
+    layers = layer_profile(model, cfg.batch_size)
+    return {
+        "competition": competition,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "config": cfg.to_dict(),
+        "machine": machine_description(rate, 2048),
+        "train_mflop_per_image": TRAIN_FLOPS_PER_FORWARD * forward_flops(model) / 1e6,
+        "images_per_second": training_rates(cfg, steps),
+        "layers": layers,
+        "git_commit": runs.git_commit(),
+    }
+
+
+def rate_lines(document: dict[str, Any]) -> list[str]:
+    matmul = document["machine"]["matmul_gflops"]
+    mflop = document["train_mflop_per_image"]
+    rows = []
+    for name, rate in document["images_per_second"].items():
+        gflops = rate * mflop / 1e3 if name != "augmentation_only" else None
+        share = f"{gflops / matmul:.1%}" if gflops else "-"
+        rows.append([name.replace("_", " "), f"{rate:,.0f}", f"{gflops:.1f}" if gflops else "-", share])
+    return markdown_rows(["what runs", "img/s", "GFLOP/s", "share of matmul"], rows)
+
+
+def layer_lines(document: dict[str, Any]) -> list[str]:
+    layers, matmul = document["layers"], document["machine"]["matmul_gflops"]
+    total = sum(row["ms_per_batch"] for row in layers)
+    rows = [
+        [
+            row["layer"], row["output"], f"{row['train_mflop_per_image']:.2f}", f"{row['ms_per_batch']:.2f}",
+            f"{row['ms_per_batch'] / total:.1%}", f"{row['gflops']:.1f}" if row["gflops"] else "-",
+            f"{row['gflops'] / matmul:.1%}" if row["gflops"] else "-",
+        ]
+        for row in layers
+    ]  # fmt: skip
+    rows.append(["all layers, one by one", "", f"{document['train_mflop_per_image']:.2f}", f"{total:.2f}", "", "", ""])
+    columns = ["layer", "output", "train MFLOP/img", "ms/batch", "share of time", "GFLOP/s", "share of matmul"]
+    return markdown_rows(columns, rows)
+
+
+def markdown_report(document: dict[str, Any]) -> str:
+    machine, cfg = document["machine"], document["config"]
+    return "\n".join(
+        [
+            f"# Training profile: {document['competition']}, model {cfg['model']} width {cfg['width']}",
+            "",
+            f"`{document['command']}` at {document['created']} (commit {document['git_commit'] or 'unknown'})",
+            "",
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, load average at start {machine['load_average']};"
+            f" float32 matmul ({machine['matmul_size']}x{machine['matmul_size']}): {machine['matmul_gflops']} GFLOP/s."
+            f" Batch size {cfg['batch_size']}; best of {ROUNDS} rounds per timing.",
+            "",
+            "## Whole training steps",
+            "",
+            *rate_lines(document),
+            "",
+            "## Layer by layer (forward and backward, each layer alone, batch in memory)",
+            "",
+            *layer_lines(document),
+            "",
+        ]
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench/profile.py", description=__doc__.splitlines()[0])
+    parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
+    parser.add_argument("--preset", help="a file in configs/presets/ (default: the competition's own config)")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per timing round (default: 40)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        get_spec(args.competition)
+        cfg, _ = load_config(args.competition, args.preset, overrides=args.overrides)
+        if args.steps < 1:
+            raise UserError(f"profile: --steps must be at least 1, got {args.steps}")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    document = profile_document(args.competition, cfg, args.steps, " ".join(["python", "bench/profile.py", *argv]))
+    stem = args.out / f"profile-{args.competition}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    runs.write_json(stem.with_suffix(".json"), document)
+    runs.atomic_write_bytes(stem.with_suffix(".md"), markdown_report(document).encode())
+    print(stem.with_suffix(".md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
