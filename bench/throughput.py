@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Profile: where a recipe's training time goes, against the machine's own float32 matmul rate.
 
-python bench/profile.py mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
+python bench/throughput.py mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
 
 Times, at the recipe's batch size and on random 28x28 images (timing does not depend on the pixels):
   1. the machine's float32 matrix-multiply rate (as bench/bench.py measures it);
@@ -9,7 +9,7 @@ Times, at the recipe's batch size and on random 28x28 images (timing does not de
      plus albumentations), so the difference is what augmentation costs when it runs beside the model;
   3. the augmented stream alone, with no model;
   4. every layer alone, forward and backward, with its FLOPs and the rate it reaches.
-Results: bench/results/profile-<competition>-<UTC stamp>.md and .json.
+Results: bench/results/throughput-<competition>-<UTC stamp>.md and .json.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/profile.py` puts bench/, not the project, on the path
+if str(PROJECT_ROOT) not in sys.path:  # `python bench/throughput.py` puts bench/, not the project, on the path
     sys.path.insert(0, str(PROJECT_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -210,7 +210,7 @@ def markdown_report(document: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bench/profile.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bench/throughput.py", description=__doc__.splitlines()[0])
     parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
     parser.add_argument("--preset", help="a file in configs/presets/ (default: the competition's own config)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per timing round (default: 40)")
@@ -221,12 +221,12 @@ def main(argv: list[str]) -> int:
         get_spec(args.competition)
         cfg, _ = load_config(args.competition, args.preset, overrides=args.overrides)
         if args.steps < 1:
-            raise UserError(f"profile: --steps must be at least 1, got {args.steps}")
+            raise UserError(f"throughput: --steps must be at least 1, got {args.steps}")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    document = profile_document(args.competition, cfg, args.steps, " ".join(["python", "bench/profile.py", *argv]))
-    stem = args.out / f"profile-{args.competition}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
+    document = profile_document(args.competition, cfg, args.steps, " ".join(["python", "bench/throughput.py", *argv]))
+    stem = args.out / f"throughput-{args.competition}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     runs.write_json(stem.with_suffix(".json"), document)
     runs.atomic_write_bytes(stem.with_suffix(".md"), markdown_report(document).encode())
     print(stem.with_suffix(".md").read_text())

@@ -1,4 +1,4 @@
-"""bench/profile.py: whole-step and per-layer timings written as a table (small model, few steps)."""
+"""bench/throughput.py: whole-step and per-layer timings written as a table (small model, few steps)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import keras
 
 from bench.bench import forward_flops, layer_flops
-from bench.profile import main
+from bench.throughput import main
 from common.config import Config
 from common.models import MODELS, create_model
 
@@ -23,7 +23,7 @@ def test_layer_flops_add_up_to_the_models():
 
 def test_profile_writes_rates_and_every_layer(tmp_path, capsys):
     assert main(["digits", "--steps", "2", "--out", str(tmp_path), "model=small", "batch_size=16"]) == 0
-    (document_path,) = tmp_path.glob("profile-digits-*.json")
+    (document_path,) = tmp_path.glob("throughput-digits-*.json")
     document = json.loads(document_path.read_text())
     rates = document["images_per_second"]
     assert set(rates) == {"model_only", "model_and_augmentation", "augmentation_only"}
@@ -37,6 +37,6 @@ def test_profile_writes_rates_and_every_layer(tmp_path, capsys):
 
 def test_profile_refuses_bad_arguments(capsys):
     assert main(["digits", "--steps", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "error: profile: --steps must be at least 1, got 0"
+    assert capsys.readouterr().err.strip() == "error: throughput: --steps must be at least 1, got 0"
     assert main(["digits", "nosuchkey=1"]) == 2
     assert "unknown config key 'nosuchkey'" in capsys.readouterr().err
