@@ -63,7 +63,7 @@ def best_seconds(work: Callable[[], Any], rounds: int = ROUNDS) -> float:
     return min(times)
 
 
-def random_batch(cfg: Config, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def random_batch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
 
@@ -76,7 +76,7 @@ def random_batch(cfg: Config, n: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 def training_rates(cfg: Config, steps: int) -> dict[str, float]:
     """Images per second: training from memory, training from the augmented stream, the stream alone."""
     model = compiled_model(cfg, steps, setup_hardware(cfg))
-    images, labels = random_batch(cfg, cfg.batch_size * steps)
+    images, labels = random_batch(cfg.batch_size * steps)
     one_hot = np.eye(10, dtype=np.float32)[labels]
     in_memory = tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(cfg.batch_size).cache().repeat()
     augmented = train_dataset(images, labels, cfg, seed=0)
