@@ -46,7 +46,6 @@ from common.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.train import compiled_model, setup_hardware  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-SPLIT_SEED = HOLDOUT_SEED  # the holdout split and any row cap: fixed, so every recipe and every bench run line up
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (gradients of inputs and of weights) ~ 3x the forward pass
 HOLDOUT = "holdout"
 Split = tuple[np.ndarray, np.ndarray]  # row indices of train.csv: (training rows, holdout rows)
@@ -101,7 +100,7 @@ def recipe_configs(competition: str, recipes: list[str], overrides: list[str] = 
 def capped_rows(labels: np.ndarray, rows: np.ndarray, *limits: int) -> np.ndarray:
     """A stratified subset of `rows` of the smallest positive limit (all of them when every limit is 0)."""
     positive = [limit for limit in limits if limit > 0]
-    keep = stratified_subset(labels[rows], min(positive) if positive else 0, SPLIT_SEED)
+    keep = stratified_subset(labels[rows], min(positive) if positive else 0, HOLDOUT_SEED)
     return rows[keep]
 
 
@@ -464,7 +463,7 @@ def header_section(document: dict[str, Any]) -> list[str]:
         f"- TensorFlow {m['tensorflow']}, Keras {m['keras']}; float32 matmul ({m['matmul_size']}^2): "
         f"{m['matmul_gflops']:,.1f} GFLOP/s",
         f"- split: {split['holdout_rows']:,} holdout rows ({split['holdout_fraction']:.0%} of train.csv, stratified, "
-        f"random_state {SPLIT_SEED}); up to {split['train_rows']:,} training rows",
+        f"random_state {HOLDOUT_SEED}); up to {split['train_rows']:,} training rows",
         f"- budget {document['budget_minutes']:g} min of training per recipe; overrides: "
         + (" ".join(document["overrides"]) or "none"),
         "",
@@ -502,7 +501,7 @@ def bench_header(competition: str, data: Dataset, split: Split, options: BenchOp
         "signals": list(labelled_sets(data, split[1])),  # the holdout decides; extra sets are a second opinion
         "split": {
             "holdout_fraction": options.holdout,
-            "random_state": SPLIT_SEED,
+            "random_state": HOLDOUT_SEED,
             "holdout_rows": len(split[1]),
             "train_rows": len(capped_rows(data.train.labels, split[0], options.max_train_rows)),
             "max_train_rows": options.max_train_rows,

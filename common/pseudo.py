@@ -26,13 +26,10 @@ def resolve_pseudo_from(cfg: Config, root: Path, competition: str, folds_table: 
     """cfg with pseudo_from as the source folder's absolute path; UserError when the source cannot serve."""
     if not cfg.pseudo_from:
         return cfg
-    source = find_source_run(cfg.pseudo_from, root)
-    if not source.finished:
-        raise UserError(f"pseudo_from: run {source.run_id} is not finished")
-    source_competition = source.record.get("competition", source.folder.parent.name)
-    if source_competition != competition:
+    source = find_source_run("pseudo_from", cfg.pseudo_from, root)
+    if source.competition != competition:
         raise UserError(
-            f"pseudo_from: run {source.run_id} is {source_competition}; its test set is not {competition}'s"
+            f"pseudo_from: run {source.run_id} is {source.competition}; its test set is not {competition}'s"
         )
     if not same_folds(source.folds(), folds_table):
         raise UserError(

@@ -159,7 +159,7 @@ def facts_table(run: runs.Run) -> str:
     hardware = record.get("hardware", "")  # a list since resumed runs may change machine; older runs: a string
     facts = {
         "run id": run.run_id,
-        "competition": record.get("competition", run.folder.parent.name),
+        "competition": run.competition,
         "command": record.get("command", ""),
         "status": record.get("status", "unknown"),
         "started": record.get("started", ""),
@@ -270,7 +270,7 @@ def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.n
     from common.data import load_dataset
     from common.spec import get_spec
 
-    competition = run.record.get("competition", run.folder.parent.name)
+    competition = run.competition
     train = load_dataset(get_spec(competition), data_dir).train
     folds = run.folds()
     rows = folds["row"].to_numpy()

@@ -158,6 +158,11 @@ class Run:
         return self.folder.name
 
     @property
+    def competition(self) -> str:
+        """From run.json; a folder copied out of submissions/<competition>/ keeps it there."""
+        return self.record.get("competition", self.folder.parent.name)
+
+    @property
     def finished(self) -> bool:
         return self.record.get("status") == "finished"
 
@@ -166,7 +171,7 @@ class Run:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def folds(self) -> pd.DataFrame:
-        """Columns row (index into train.csv), label, fold."""
+        """Columns row (index into train.csv), label, fold (and origin, in runs since extra_train)."""
         return pd.read_csv(self.folder / "folds.csv")
 
     def array(self, name: str) -> np.ndarray:

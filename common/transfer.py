@@ -34,15 +34,20 @@ TRANSFER_KEYS = ("model", "width")  # the config keys that decide the weights' s
 # ---------------------------------------------------------------------------
 
 
-def find_source_run(init_from: str, root: Path) -> runs.Run:
-    """The finished run that `init_from` names: a run folder's path, or COMPETITION/RUN under `root`."""
-    path = Path(init_from).expanduser()
+def find_source_run(key: str, value: str, root: Path) -> runs.Run:
+    """The finished run that config key `key` (init_from, pseudo_from) names as `value`: a run folder's path, or
+    COMPETITION/RUN under `root`."""
+    path = Path(value).expanduser()
     if (path / "run.json").is_file():
-        return runs.load_run(path.resolve())
-    competition, sep, run_id = init_from.partition("/")
-    if not sep or not run_id or "/" in run_id:
-        raise UserError(f"init_from {init_from!r}: expected COMPETITION/RUN (e.g. mnist/latest) or a run folder")
-    return runs.find_run(root, competition, run_id)
+        source = runs.load_run(path.resolve())
+    else:
+        competition, sep, run_id = value.partition("/")
+        if not sep or not run_id or "/" in run_id:
+            raise UserError(f"{key} {value!r}: expected COMPETITION/RUN (e.g. mnist/latest) or a run folder")
+        source = runs.find_run(root, competition, run_id)
+    if not source.finished:
+        raise UserError(f"{key}: run {source.run_id} is not finished")
+    return source
 
 
 def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd.DataFrame) -> Config:
@@ -51,9 +56,7 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
         if cfg.freeze_convs:
             raise UserError("config: freeze_convs needs init_from (the run whose convolutional layers to keep)")
         return cfg
-    source = find_source_run(cfg.init_from, root)
-    if not source.finished:
-        raise UserError(f"init_from: run {source.run_id} is not finished")
+    source = find_source_run("init_from", cfg.init_from, root)
     for key in TRANSFER_KEYS:
         if source.config.get(key) != getattr(cfg, key):
             raise UserError(
@@ -62,8 +65,7 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
             )
     if not any((source.folder / "units").glob("*/model.keras")):
         raise UserError(f"init_from: run {source.run_id} saved no models (it was trained with save_models=false)")
-    source_competition = source.record.get("competition", source.folder.parent.name)
-    if source_competition == competition and not same_folds(source.folds(), folds_table):
+    if source.competition == competition and not same_folds(source.folds(), folds_table):
         raise UserError(
             f"init_from: run {source.run_id} is {competition} with other folds; its models saw this run's held-out rows"
         )

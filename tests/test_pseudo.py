@@ -93,3 +93,5 @@ def test_command_line_flag_reaches_the_config(first_round, digits_dir, capsys):
     argv = ["digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out), *TINY]
     assert run.main([*argv, "--pseudo-from", "digits/nosuchrun"]) == 2
     assert "no run of digits matches" in capsys.readouterr().err
+    assert run.main([*argv, "--pseudo-from", "latest"]) == 2
+    assert "error: pseudo_from 'latest': expected COMPETITION/RUN" in capsys.readouterr().err
