@@ -17,6 +17,7 @@ from typing import NoReturn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
+from common.backend import backend_name, quiet_stderr
 from common.errors import UserError
 from common.spec import COMPETITIONS
 
@@ -76,7 +77,8 @@ def train(argv: list[str]) -> None:
     if (args.fold is None) != (args.seed is None):
         raise UserError("--fold and --seed go together: they name one unit")
     only = (args.fold, args.seed) if args.fold is not None else None
-    from common.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
+    with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
+        from common.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
 
     run_competition(spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler))
 
@@ -234,6 +236,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
 
 def main(argv: list[str]) -> int:
     try:
+        backend_name()  # an unknown KERAS_BACKEND is one line here, not Keras' traceback on import
         if argv and argv[0] in COMMANDS:
             COMMANDS[argv[0]](argv[1:])
         else:

@@ -37,13 +37,14 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from common import runs  # noqa: E402
-from common.augment import eval_dataset, train_dataset  # noqa: E402
+from common.backend import setup_hardware  # noqa: E402
+from common.batches import TrainBatches  # noqa: E402
 from common.config import Config, load_config  # noqa: E402
 from common.data import Dataset, load_dataset  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.folds import HOLDOUT_SEED, holdout_split, stratified_subset  # noqa: E402
 from common.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.train import compiled_model, setup_hardware  # noqa: E402
+from common.train import compiled_model, predict_probabilities  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (gradients of inputs and of weights) ~ 3x the forward pass
@@ -129,20 +130,20 @@ def layer_flops(layer: keras.layers.Layer) -> int:
 
 
 def matmul_gflops(size: int = 2048, seconds_per_round: float = 0.5, rounds: int = 3) -> float:
-    """The machine's float32 tf.linalg.matmul rate in GFLOP/s: best of a few timed rounds after a warm-up."""
-    import tensorflow as tf
+    """The backend's float32 matmul rate in GFLOP/s (keras.ops.matmul): best of a few rounds after a warm-up."""
+    from keras import ops
 
-    a = tf.random.uniform((size, size), dtype=tf.float32, seed=1)
-    b = tf.random.uniform((size, size), dtype=tf.float32, seed=2)
+    a = keras.random.uniform((size, size), seed=1)
+    b = keras.random.uniform((size, size), seed=2)
     start = time.perf_counter()
-    tf.linalg.matmul(a, b).numpy()  # warm-up: kernel selection, thread pools, GPU context
+    ops.convert_to_numpy(ops.matmul(a, b))  # warm-up: kernel selection, thread pools, GPU context
     reps = max(1, int(seconds_per_round / max(time.perf_counter() - start, 1e-6)))
     best = math.inf
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(reps):
-            product = tf.linalg.matmul(a, b)
-        product.numpy()  # waits for the device: ops on one GPU stream run in order
+            product = ops.matmul(a, b)
+        ops.convert_to_numpy(product)  # waits for the device: ops on one GPU stream run in order
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 * reps / best / 1e9
 
@@ -154,17 +155,25 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
-def machine_description(matmul_rate: float, matmul_size: int) -> dict[str, Any]:
-    import tensorflow as tf
+def cpu_flags() -> str:
+    """The vector extensions that decide CPU speed here (AVX2 only, or AVX-512 with BF16): recorded with results."""
+    info = Path("/proc/cpuinfo")
+    flags = set(info.read_text().split()) if info.is_file() else set()
+    return " ".join(sorted(f for f in flags if f.startswith(("avx", "amx"))))
 
-    gpus = tf.config.list_physical_devices("GPU")
+
+def machine_description(matmul_rate: float, matmul_size: int) -> dict[str, Any]:
+    from common.backend import backend_name, gpus
+
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
-        "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus],
+        "backend": backend_name(),
+        "gpus": [name for name, _ in gpus(backend_name(), deterministic=False)],
         # Other work on the machine slows every recipe alike but lowers the absolute numbers: recorded.
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "tensorflow": tf.__version__,
+        "versions": runs.package_versions(),
         "keras": keras.__version__,
         "matmul_size": matmul_size,
         "matmul_gflops": round(matmul_rate, 1),
@@ -177,7 +186,7 @@ def machine_description(matmul_rate: float, matmul_size: int) -> dict[str, Any]:
 
 
 def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    probabilities = model.predict(eval_dataset(images), verbose=0)
+    probabilities = predict_probabilities(model, images)
     return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
@@ -263,20 +272,14 @@ def train_recipe(name: str, cfg: Config, data: Dataset, split: Split, options: B
     keras.utils.set_random_seed(cfg.seed)
     images, labels = data.train.images, data.train.labels
     rows = capped_rows(labels, split[0], options.max_train_rows, cfg.max_train_rows)
-    steps = max(len(rows) // cfg.batch_size, 1)
     sets = labelled_sets(data, split[1])
-    model = compiled_model(cfg, steps, hardware)
+    batches = TrainBatches(images[rows], labels[rows], cfg, cfg.seed)
+    model, trainer = compiled_model(cfg, len(batches), hardware, seed=cfg.seed)
     with tqdm(total=cfg.epochs, desc=name, unit="epoch", leave=False) as bar:
-        callback = BudgetedEpochs(options.budget_minutes * 60, steps, cfg.batch_size, sets, bar)
-        model.fit(
-            train_dataset(images[rows], labels[rows], cfg, cfg.seed),
-            steps_per_epoch=steps,
-            epochs=cfg.epochs,
-            callbacks=[callback],
-            verbose=0,
-        )
+        callback = BudgetedEpochs(options.budget_minutes * 60, len(batches), cfg.batch_size, sets, bar)
+        trainer.fit(batches, epochs=cfg.epochs, callbacks=[callback], shuffle=False, verbose=0)
     result = recipe_summary(name, cfg, model, callback, hardware.description, len(rows))
-    del model
+    del model, trainer
     keras.backend.clear_session()  # the next recipe starts from a clean graph
     return result
 
@@ -460,7 +463,7 @@ def header_section(document: dict[str, Any]) -> list[str]:
         f"`{document['command']}`",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, GPUs: {gpus}; load average at start {m['load_average']}",
-        f"- TensorFlow {m['tensorflow']}, Keras {m['keras']}; float32 matmul ({m['matmul_size']}^2): "
+        f"- Keras {m['keras']} on {m.get('backend', 'tensorflow')}; CPU flags: {m.get('cpu_flags', 'not recorded')}; float32 matmul ({m['matmul_size']}^2): "
         f"{m['matmul_gflops']:,.1f} GFLOP/s",
         f"- split: {split['holdout_rows']:,} holdout rows ({split['holdout_fraction']:.0%} of train.csv, stratified, "
         f"random_state {HOLDOUT_SEED}); up to {split['train_rows']:,} training rows",

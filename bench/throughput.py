@@ -5,10 +5,9 @@ python bench/throughput.py mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
 
 Times, at the recipe's batch size and on random 28x28 images (timing does not depend on the pixels):
   1. the machine's float32 matrix-multiply rate (as bench/bench.py measures it);
-  2. full training steps fed from memory (the model alone) and from the augmented tf.data stream (the model
-     plus albumentations), so the difference is what augmentation costs when it runs beside the model;
-  3. the augmented stream alone, with no model;
-  4. every layer alone, forward and backward, with its FLOPs and the rate it reaches.
+  2. full training steps fed from memory (the model alone) and through the trainer (TrainBatches and the
+     in-graph affine), so the difference is what feeding and augmentation cost (bench/speed.py);
+  3. every layer alone (TensorFlow only), forward and backward, with its FLOPs and the rate it reaches.
 Results: bench/results/throughput-<competition>-<UTC stamp>.md and .json.
 """
 
@@ -31,7 +30,6 @@ from typing import Any  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from bench.bench import (  # noqa: E402
     RESULTS_DIR,
@@ -42,12 +40,13 @@ from bench.bench import (  # noqa: E402
     markdown_rows,
     matmul_gflops,
 )
+from bench.speed import model_rates  # noqa: E402
 from common import runs  # noqa: E402
-from common.augment import train_dataset  # noqa: E402
+from common.backend import setup_hardware  # noqa: E402
 from common.config import Config, load_config  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.train import compiled_model, setup_hardware  # noqa: E402
+from common.train import compiled_model  # noqa: E402
 
 ROUNDS = 3  # each timing is the best of a few rounds: other work on the machine only ever slows a round
 
@@ -74,26 +73,9 @@ def random_batch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_rates(cfg: Config, steps: int) -> dict[str, float]:
-    """Images per second: training from memory, training from the augmented stream, the stream alone."""
-    model = compiled_model(cfg, steps, setup_hardware(cfg))
-    images, labels = random_batch(cfg.batch_size * steps)
-    one_hot = np.eye(10, dtype=np.float32)[labels]
-    in_memory = tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(cfg.batch_size).cache().repeat()
-    augmented = train_dataset(images, labels, cfg, seed=0)
-    n = steps * cfg.batch_size
-
-    def fit(data: tf.data.Dataset) -> Callable[[], Any]:
-        return lambda: model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-
-    def stream_only() -> None:
-        for _ in augmented.take(steps):
-            pass
-
-    return {
-        "model_only": n / best_seconds(fit(in_memory)),
-        "model_and_augmentation": n / best_seconds(fit(augmented)),
-        "augmentation_only": n / best_seconds(stream_only),
-    }
+    """Images per second: the model alone fed from memory, and inside the trainer (in-graph augmentation)."""
+    rates = model_rates(cfg, steps)
+    return {"model_only": rates["model_alone"], "model_and_augmentation": rates["model_in_trainer"]}
 
 
 # ---------------------------------------------------------------------------
@@ -101,11 +83,12 @@ def training_rates(cfg: Config, steps: int) -> dict[str, float]:
 # ---------------------------------------------------------------------------
 
 
-def layer_step(layer: keras.layers.Layer) -> Callable[[tf.Tensor], Any]:
+def layer_step(layer: keras.layers.Layer) -> Callable[[Any], Any]:
     """One forward and backward pass through `layer` alone (gradients of its input and of its weights)."""
+    import tensorflow as tf
 
     @tf.function
-    def step(x: tf.Tensor) -> Any:
+    def step(x: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(tf.cast(layer(x, training=True), tf.float32))
@@ -116,6 +99,8 @@ def layer_step(layer: keras.layers.Layer) -> Callable[[tf.Tensor], Any]:
 
 def layer_profile(model: keras.Model, batch_size: int) -> list[dict[str, Any]]:
     """Per layer with work to do: output shape, training MFLOP per image, ms per batch, GFLOP/s."""
+    import tensorflow as tf
+
     rows = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -143,8 +128,8 @@ def layer_profile(model: keras.Model, batch_size: int) -> list[dict[str, Any]]:
 
 def profile_document(competition: str, cfg: Config, steps: int, command: str) -> dict[str, Any]:
     rate = matmul_gflops()
-    model = compiled_model(cfg, steps, setup_hardware(cfg))
-    layers = layer_profile(model, cfg.batch_size)
+    model, _ = compiled_model(cfg, steps, setup_hardware(cfg))
+    layers = layer_profile(model, cfg.batch_size) if keras.backend.backend() == "tensorflow" else []
     return {
         "competition": competition,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

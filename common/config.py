@@ -16,6 +16,7 @@ import yaml
 
 from common.errors import UserError
 
+DISTORTIONS = ("elastic", "grid")  # per-image albumentations transforms with no batched form (common/batches.py)
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -45,20 +46,22 @@ class Config:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     early_stopping: int = 0  # patience in epochs on the fold's val_loss; 0 = off
-    # Augmentation (albumentations Affine)
+    # Augmentation: the affine family inside the training step (common/augment.py), drawn as A.Affine draws
     aug_probability: float = 1.0
     rotate: float = 10.0  # degrees, +-
     scale: float = 0.1  # +- fraction
     shift: float = 0.1  # +- fraction of the image size
     shear: float = 0.0  # degrees, +-
+    distort: str = ""  # per-image distortions on top of the affine, comma-separated: elastic, grid (albumentations)
     tta: int = 0  # test-time augmentation: predictions averaged over the image and this many 1-pixel shifts (0-8)
     # Transfer (common/transfer.py): start every unit from another run's weights
     init_from: str = ""  # COMPETITION/RUN (id, prefix or latest) or a run folder; stored resolved to its path
     freeze_convs: bool = False  # with init_from: conv layers stay fixed, a fresh classifier is trained
     # Hardware
-    mixed_precision: str = "auto"  # auto | on | off: float16 on GPUs only
-    xla: str = "auto"  # auto | on | off: jit_compile on GPUs only
-    deterministic: bool = False  # TensorFlow's deterministic ops: repeatable to the bit, slower
+    device: str = "auto"  # auto | cpu | gpu (gpu: refused when the backend sees none)
+    mixed_precision: str = "auto"  # auto (on GPUs only) | on | off | bfloat16 | float16; probabilities stay float32
+    xla: str = "auto"  # auto | on | off: jit_compile (auto: always on JAX, on GPUs on TensorFlow)
+    deterministic: bool = False  # the backend's deterministic ops: repeatable to the bit, slower
     save_models: bool = True  # model.keras per unit (needed to predict new images later)
 
     def __post_init__(self) -> None:
@@ -68,7 +71,11 @@ class Config:
                 raise UserError(f"config: {name} must be a positive integer, got {getattr(self, name)}")
         if self.folds < 2:
             raise UserError(f"config: folds must be at least 2, got {self.folds}")
-        choices = [("mixed_precision", ("auto", "on", "off")), ("xla", ("auto", "on", "off"))]
+        choices = [
+            ("mixed_precision", ("auto", "on", "off", "bfloat16", "float16")),
+            ("xla", ("auto", "on", "off")),
+            ("device", ("auto", "cpu", "gpu")),
+        ]
         for name, allowed in [*choices, ("schedule", ("onecycle", "exponential"))]:
             if getattr(self, name) not in allowed:
                 raise UserError(f"config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -80,8 +87,15 @@ class Config:
             raise UserError("config: holdout must be in [0, 1) and pseudo_threshold in (0, 1]")
         if not 0 <= self.tta <= 8:
             raise UserError(f"config: tta must be between 0 and 8 (one-pixel shifts), got {self.tta}")
+        unknown = sorted(set(self.distortions) - set(DISTORTIONS))
+        if unknown:
+            raise UserError(f"config: distort {unknown[0]!r} is unknown (expected any of {', '.join(DISTORTIONS)})")
         if not 0 <= self.seed < 2**31:  # numpy and scikit-learn take seeds below 2**32; unit seeds add to it
             raise UserError(f"config: seed must be between 0 and {2**31 - 1}, got {self.seed}")
+
+    @property
+    def distortions(self) -> list[str]:
+        return [name.strip() for name in self.distort.split(",") if name.strip()]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -118,7 +118,7 @@ ONE_UNIT_AT_A_TIME = threading.Lock()
 def train_unit_task(competition: str, data_dir: str | None, cfg_values: dict, key: UnitKey) -> UnitOutput:
     """Runs on a worker: loads the competition there, trains the unit `key`, returns its outputs."""
     die_once_if_asked()
-    from common.train import setup_hardware  # imported late: TensorFlow takes seconds to load
+    from common.backend import setup_hardware
 
     cfg = Config(**cfg_values)
     with ONE_UNIT_AT_A_TIME, keras_private_python_random():

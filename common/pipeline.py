@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from common import runs
+from common.backend import resolve_hardware
 from common.config import Config
 from common.data import Dataset, load_dataset
 from common.errors import UserError
@@ -31,7 +32,17 @@ from common.report import write_report
 from common.spec import CompetitionSpec
 from common.submission import write_run_submission
 from common.transfer import resolve_init_from
-from common.units import TrainSet, UnitKey, all_units, fit_unit, is_complete, load_unit, prepare_train_set, save_unit
+from common.units import (
+    TrainSet,
+    UnitKey,
+    UnitOutput,
+    all_units,
+    fit_unit,
+    is_complete,
+    load_unit,
+    prepare_train_set,
+    save_unit,
+)
 
 log = logging.getLogger("digits")
 
@@ -54,7 +65,7 @@ def train_units_here(folder: Path, cfg: Config, todo: list[UnitKey], data: Datas
     """Trains units one after another in this process, saving each as soon as it finishes."""
     from tqdm.keras import TqdmCallback
 
-    from common.train import setup_hardware
+    from common.backend import setup_hardware
 
     hardware = setup_hardware(cfg)
     log.info("training %d of %d units on %s", len(todo), len(all_units(cfg)), hardware.description)
@@ -99,6 +110,7 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
         runs.save_array(folder / f"{name}.npy", probabilities)
     extras = {name: (table.labels, averaged[name]) for name, table in data.extras.items()}
     seconds = {key: unit.seconds for key, unit in units.items()}
+    note_mixed_hardware(units)
     metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
     metrics |= scores_by_origin(train, oof)
     runs.write_json(folder / "metrics.json", metrics)
@@ -106,6 +118,20 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
     write_run_submission(folder, data, averaged["test"])
     return metrics
+
+
+def note_mixed_hardware(units: dict[UnitKey, UnitOutput]) -> None:
+    """Resumed or merged runs may hold units trained on other backends or devices: accepted, and said."""
+    where = {}
+    for key, unit in units.items():
+        label = (
+            f"{unit.record.get('backend', 'tensorflow')} on {unit.record.get('device_name', 'an unrecorded device')}"
+        )
+        where.setdefault(label, []).append(key)
+    if len(where) > 1:
+        log.info(
+            "units trained on different hardware: %s", "; ".join(f"{k}: {describe_units(v)}" for k, v in where.items())
+        )
 
 
 def scores_by_origin(train: TrainSet, oof: np.ndarray) -> dict:
@@ -198,6 +224,8 @@ def run_competition(
     resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
     cfg = Config(**resumed.config) if resumed else cfg  # a resumed run keeps its own config
     require_model(cfg.model)
+    if not options.scheduler:  # a GPU asked for but absent, or a precision the device lacks: before any folder
+        resolve_hardware(cfg)
     if options.scheduler:
         from common.distributed import local_workers
 

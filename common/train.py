@@ -1,6 +1,8 @@
-"""Training one unit (one fold, one seed): fit, then predict the held-out fold and every other set.
+"""Training one unit (one fold, one seed) on any Keras backend: fit, then predict every set in one pass.
 
-This module knows no model by name and no folder: it takes arrays and returns probabilities.
+The model that trains is a training-only wrapper: uint8 batch -> RandomAffine (in the graph) -> the plain
+model. The plain model is what is returned, saved and predicted with, so saved models stay plain Keras models
+that load on any backend. This module knows no model by name and no folder: arrays in, probabilities out.
 """
 
 from __future__ import annotations
@@ -12,35 +14,34 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from common.augment import eval_dataset, train_dataset, tta_views
+from common.augment import AffineRanges, RandomAffine, tta_views
+from common.backend import Hardware, setup_hardware
+from common.batches import TrainBatches, padded
 from common.config import Config
 from common.models import create_model
+from common.spec import IMAGE_SHAPE
 from common.transfer import warm_start
-from common.units import UnitOutput
+
+__all__ = [
+    "Hardware",
+    "setup_hardware",
+    "train_unit",
+    "predict_probabilities",
+    "compiled_model",
+    "compile_for_training",
+]
+
+PREDICT_BATCH = 1024
 
 
 @dataclass(frozen=True)
-class Hardware:
-    """What the trainer runs on, decided once per process."""
-
-    strategy: tf.distribute.Strategy
-    jit_compile: bool
-    description: str
-
-
-def setup_hardware(cfg: Config) -> Hardware:
-    """Mixed precision and XLA on GPUs (when 'auto'), MirroredStrategy across several GPUs."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    mixed = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and bool(gpus))
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    jit = cfg.xla == "on" or (cfg.xla == "auto" and bool(gpus))
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    where = f"{len(gpus)} GPU(s)" if gpus else "CPU"
-    return Hardware(strategy, jit, f"{where}, {'mixed_float16' if mixed else 'float32'}, XLA {'on' if jit else 'off'}")
+class UnitResult:
+    probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold), then every set of `predict`
+    history: pd.DataFrame
+    seconds: float  # the whole unit
+    epoch_seconds: float  # inside the training epochs
+    predict_seconds: float  # predicting every set (test-time views included)
 
 
 def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -58,38 +59,88 @@ def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedul
     )
 
 
-def compiled_model(cfg: Config, steps_per_epoch: int, hardware: Hardware, init: Path | None = None) -> keras.Model:
-    """The config's model, optionally warm-started from a saved model (`init`), compiled for training."""
-    with hardware.strategy.scope():
-        model = create_model(cfg.model, cfg)
-        if init is not None:
-            warm_start(model, init, cfg.freeze_convs)
-        optimizer = keras.optimizers.AdamW(
+def training_wrapper(model: keras.Model, cfg: Config, seed: int) -> keras.Model:
+    """image -> RandomAffine (training only, seeded) -> model; shares the model's weights, adds none."""
+    inputs = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
+    augmented = RandomAffine(AffineRanges.from_config(cfg), seed=seed, dtype="float32", name="random_affine")(inputs)
+    return keras.Model(inputs, model(augmented), name=f"{model.name}_training")
+
+
+def compile_for_training(model: keras.Model, cfg: Config, steps_per_epoch: int, hardware: Hardware) -> keras.Model:
+    """`model` compiled with the config's optimiser, schedule and loss."""
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
             learning_rate=learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay
-        )
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-            metrics=["accuracy"],
-            jit_compile=hardware.jit_compile,
-        )
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=hardware.jit_compile,
+    )
     return model
 
 
-def epoch_callbacks(cfg: Config, progress: keras.callbacks.Callback | None) -> list[keras.callbacks.Callback]:
-    callbacks = [progress] if progress else []
-    if cfg.early_stopping:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True)
-        )
-    return callbacks
+def compiled_model(
+    cfg: Config, steps_per_epoch: int, hardware: Hardware, init: Path | None = None, seed: int = 0
+) -> tuple[keras.Model, keras.Model]:
+    """(plain model, its compiled training wrapper); the plain model optionally warm-started from `init`."""
+    model = create_model(cfg.model, cfg)
+    if init is not None:
+        warm_start(model, init, cfg.freeze_convs)
+    return model, compile_for_training(training_wrapper(model, cfg, seed), cfg, steps_per_epoch, hardware)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds spent inside the training epochs, to tell them from everything else a unit does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds += time.perf_counter() - self.started
+
+
+def predict_sets(model: keras.Model, sets: dict[str, np.ndarray], tta: int = 0) -> dict[str, np.ndarray]:
+    """Every set's (n, 10) float32 softmax, averaged over the image and `tta` shifted views, in one predict call
+    of fixed-shape batches: one compilation per unit whatever the sets' sizes."""
+    names = list(sets)
+    views = [tta_views(sets[name], tta) for name in names]
+    stacked = np.concatenate([view for per_set in views for view in per_set])
+    out = model.predict(padded(stacked, PREDICT_BATCH), batch_size=PREDICT_BATCH, verbose=0)[: len(stacked)]
+    result, start = {}, 0
+    for name, per_set in zip(names, views, strict=True):
+        n = len(sets[name])
+        chunks = [out[start + i * n : start + (i + 1) * n].astype(np.float64) for i in range(len(per_set))]
+        result[name] = (sum(chunks) / len(chunks)).astype(np.float32)
+        start += n * len(per_set)
+    return result
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, tta: int = 0) -> np.ndarray:
     """(n, 10) float32 softmax, averaged over the images and `tta` shifted views of them."""
-    views = tta_views(images, tta)
-    total = sum(model.predict(eval_dataset(view), verbose=0).astype(np.float64) for view in views)
-    return (total / len(views)).astype(np.float32)
+    return predict_sets(model, {"images": images}, tta)["images"]
+
+
+def fit_callbacks(cfg: Config, progress: keras.callbacks.Callback | None, timer: EpochTimer) -> list:
+    callbacks = [timer, *([progress] if progress else [])]
+    if cfg.early_stopping:
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True)
+        callbacks.append(stop)
+    return callbacks
+
+
+def final_history(fitted: keras.callbacks.History, valid: tuple[np.ndarray, np.ndarray], probs: np.ndarray):
+    """Each epoch's training metrics; without early stopping the fold is scored once, after the last epoch."""
+    history = pd.DataFrame(fitted.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    if "val_loss" not in history:
+        picked = np.clip(probs[np.arange(len(valid[1])), valid[1]], 1e-7, 1.0)
+        history.loc[history.index[-1], "val_loss"] = float(-np.log(picked).mean())
+        history.loc[history.index[-1], "val_accuracy"] = float(np.mean(probs.argmax(axis=1) == valid[1]))
+    return history
 
 
 def train_unit(
@@ -101,23 +152,26 @@ def train_unit(
     hardware: Hardware,
     progress: keras.callbacks.Callback | None = None,
     init: Path | None = None,
-) -> tuple[keras.Model, UnitOutput]:
-    """Fits a fresh model (or one started from the saved model `init`) on `train`, validates on `valid`,
-    returns probabilities for valid and `predict`."""
+) -> tuple[keras.Model, UnitResult]:
+    """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
+    probabilities for `valid` and every set of `predict`. The fold is validated every epoch only when early
+    stopping needs it."""
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
-    steps_per_epoch = max(len(train[0]) // cfg.batch_size, 1)
-    model = compiled_model(cfg, steps_per_epoch, hardware, init)
-    fitted = model.fit(
-        train_dataset(*train, cfg, seed),
-        steps_per_epoch=steps_per_epoch,
+    batches = TrainBatches(*train, cfg, seed)
+    model, trainer = compiled_model(cfg, len(batches), hardware, init, seed)
+    timer = EpochTimer()
+    validation = (valid[0], np.eye(10, dtype=np.float32)[valid[1]]) if cfg.early_stopping else None
+    fitted = trainer.fit(
+        batches,
         epochs=cfg.epochs,
-        validation_data=eval_dataset(*valid),
-        callbacks=epoch_callbacks(cfg, progress),
+        validation_data=validation,
+        shuffle=False,
+        callbacks=fit_callbacks(cfg, progress, timer),
         verbose=0,
     )
-    sets = {"valid": valid[0], **predict}
-    probabilities = {name: predict_probabilities(model, x, cfg.tta) for name, x in sets.items()}
-    history = pd.DataFrame(fitted.history)
-    history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    return model, UnitOutput(probabilities, history, time.perf_counter() - start)
+    predicting = time.perf_counter()
+    probabilities = predict_sets(model, {"valid": valid[0], **predict}, cfg.tta)
+    done = time.perf_counter()
+    history = final_history(fitted, valid, probabilities["valid"])
+    return model, UnitResult(probabilities, history, done - start, timer.seconds, done - predicting)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,7 @@ class UnitOutput:
     history: pd.DataFrame
     seconds: float
     model_bytes: bytes | None = None  # the .keras file; None when not saved or loaded back
+    record: dict = field(default_factory=dict)  # unit.json's other facts: where it trained, time per phase
 
 
 def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None) -> UnitOutput:
@@ -117,7 +118,13 @@ def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware
         progress,
         source_model_file(cfg, key),
     )
-    return replace(result, model_bytes=model_bytes(model)) if cfg.save_models else result
+    record = {
+        **hardware.to_dict(),
+        "epoch_seconds": round(result.epoch_seconds, 2),
+        "predict_seconds": round(result.predict_seconds, 2),
+    }
+    saved = model_bytes(model) if cfg.save_models else None
+    return UnitOutput(result.probabilities, result.history, result.seconds, saved, record)
 
 
 def model_bytes(model) -> bytes:
@@ -139,7 +146,8 @@ def save_unit(folder: Path, key: UnitKey, output: UnitOutput) -> None:
     runs.atomic_write_bytes(target / "history.csv", output.history.to_csv(index=False).encode())
     if output.model_bytes is not None:
         runs.atomic_write_bytes(target / "model.keras", output.model_bytes)
-    runs.write_json(target / "unit.json", {"seconds": round(output.seconds, 1), "sets": sorted(output.probabilities)})
+    record = {"seconds": round(output.seconds, 1), "sets": sorted(output.probabilities), **output.record}
+    runs.write_json(target / "unit.json", record)
 
 
 def is_complete(folder: Path, key: UnitKey) -> bool:
@@ -150,4 +158,5 @@ def load_unit(folder: Path, key: UnitKey) -> UnitOutput:
     source = unit_dir(folder, key)
     record = json.loads((source / "unit.json").read_text())
     probabilities = {name: np.load(source / f"{name}.npy") for name in record["sets"]}
-    return UnitOutput(probabilities, pd.read_csv(source / "history.csv"), record["seconds"])
+    facts = {k: v for k, v in record.items() if k not in ("seconds", "sets")}
+    return UnitOutput(probabilities, pd.read_csv(source / "history.csv"), record["seconds"], None, facts)

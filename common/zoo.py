@@ -151,7 +151,7 @@ def run_zoo(
     out_root: Path | None = None,
 ) -> Path:
     """Trains each model on the same split; writes and prints the table; returns the zoo folder."""
-    from common.train import setup_hardware  # imported late: TensorFlow takes seconds to load
+    from common.backend import setup_hardware
 
     names = zoo_models(models)
     configs = [zoo_config(spec.name, name, epochs) for name in names]  # bad epochs fail before any training

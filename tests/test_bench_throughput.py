@@ -25,7 +25,7 @@ def test_profile_writes_rates_and_every_layer(tmp_path, capsys):
     (document_path,) = tmp_path.glob("throughput-digits-*.json")
     document = json.loads(document_path.read_text())
     rates = document["images_per_second"]
-    assert set(rates) == {"model_only", "model_and_augmentation", "augmentation_only"}
+    assert set(rates) == {"model_only", "model_and_augmentation"}
     assert all(rate > 0 for rate in rates.values())
     model = create_model("small", Config(model="small"))
     assert len(document["layers"]) == len(model.layers) - 1  # every layer but the input

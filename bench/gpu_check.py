@@ -1,0 +1,139 @@
+"""The GPU check in one command: smoke run, one fold, the whole default run, throughput; one archive.
+
+python -m bench.gpu_check --out DIR [--budget-minutes 5] [--data-dir DIR]
+python -m bench.gpu_check --out DIR --tiny          # the same steps on the offline digits data (tests, CPUs)
+
+Runs each step as a user would (`python run.py ...` in a subprocess), under the backend of the environment
+(`KERAS_BACKEND=jax` on the GPU machines, which have no TensorFlow), stops starting new steps when the
+budget is spent, and packs check.json, check.md, every run's run.json, metrics.json, config.yaml and
+submission.csv (predictions only) and the log into DIR/gpu-check.tar.gz: a GPU machine may return few files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from common import runs
+
+RUN_FILES = ("run.json", "metrics.json", "config.yaml", "submission.csv", "train.log")
+
+
+def steps(tiny: bool) -> list[tuple[str, list[str]]]:
+    """(name, run.py arguments) in the order they run; later steps are skipped when the budget is spent."""
+    if tiny:
+        small = ["model=small", "width=8", "epochs=1", "max_train_rows=300"]
+        return [
+            ("smoke", ["digits", "--preset", "smoke", *small]),
+            ("one_fold", ["digits", "--fold", "0", "--seed", "0", *small]),
+        ]
+    return [
+        ("smoke", ["mnist", "--preset", "smoke"]),
+        ("one_fold", ["mnist", "--fold", "0", "--seed", "0"]),
+        ("mnist_default", ["mnist", "--folds", "5"]),
+        ("kannada_default", ["kannada", "--folds", "5"]),
+    ]
+
+
+def run_step(name: str, args: list[str], out: Path, data_dir: str | None, log) -> dict[str, Any]:
+    """One `python run.py` as a user runs it; its wall time, exit status, and the run folder's facts."""
+    folder = out / "runs" / name
+    command = [sys.executable, "run.py", *args, "--out", str(folder), *(["--data-dir", data_dir] if data_dir else [])]
+    log.write(f"\n$ {' '.join(command)}\n")
+    log.flush()
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=runs.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+    result = {"step": name, "command": " ".join(command[1:]), "status": done.returncode, "wall_seconds": 0.0}
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    found = sorted(folder.glob("*/*/run.json"))
+    if found:
+        record = json.loads(found[-1].read_text())
+        metrics = found[-1].parent / "metrics.json"
+        result |= {"run": str(found[-1].parent.relative_to(out)), "hardware": record.get("hardware")}
+        result["metrics"] = json.loads(metrics.read_text()) if metrics.is_file() else None
+    return result
+
+
+def throughput(tiny: bool, log) -> dict[str, Any]:
+    """Images per second of the default mnist model alone and inside the trainer (bench/speed.py)."""
+    from bench.speed import model_rates
+    from common.config import load_config
+
+    cfg, _ = load_config("digits" if tiny else "mnist", overrides=["model=small", "width=8"] if tiny else [])
+    try:
+        return model_rates(cfg, steps=2 if tiny else 200)
+    except Exception as error:  # noqa: BLE001 - a failed measurement is a finding of the check, not its end
+        log.write(f"throughput failed: {error!r}\n")
+        return {"error": repr(error)}
+
+
+def markdown(document: dict[str, Any]) -> str:
+    lines = [f"# GPU check, {document['created']}", "", f"- devices: {document['devices']}", ""]
+    lines += ["| step | status | wall s | OOF | extra sets |", "| --- | --- | --- | --- | --- |"]
+    for step in document["steps"]:
+        metrics = step.get("metrics") or {}
+        oof = metrics.get("oof_accuracy", metrics.get("folds", {}).get("0", {}).get("accuracy", "-"))
+        lines.append(
+            f"| {step['step']} | {step['status']} | {step['wall_seconds']} | {oof} | {metrics.get('extra_accuracy', '-')} |"
+        )
+    lines += ["", f"Throughput (img/s): {json.dumps(document['throughput'])}", ""]
+    lines += [f"Skipped for the budget: {', '.join(document['skipped']) or 'none'}", ""]
+    return "\n".join(lines)
+
+
+def pack(out: Path) -> Path:
+    """check.json, check.md, the log and each run's small files, in one archive beside them."""
+    archive = out / "gpu-check.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("check.json", "check.md", "check.log"):
+            tar.add(out / name, arcname=name)
+        for path in sorted((out / "runs").glob("*/*/*/*")):
+            if path.name in RUN_FILES:
+                tar.add(path, arcname=str(path.relative_to(out)))
+    return archive
+
+
+def devices() -> str:
+    from common.backend import backend_name, cpu_name, gpus
+
+    found = gpus(backend_name(), deterministic=False)
+    return f"{backend_name()}: " + (", ".join(f"{name} (cc {cc})" for name, cc in found) or cpu_name())
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the results and the archive")
+    parser.add_argument("--budget-minutes", type=float, default=5.0, help="no new step starts after this")
+    parser.add_argument("--data-dir", help="folder holding the competition zips")
+    parser.add_argument("--tiny", action="store_true", help="the offline digits data and tiny configs")
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.out / "runs", ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    document: dict[str, Any] = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "steps": [], "skipped": []}
+    with open(args.out / "check.log", "w") as log:
+        document["devices"] = devices()
+        document["throughput"] = throughput(args.tiny, log)
+        for name, step_args in steps(args.tiny):
+            if time.perf_counter() - start > args.budget_minutes * 60:
+                document["skipped"].append(name)
+                continue
+            document["steps"].append(run_step(name, step_args, args.out, args.data_dir, log))
+    document["seconds"] = round(time.perf_counter() - start, 1)
+    runs.write_json(args.out / "check.json", document)
+    runs.atomic_write_bytes(args.out / "check.md", markdown(document).encode())
+    print((args.out / "check.md").read_text())
+    print(f"archive: {pack(args.out)}")
+    return 0 if all(step["status"] == 0 for step in document["steps"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

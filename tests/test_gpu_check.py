@@ -1,0 +1,30 @@
+"""bench/gpu_check.py in its CPU mode on tiny data: every step runs and the archive holds the results."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+from bench.gpu_check import main
+
+
+def test_the_check_runs_its_steps_and_packs_one_archive(tmp_path, digits_dir, capsys):
+    out = tmp_path / "check"
+    assert main(["--out", str(out), "--tiny", "--data-dir", str(digits_dir)]) == 0
+    document = json.loads((out / "check.json").read_text())
+    assert [step["step"] for step in document["steps"]] == ["smoke", "one_fold"]
+    assert all(step["status"] == 0 and step["wall_seconds"] > 0 for step in document["steps"])
+    assert 0 < document["steps"][0]["metrics"]["oof_accuracy"] <= 1
+    assert document["throughput"]["model_alone"] > 0 and "CPU" in document["devices"]
+    with tarfile.open(out / "gpu-check.tar.gz") as tar:
+        names = tar.getnames()
+    assert {"check.json", "check.md", "check.log"} <= set(names)
+    assert any(name.startswith("runs/smoke/digits/") and name.endswith("/submission.csv") for name in names)
+    assert "| smoke | 0 |" in capsys.readouterr().out
+
+
+def test_a_spent_budget_skips_the_remaining_steps(tmp_path, digits_dir):
+    out = tmp_path / "check"
+    assert main(["--out", str(out), "--tiny", "--data-dir", str(digits_dir), "--budget-minutes", "0"]) == 0
+    document = json.loads((out / "check.json").read_text())
+    assert document["steps"] == [] and document["skipped"] == ["smoke", "one_fold"]
