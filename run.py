@@ -21,6 +21,16 @@ from common.backend import backend_name, quiet_stderr
 from common.errors import UserError
 from common.spec import COMPETITIONS
 
+SUB_COMMANDS = """sub-commands (python run.py COMMAND --help for each):
+  compare COMP [A B]      every run best first; or does run A beat run B (McNemar)
+  blend COMP A B ...      average runs' probabilities into a new run with its own submission
+  report COMP [RUN]       re-draw a run's figures and report.html
+  submit COMP [RUN]       check a submission and upload it to Kaggle
+  kernel COMP [RUN]       a Kaggle notebook and model dataset (code competitions: kannada)
+  merge COMP RUN          finalise a run whose units were trained separately
+  zoo COMP                every registered model on one split under one budget
+  predict COMP RUN IMG... predict your own images with a run's ensemble"""
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line via UserError, like every other user mistake
@@ -31,7 +41,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="run.py",
         description="Train a K-fold, multi-seed CNN ensemble on a Kaggle digit competition and write submission.csv.",
-        epilog="Any config key can be set as key=value (see configs/*.yaml).",
+        epilog="Any config key can be set as key=value (see configs/*.yaml).\n\n" + SUB_COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. lr=0.002 model=small")
@@ -72,6 +83,8 @@ def train(argv: list[str]) -> None:
     shortcuts += [f"init_from={args.init_from}"] if args.init_from else []
     shortcuts += ["freeze_convs=true"] if args.freeze_convs else []
     shortcuts += [f"pseudo_from={args.pseudo_from}"] if args.pseudo_from else []
+    if args.resume and (shortcuts or args.overrides or args.preset or args.config):
+        raise UserError("--resume continues a run with its own saved config: drop the overrides, or start a new run")
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
     if (args.fold is None) != (args.seed is None):

@@ -1,10 +1,11 @@
 """Speed of the trainer against the model alone: is any time lost outside the training steps?
 
-python -m bench.speed mnist [--run RUN | --train] [--folds 5] [KEY=VALUE ...]
+python -m bench.speed mnist [--run RUN | --train [run.py flags]] [KEY=VALUE ...]
 
 1. The model alone: the config's model, compiled as for training, fitted on batches already in memory
-   (numpy arrays, no augmentation); best of a few rounds, measured before and after the run (the best counts).
-2. The same steps through the training wrapper (in-graph affine) fed by TrainBatches, interleaved with 1.
+   (numpy arrays, no augmentation); rounds before and after the run, the median counts (this machine's speed
+   drifts by a quarter over half an hour: the best round would flatter the model alone).
+2. The same steps through the training wrapper (in-graph affine) fed by TrainBatches, taking turns with 1.
 3. A whole run (`--train`: `python run.py COMP --out DIR KEY=VALUE...` in a subprocess, timed from outside; or
    `--run RUN`: a finished run): each unit's rate inside its epochs, its time outside them (TTA stated apart),
    and the run's wall time against the pure training time that the model-alone rate implies.
@@ -26,13 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import runs
-from common.config import Config, load_config
-from common.errors import UserError
-from common.spec import COMPETITIONS, get_spec
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
+
+from common import runs  # noqa: E402
+from common.config import Config, load_config  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.spec import COMPETITIONS, get_spec  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ROUNDS = 3
+ROUNDS = 5
 
 
 # ---------------------------------------------------------------------------
@@ -40,19 +43,23 @@ ROUNDS = 3
 # ---------------------------------------------------------------------------
 
 
-def timed(work, rounds: int = ROUNDS) -> float:
-    """Seconds of the fastest of `rounds` calls, after one untimed call (tracing, compiling, warm-up)."""
-    work()
-    best = float("inf")
+def interleaved_rates(fits: dict[str, Any], images: int, rounds: int) -> dict[str, list[float]]:
+    """Images per second of each fit in each round, the fits taking turns (the machine's speed drifts), after
+    one untimed call each (tracing, compiling, warm-up)."""
+    for fit in fits.values():
+        fit()
+    rates: dict[str, list[float]] = {name: [] for name in fits}
     for _ in range(rounds):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for name, fit in fits.items():
+            start = time.perf_counter()
+            fit()
+            rates[name].append(images / (time.perf_counter() - start))
+    return rates
 
 
-def model_rates(cfg: Config, steps: int) -> dict[str, float]:
-    """Images per second of the model alone (arrays in memory) and of the training wrapper (TrainBatches)."""
+def model_rates(cfg: Config, steps: int, rounds: int = ROUNDS) -> dict[str, Any]:
+    """Median images per second of the model alone (arrays in memory) and of the training wrapper
+    (TrainBatches, in-graph affine), with every round's rate."""
     import keras
 
     from common.backend import setup_hardware
@@ -72,9 +79,12 @@ def model_rates(cfg: Config, steps: int) -> dict[str, float]:
         "model_alone": lambda: alone.fit(images, one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0),
         "model_in_trainer": lambda: trainer.fit(batches, shuffle=False, verbose=0),
     }
-    best = {name: min(timed(fit, 1) for _ in range(ROUNDS)) for name, fit in fits.items()}
+    rates = interleaved_rates(fits, n, rounds)
     keras.backend.clear_session()
-    return {name: n / seconds for name, seconds in best.items()} | {"hardware": hardware.description}
+    return {name: float(np.median(values)) for name, values in rates.items()} | {
+        "rounds": rates,
+        "hardware": hardware.description,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -97,14 +107,14 @@ def train_run(competition: str, overrides: list[str], out: Path, data_dir: str |
 def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
     """Per unit: rows trained, epochs, seconds in and out of the epochs, TTA's share of the prediction."""
     cfg = Config(**run.config)
-    folds = run.folds()
     rows = []
     for unit in sorted((run.folder / "units").glob("*/unit.json")):
         record = json.loads(unit.read_text())
-        fold = int(unit.parent.name.split("-")[0][1:])
-        history = pd.read_csv(unit.parent / "history.csv")
-        trained = int((folds["fold"] != fold).sum()) // cfg.batch_size * cfg.batch_size * len(history)
-        tta = record["predict_seconds"] * cfg.tta / (cfg.tta + 1)  # every view costs the same
+        if "images_trained" not in record:
+            raise UserError(f"{unit}: trained before units recorded their timings; train the run again")
+        trained = record["images_trained"]
+        # Every view costs the same; the predict compilation is charged to TTA in proportion (an upper bound).
+        tta = record["predict_seconds"] * cfg.tta / (cfg.tta + 1)
         rows.append(
             {
                 "unit": unit.parent.name,
@@ -114,9 +124,24 @@ def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
                 "tta_seconds": round(tta, 2),
                 "outside_epochs_share": (record["seconds"] - record["epoch_seconds"] - tta) / (record["seconds"] - tta),
                 "images_per_second": trained / record["epoch_seconds"],
+                "median_epoch_images_per_second": median_epoch_rate(unit.parent, trained),
             }
         )
     return rows
+
+
+def median_epoch_rate(unit: Path, trained: int) -> float | None:
+    """The median epoch's images per second, the first epoch (tracing) left out; None without epoch times."""
+    history = pd.read_csv(unit / "history.csv")
+    if "seconds" not in history or len(history) < 2:
+        return None
+    return float(trained / len(history) / history["seconds"].iloc[1:].median())
+
+
+def median_ratio(units: list[dict[str, Any]], alone: float) -> float | None:
+    """The median epoch of all units against the model alone's median round: both typical, neither the best."""
+    rates = [u["median_epoch_images_per_second"] for u in units]
+    return None if None in rates else round(float(np.median(rates)) / alone, 3)
 
 
 def run_summary(run: runs.Run, units: list[dict[str, Any]], alone: float, outside_seconds: float | None) -> dict:
@@ -133,6 +158,7 @@ def run_summary(run: runs.Run, units: list[dict[str, Any]], alone: float, outsid
         "tta_seconds": round(tta, 1),
         "wall_over_pure_plus_tta": round((wall - tta) / (images / alone), 3),
         "unit_rate_over_alone": round(images / sum(u["epoch_seconds"] for u in units) / alone, 3),
+        "median_epoch_rate_over_alone": median_ratio(units, alone),
         "worst_outside_epochs_share": round(max(u["outside_epochs_share"] for u in units), 4),
     }
 
@@ -155,7 +181,7 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         "| what runs | img/s |",
         "| --- | --- |",
-        f"| the model alone, batches in memory (best before/after) | {rates['model_alone']:,.0f} |",
+        f"| the model alone, batches in memory (median round, before and after) | {rates['model_alone']:,.0f} |",
         f"| the training wrapper (in-graph affine), TrainBatches | {rates['model_in_trainer']:,.0f} |",
     ]
     if document.get("run"):
@@ -171,22 +197,24 @@ def markdown(document: dict[str, Any]) -> str:
             f"| pure training time at the model-alone rate (s) | {run['pure_training_seconds']:,.0f} |",
             f"| test-time augmentation's cost (s) | {run['tta_seconds']:,.0f} |",
             f"| (wall - TTA) / pure training | {run['wall_over_pure_plus_tta']:.3f} |",
-            f"| rate inside the epochs / model alone | {run['unit_rate_over_alone']:.3f} |",
+            f"| rate inside the epochs (all of them) / model alone | {run['unit_rate_over_alone']:.3f} |",
+            f"| median epoch's rate / model alone (first epochs left out) | {run['median_epoch_rate_over_alone']} |",
             f"| largest share of a unit outside its epochs (TTA excluded) | {run['worst_outside_epochs_share']:.2%} |",
         ]
     return "\n".join(lines) + "\n"
 
 
-def measure(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
+def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[str, Any]:
+    """Model-alone rates before and after the run (the best counts: other work only slows a round)."""
+    run = runs.find_run(args.runs, args.competition, args.run) if args.run else None
+    cfg = Config(**run.config) if run else cfg  # the run's own model and batch size
     before = model_rates(cfg, args.steps)
-    run, outside = None, None
+    outside = None
     if args.train:
-        folder, outside = train_run(args.competition, args.overrides, args.runs, args.data_dir)
+        folder, outside = train_run(args.competition, run_args, args.runs, args.data_dir)
         run = runs.load_run(folder)
-    elif args.run:
-        run = runs.find_run(args.runs, args.competition, args.run)
     after = model_rates(cfg, args.steps) if run else before
-    rates = {name: max(before[name], after[name]) for name in ("model_alone", "model_in_trainer")}
+    rates = {name: float(np.median(before["rounds"][name] + after["rounds"][name])) for name in before["rounds"]}
     rates["hardware"] = before["hardware"]
     document = {"rates": rates, "rates_before": before, "rates_after": after}
     if run:
@@ -199,7 +227,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.splitlines()[0])
     parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
     parser.add_argument(
-        "overrides", nargs="*", metavar="ARG", help="key=value overrides (and run.py flags with --train)"
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides; with --train, run.py's flags too"
     )
     parser.add_argument("--train", action="store_true", help="train a whole run with run.py and time it")
     parser.add_argument("--run", help="analyse this finished run (id, prefix or latest) instead")
@@ -207,17 +235,20 @@ def main(argv: list[str]) -> int:
         "--runs", type=Path, default=runs.DEFAULT_ROOT, help="where run folders are (default: submissions/)"
     )
     parser.add_argument("--data-dir", help="folder holding the competition files")
-    parser.add_argument("--steps", type=int, default=40, help="steps per timing round of the model alone (default 40)")
+    parser.add_argument(
+        "--steps", type=int, default=100, help="steps per timing round of the model alone (default 100)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
-    args = parser.parse_intermixed_args(argv)
+    args, run_flags = parser.parse_known_intermixed_args(argv)
     try:
         get_spec(args.competition)
-        cfg, _ = load_config(
-            args.competition, overrides=[o for o in args.overrides if "=" in o and not o.startswith("-")]
-        )
+        if run_flags and not args.train:
+            raise UserError(f"speed: unknown arguments {' '.join(run_flags)} (run.py's flags go with --train)")
+        preset = run_flags[run_flags.index("--preset") + 1] if "--preset" in run_flags[:-1] else None
+        cfg, _ = load_config(args.competition, preset, overrides=args.overrides)
         if args.steps < 1:
             raise UserError(f"speed: --steps must be at least 1, got {args.steps}")
-        document = measure(args, cfg)
+        document = measure(args, cfg, [*run_flags, *args.overrides])
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from common import runs  # noqa: E402
 from common.augment import TTA_SHIFTS, tta_views  # noqa: E402
 from common.config import Config  # noqa: E402
-from common.data import load_dataset  # noqa: E402
+from common.data import folds_rows, load_dataset  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.units import all_units, unit_dir  # noqa: E402
@@ -39,7 +39,8 @@ RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
 
 def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, float]:
-    """(views, n_rows, 10): every unit's prediction of its held-out rows, per view; and the seconds per view."""
+    """(views, n_rows, 10): every unit's prediction of its held-out rows, per view; and the seconds per view.
+    `images` are the run's folds.csv rows, in order (common.data.folds_rows)."""
     import keras
 
     folds = run.folds()
@@ -49,7 +50,7 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
     for key in tqdm(units, desc="units", unit="unit"):
         model = keras.models.load_model(unit_dir(run.folder, key) / "model.keras", compile=False)
         held_out = (folds["fold"] == key[0]).to_numpy()
-        for view, shifted in enumerate(tta_views(images[folds["row"].to_numpy()[held_out]], len(TTA_SHIFTS))):
+        for view, shifted in enumerate(tta_views(images[held_out], len(TTA_SHIFTS))):
             per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.config["seeds"]
     seconds_per_view = (time.perf_counter() - start) / (1 + len(TTA_SHIFTS))
     return per_view, seconds_per_view
@@ -96,7 +97,8 @@ def main(argv: list[str]) -> int:
         spec = get_spec(args.competition)
         run = runs.find_run(args.out or runs.DEFAULT_ROOT, spec.name, args.run)
         data = load_dataset(spec, args.data_dir)
-        per_view, seconds = view_probabilities(run, data.train.images)
+        images, _ = folds_rows(data, run.folds(), run.folder / "folds.csv")
+        per_view, seconds = view_probabilities(run, images)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

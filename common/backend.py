@@ -46,19 +46,25 @@ class Hardware:
     device_name: str
     precision: str  # float32 | mixed_bfloat16 | mixed_float16 (Keras dtype policies)
     jit_compile: bool
+    threads: int = 0  # intra-op threads (CPU work); 0 = the backend's default
 
     @property
     def description(self) -> str:
-        return f"{self.backend} on {self.device_name}, {self.precision}, jit {'on' if self.jit_compile else 'off'}"
+        threads = f", {self.threads} threads" if self.threads else ""
+        return f"{self.backend} on {self.device_name}, {self.precision}, jit {'on' if self.jit_compile else 'off'}{threads}"
 
     def to_dict(self) -> dict[str, str | bool]:
         return {"backend": self.backend, "device": self.device, "device_name": self.device_name,
-                "precision": self.precision, "jit_compile": self.jit_compile}  # fmt: skip
+                "precision": self.precision, "jit_compile": self.jit_compile, "threads": self.threads}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
 # What the machine has
 # ---------------------------------------------------------------------------
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def cpu_name() -> str:
@@ -132,10 +138,18 @@ def gpus(backend: str, deterministic: bool, cpu_only: bool = False) -> list[tupl
 # ---------------------------------------------------------------------------
 
 
+def torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def resolve_hardware(cfg: Config) -> Hardware:
     """What cfg asks for on this machine; UserError for a GPU asked for but absent or a precision it lacks."""
     backend = backend_name()
     found = gpus(backend, cfg.deterministic, cpu_only=cfg.device == "cpu")
+    if cfg.device == "cpu" and backend == "torch" and torch_sees_a_gpu():
+        raise UserError("device=cpu: Keras on torch takes the GPU it finds; hide it with CUDA_VISIBLE_DEVICES=''")
     if cfg.device == "gpu" and not found:
         raise UserError(f"device=gpu: the {backend} backend sees no GPU on this machine (use device=auto or cpu)")
     on_gpu = bool(found)
@@ -143,7 +157,8 @@ def resolve_hardware(cfg: Config) -> Hardware:
     precision = choose_precision(cfg.mixed_precision, on_gpu, found)
     # XLA is JAX's only compiler; TensorFlow's XLA was 2.7x slower on the CPUs measured; torch.compile is opt-in.
     jit = cfg.xla == "on" or (cfg.xla == "auto" and (backend == "jax" or (backend == "tensorflow" and on_gpu)))
-    return Hardware(backend, "gpu" if on_gpu else "cpu", name, precision, jit)
+    threads = cfg.threads if backend != "jax" else 0  # XLA's CPU thread pool is its own: not set here
+    return Hardware(backend, "gpu" if on_gpu else "cpu", name, precision, jit, threads)
 
 
 def choose_precision(asked: str, on_gpu: bool, found: list[tuple[str, float]]) -> str:
@@ -171,12 +186,28 @@ def setup_hardware(cfg: Config) -> Hardware:
     if hardware.backend == "tensorflow":
         import tensorflow as tf
 
+        set_tensorflow_threads(tf, cfg.threads)
         if cfg.device == "cpu":
             tf.config.set_visible_devices([], "GPU")
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
-    elif hardware.backend == "torch" and cfg.deterministic:
+    elif hardware.backend == "torch":
         import torch
 
-        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(cfg.threads or available_cores())
+        torch.use_deterministic_algorithms(cfg.deterministic)
     return hardware
+
+
+def set_tensorflow_threads(tf, threads: int) -> None:
+    """The unit's intra- and inter-op thread counts: TensorFlow takes them only before it first runs an op, so
+    a later call asking for what is already in force (0 = the cores) passes, and anything else is an error."""
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads() or available_cores()
+        if current != threads:
+            raise UserError(f"threads={threads}: this process already runs TensorFlow with {current}") from None

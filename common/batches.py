@@ -11,6 +11,8 @@ batch), so they repeat too.
 
 from __future__ import annotations
 
+import multiprocessing
+
 import albumentations as A
 import cv2
 import keras
@@ -37,7 +39,9 @@ class TrainBatches(keras.utils.PyDataset):
     def __init__(self, images: np.ndarray, labels: np.ndarray, cfg: Config, seed: int) -> None:
         distortions = build_distortions(cfg.distortions)
         workers = 2 if distortions else 1
-        super().__init__(workers=workers, use_multiprocessing=workers > 1, max_queue_size=16)
+        # albumentations holds the GIL, so processes; a daemonic process (a Dask worker) may not start them.
+        processes = workers > 1 and not multiprocessing.current_process().daemon
+        super().__init__(workers=workers, use_multiprocessing=processes, max_queue_size=16)
         self.images, self.one_hot = images, np.eye(10, dtype=np.float32)[labels]
         self.batch_size = min(cfg.batch_size, len(images))
         self.seed, self.epoch = seed, 0

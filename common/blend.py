@@ -16,7 +16,7 @@ import pandas as pd
 
 from common import runs
 from common.compare import AlignedOOF, aligned_oof
-from common.data import Dataset, load_dataset
+from common.data import Dataset, folds_rows, load_dataset
 from common.errors import UserError
 from common.metrics import accuracy, per_class_table
 from common.spec import get_spec
@@ -63,14 +63,14 @@ def same_rows(chosen: list[runs.Run], name: str, expected: int) -> list[np.ndarr
     return arrays
 
 
-def check_train_labels(aligned: AlignedOOF, data: Dataset) -> None:
-    """The runs' folds.csv must describe this train.csv, or the blend's scores would be meaningless."""
-    n_train = len(data.train.labels)
-    if aligned.rows.min() < 0 or aligned.rows.max() >= n_train:
-        raise UserError(f"folds.csv names train row {aligned.rows.max()}, but train.csv has {n_train} rows")
-    wrong = np.flatnonzero(data.train.labels[aligned.rows] != aligned.labels)
-    if len(wrong):
-        raise UserError(f"folds.csv: train row {aligned.rows[wrong[0]]} has another label than in train.csv")
+def check_train_labels(aligned: AlignedOOF, data: Dataset, first: runs.Run) -> pd.DataFrame:
+    """The runs' folds.csv must describe these files, or the blend's scores would be meaningless. Returns the
+    blend's folds table: the first run's folds on the shared rows, with each row's origin (extra_train)."""
+    own = first.folds().set_index("row")
+    table = pd.DataFrame({"row": aligned.rows, "label": aligned.labels, "fold": aligned.folds[0]})
+    table["origin"] = own["origin"].reindex(aligned.rows).to_numpy() if "origin" in own else "train"
+    folds_rows(data, table, first.folder / "folds.csv")
+    return table
 
 
 def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
@@ -111,10 +111,10 @@ def blend_metrics(aligned: AlignedOOF, oof: np.ndarray, extras: dict, chosen: li
     }
 
 
-def write_blend(folder: Path, aligned: AlignedOOF, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset) -> None:
+def write_blend(
+    folder: Path, aligned: AlignedOOF, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset
+) -> None:
     """The run-folder files: folds.csv (first run's folds on the shared rows), arrays, metrics, submission."""
-
-    folds = pd.DataFrame({"row": aligned.rows, "label": aligned.labels, "fold": aligned.folds[0]})
     runs.atomic_write_bytes(folder / "folds.csv", folds.to_csv(index=False).encode())
     for name, probabilities in arrays.items():
         runs.save_array(folder / f"{name}.npy", probabilities)
@@ -152,7 +152,7 @@ def blend_runs(
     weight = normalised_weights(weights, len(chosen))
     data = load_dataset(get_spec(competition), data_dir)
     aligned = aligned_oof(chosen)
-    check_train_labels(aligned, data)
+    folds = check_train_labels(aligned, data, chosen[0])
     sets = {"test": same_rows(chosen, "test", len(data.test.images))}
     names = shared_extras(chosen, data)
     sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
@@ -165,7 +165,7 @@ def blend_runs(
     config = {"blend_of": metrics["blend_of"], "weights": metrics["weights"], "folds_from": chosen[0].run_id}
     command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
     runs.start_run(folder, config, command, "none (averages saved probabilities)")
-    write_blend(folder, aligned, arrays, metrics, data)
+    write_blend(folder, aligned, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
     print_blend(folder, metrics)
     return folder

@@ -58,6 +58,8 @@ class Config:
     init_from: str = ""  # COMPETITION/RUN (id, prefix or latest) or a run folder; stored resolved to its path
     freeze_convs: bool = False  # with init_from: conv layers stay fixed, a fresh classifier is trained
     # Hardware
+    threads: int = 0  # intra-op threads per unit; 0 = this machine's cores, stored resolved when a run starts, so a
+    # unit trains alike wherever it runs (resumed, merged, on a Dask worker that shares cores)
     device: str = "auto"  # auto | cpu | gpu (gpu: refused when the backend sees none)
     mixed_precision: str = "auto"  # auto (on GPUs only) | on | off | bfloat16 | float16; probabilities stay float32
     xla: str = "auto"  # auto | on | off: jit_compile (auto: always on JAX, on GPUs on TensorFlow)
@@ -85,6 +87,8 @@ class Config:
             raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
         if not 0 <= self.holdout < 1 or not 0 < self.pseudo_threshold <= 1:
             raise UserError("config: holdout must be in [0, 1) and pseudo_threshold in (0, 1]")
+        if self.threads < 0:
+            raise UserError(f"config: threads must be 0 (this machine's cores) or positive, got {self.threads}")
         if not 0 <= self.tta <= 8:
             raise UserError(f"config: tta must be between 0 and 8 (one-pixel shifts), got {self.tta}")
         unknown = sorted(set(self.distortions) - set(DISTORTIONS))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.atomic import atomic_path
 from common.errors import UserError
 from common.spec import IMAGE_SHAPE, N_CLASSES, PIXEL_COLUMNS, CompetitionSpec
 
@@ -290,9 +291,8 @@ def cached_table(source: Source, member: str, cache_dir: Path, **columns: str | 
     table = parse_table(source.read_bytes(member), source.where(member), **columns)
     cache_dir.mkdir(parents=True, exist_ok=True)
     arrays = {name: value for name, value in vars(table).items() if value is not None}
-    partial = cache_file.with_name(cache_file.name + f".{os.getpid()}.partial.npz")
-    np.savez(partial, **arrays)
-    partial.replace(cache_file)
+    with atomic_path(cache_file, ".npz") as temporary:
+        np.savez(temporary, **arrays)
     return table
 
 
@@ -313,3 +313,27 @@ def load_dataset(spec: CompetitionSpec, data_dir: str | Path | None = None, cach
         for name, member in spec.extra_sets.items()
     }
     return Dataset(spec, train, test, sample, extras)
+
+
+def folds_rows(data: Dataset, folds: pd.DataFrame, source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of a run's folds.csv rows: train.csv's, and an extra_train set's, numbered on after
+    train.csv's (column `origin`). UserError naming `source` when these are not the files the run used."""
+    rows = folds["row"].to_numpy()
+    origin = folds["origin"].to_numpy() if "origin" in folds else np.full(len(rows), "train")
+    images, labels = np.zeros((len(rows), *IMAGE_SHAPE), np.uint8), np.zeros(len(rows), np.int64)
+    for name in np.unique(origin):
+        table = data.train if name == "train" else data.extras.get(name)
+        if table is None:
+            raise UserError(f"{source}: rows from {name!r}, a set {data.spec.name} does not have")
+        mine = origin == name
+        index = rows[mine] - (0 if name == "train" else len(data.train.labels))
+        if len(index) and (index.min() < 0 or index.max() >= len(table.labels)):
+            raise UserError(
+                f"{source}: row {rows[mine].max()} is past the {len(table.labels)} rows of {name} "
+                "(are these the files the run used?)"
+            )
+        images[mine], labels[mine] = table.images[index], table.labels[index]
+    wrong = np.flatnonzero(labels != folds["label"].to_numpy())
+    if len(wrong):
+        raise UserError(f"{source}: line {wrong[0] + 2}: label differs from the competition's files (other files?)")
+    return images, labels

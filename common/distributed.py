@@ -53,13 +53,10 @@ def local_workers(address: str) -> int | None:
     return int(count)
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def worker_environment(n_workers: int) -> dict[str, str]:
-    """Shares this machine's cores between the workers; TensorFlow reads these before it starts."""
-    threads = str(max(1, available_cores() // n_workers))
+def worker_environment(threads: int) -> dict[str, str]:
+    """Each worker runs a unit with the run's own thread count (`threads` in config.yaml), as a local run does,
+    so its results are the same; local workers then share the cores. TensorFlow reads these when it starts."""
+    threads = str(threads)
     quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
     return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": quiet}
 
@@ -70,7 +67,7 @@ def first_line(error: BaseException) -> str:
 
 
 @contextmanager
-def connect(address: str) -> Iterator[Client]:
+def connect(address: str, threads: int = 1) -> Iterator[Client]:
     """A client of the scheduler at `address`, or of a LocalCluster closed on exit."""
     n_workers = local_workers(address)
     with ExitStack() as stack:
@@ -83,7 +80,7 @@ def connect(address: str) -> Iterator[Client]:
                     processes=True,
                     memory_limit=0,
                     dashboard_address=None,
-                    env=worker_environment(n_workers),
+                    env=worker_environment(threads),
                 )
                 stack.enter_context(cluster)
                 client = stack.enter_context(Client(cluster))
@@ -210,7 +207,7 @@ def train_units_on_cluster(
     """Trains the units `todo` on a Dask cluster, saving each in `folder` exactly as a local unit."""
     from common.pipeline import log_unit
 
-    with connect(address) as client:
+    with connect(address, cfg.threads) as client:
         n_workers = len(client.nthreads())
         log.info(
             "training %d of %d units on %d dask worker(s) (%s)", len(todo), len(all_units(cfg)), n_workers, address

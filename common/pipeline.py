@@ -12,15 +12,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from common import runs
-from common.backend import resolve_hardware
+from common.backend import available_cores, resolve_hardware
 from common.config import Config
 from common.data import Dataset, load_dataset
 from common.errors import UserError
@@ -188,14 +189,15 @@ def check_same_folds(folder: Path, train: TrainSet) -> None:
 
 @contextmanager
 def run_log(folder: Path) -> Iterator[None]:
-    """Log lines go to the run's train.log and, above the progress bars, to the terminal."""
-    handlers = [logging.FileHandler(folder / "train.log"), TqdmHandler()]
+    """Log lines go to the run's train.log and, above the progress bars (tqdm's logging redirect), to stderr."""
+    handlers = [logging.FileHandler(folder / "train.log"), logging.StreamHandler(sys.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for handler in handlers:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        yield
+        with logging_redirect_tqdm(loggers=[log]):
+            yield
     except KeyboardInterrupt:
         log.info("interrupted: continue with --resume %s", folder.name)
         raise
@@ -203,11 +205,6 @@ def run_log(folder: Path) -> Iterator[None]:
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
-
-
-class TqdmHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------
@@ -223,6 +220,8 @@ def run_competition(
     root = options.out_root or runs.DEFAULT_ROOT
     resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
     cfg = Config(**resumed.config) if resumed else cfg  # a resumed run keeps its own config
+    if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
+        cfg = replace(cfg, threads=available_cores())
     require_model(cfg.model)
     if not options.scheduler:  # a GPU asked for but absent, or a precision the device lacks: before any folder
         resolve_hardware(cfg)
@@ -299,6 +298,6 @@ def print_summary(folder: Path, metrics: dict, seconds: float) -> None:
     print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")
     for name, acc, secs in rows:
         print(f"{name:<14}{acc:>10.5f}{'' if secs is None else f'{secs:>10.0f}'}")
-    print(
-        f"\nrun folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})"
-    )
+    hardware = runs.load_run(folder).record.get("hardware", [])
+    print(f"\ntrained on:  {'; '.join(hardware) or 'not recorded'}")
+    print(f"run folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})")

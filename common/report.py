@@ -96,7 +96,7 @@ def learning_curves_figure(histories: dict[str, pd.DataFrame]) -> Figure:
         for unit, history in histories.items():
             (line,) = ax.plot(history["epoch"], history[metric], label=unit)
             if f"val_{metric}" in history:
-                ax.plot(history["epoch"], history[f"val_{metric}"], "--", color=line.get_color())
+                ax.plot(history["epoch"], history[f"val_{metric}"], "o--", color=line.get_color(), markersize=3)
         ax.set(title=f"{metric} (solid: train, dashed: validation)", xlabel="epoch", ylabel=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -266,24 +266,9 @@ def write_report(folder: Path, images: np.ndarray, labels: np.ndarray) -> Path:
 
 
 def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The train images and labels of a run's folds.csv rows, reloaded from the competition's files."""
-    from common.data import load_dataset
+    """The images and labels of a run's folds.csv rows (extra_train rows included), from the competition's files."""
+    from common.data import folds_rows, load_dataset
     from common.spec import get_spec
 
-    competition = run.competition
-    train = load_dataset(get_spec(competition), data_dir).train
-    folds = run.folds()
-    rows = folds["row"].to_numpy()
-    if len(rows) and rows.max() >= len(train.images):
-        raise UserError(
-            f"{run.folder / 'folds.csv'}: row {rows.max()} but train.csv has {len(train.images)} rows "
-            "(is this the train.csv the run used?)"
-        )
-    labels = train.labels[rows]
-    mismatch = np.flatnonzero(labels != folds["label"].to_numpy())
-    if len(mismatch):
-        line = int(mismatch[0]) + 2
-        raise UserError(
-            f"{run.folder / 'folds.csv'}: line {line}: label differs from train.csv (a different train.csv?)"
-        )
-    return train.images[rows], labels
+    data = load_dataset(get_spec(run.competition), data_dir)
+    return folds_rows(data, run.folds(), run.folder / "folds.csv")

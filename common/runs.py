@@ -22,17 +22,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.atomic import atomic_path, atomic_write_bytes
 from common.errors import UserError
+
+__all__ = ["atomic_write_bytes"]  # re-exported: the run-folder writers use runs.atomic_write_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = PROJECT_ROOT / "submissions"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    partial.replace(path)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -48,10 +44,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial.npy")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(partial, array)
-    partial.replace(path)
+    with atomic_path(path, ".npy") as temporary:
+        np.save(temporary, array)
 
 
 def new_run_id(label: str) -> str:
@@ -74,7 +68,7 @@ def create_run_dir(root: Path, competition: str, label: str) -> Path:
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["tensorflow", "keras", "numpy", "pandas", "scikit-learn", "albumentations"]
+    names = ["keras", "tensorflow", "jax", "jaxlib", "torch", "numpy", "pandas", "scikit-learn", "albumentations"]
     found = {}
     for name in names:
         try:

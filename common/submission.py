@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from common.atomic import atomic_write_bytes
 from common.data import Dataset
 from common.errors import UserError
 from common.spec import N_CLASSES, CompetitionSpec
@@ -45,11 +45,8 @@ def check_submission(spec: CompetitionSpec, sample: pd.DataFrame, submission: pd
 
 
 def write_submission(submission: pd.DataFrame, path: Path) -> None:
-    """Writes atomically (temporary name, then rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    submission.to_csv(partial, index=False, lineterminator="\n")
-    partial.replace(path)
+    """Writes atomically (a unique temporary name, then rename): a reader never sees half a file."""
+    atomic_write_bytes(path, submission.to_csv(index=False, lineterminator="\n").encode())
 
 
 def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.ndarray) -> Path:
@@ -57,7 +54,5 @@ def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.nda
     submission = build_submission(data.spec, data.sample, data.test_ids, test_probabilities.argmax(axis=1))
     check_submission(data.spec, data.sample, submission, str(folder / "submission.csv"))
     write_submission(submission, folder / "submission.csv")
-    latest = folder.parent / "submission.csv"
-    shutil.copyfile(folder / "submission.csv", latest.with_name(".submission.csv.partial"))
-    latest.with_name(".submission.csv.partial").replace(latest)
+    atomic_write_bytes(folder.parent / "submission.csv", (folder / "submission.csv").read_bytes())
     return folder / "submission.csv"

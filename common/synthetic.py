@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 
+from common.atomic import atomic_path
 from common.spec import PIXEL_COLUMNS
 
 N_TEST = 300
@@ -48,14 +49,8 @@ def write_sklearn_digits_competition(folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "sklearn-digits.zip"
-    partial = target.with_suffix(".zip.partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, frame in [
-            ("train.csv", train),
-            ("test.csv", test),
-            ("holdout.csv", holdout),
-            ("sample_submission.csv", sample),
-        ]:
+    files = {"train.csv": train, "test.csv": test, "holdout.csv": holdout, "sample_submission.csv": sample}
+    with atomic_path(target) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, frame in files.items():
             archive.writestr(name, frame.to_csv(index=False))
-    partial.replace(target)
     return target

@@ -41,7 +41,8 @@ class UnitResult:
     history: pd.DataFrame
     seconds: float  # the whole unit
     epoch_seconds: float  # inside the training epochs
-    predict_seconds: float  # predicting every set (test-time views included)
+    predict_seconds: float  # predicting every set (test-time views included, and the predict compilation)
+    images_trained: int  # batches x batch size x epochs run
 
 
 def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -90,17 +91,22 @@ def compiled_model(
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Seconds spent inside the training epochs, to tell them from everything else a unit does."""
+    """Seconds spent inside each training epoch (validation included when early stopping asks for it), to tell
+    them from everything else a unit does; they go into the history as `seconds`."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seconds = 0.0
+        self.epochs: list[float] = []
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.epochs)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds += time.perf_counter() - self.started
+        self.epochs.append(time.perf_counter() - self.started)
 
 
 def predict_sets(model: keras.Model, sets: dict[str, np.ndarray], tta: int = 0) -> dict[str, np.ndarray]:
@@ -132,10 +138,12 @@ def fit_callbacks(cfg: Config, progress: keras.callbacks.Callback | None, timer:
     return callbacks
 
 
-def final_history(fitted: keras.callbacks.History, valid: tuple[np.ndarray, np.ndarray], probs: np.ndarray):
-    """Each epoch's training metrics; without early stopping the fold is scored once, after the last epoch."""
+def final_history(fitted: keras.callbacks.History, timer: EpochTimer, valid: tuple, probs: np.ndarray) -> pd.DataFrame:
+    """Each epoch's training metrics and seconds; without early stopping the fold is scored once, after the last
+    epoch (from the unit's own held-out probabilities: with `tta`, the averaged views)."""
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    history["seconds"] = np.round(timer.epochs[: len(history)], 3)
     if "val_loss" not in history:
         picked = np.clip(probs[np.arange(len(valid[1])), valid[1]], 1e-7, 1.0)
         history.loc[history.index[-1], "val_loss"] = float(-np.log(picked).mean())
@@ -166,12 +174,14 @@ def train_unit(
         batches,
         epochs=cfg.epochs,
         validation_data=validation,
-        shuffle=False,
+        validation_batch_size=PREDICT_BATCH,
+        shuffle=False,  # TrainBatches shuffles rows from the seed; Keras would draw from Python's `random`
         callbacks=fit_callbacks(cfg, progress, timer),
         verbose=0,
     )
     predicting = time.perf_counter()
     probabilities = predict_sets(model, {"valid": valid[0], **predict}, cfg.tta)
     done = time.perf_counter()
-    history = final_history(fitted, valid, probabilities["valid"])
-    return model, UnitResult(probabilities, history, done - start, timer.seconds, done - predicting)
+    history = final_history(fitted, timer, valid, probabilities["valid"])
+    trained = len(batches) * batches.batch_size * len(history)
+    return model, UnitResult(probabilities, history, done - start, timer.seconds, done - predicting, trained)

@@ -122,6 +122,7 @@ def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware
         **hardware.to_dict(),
         "epoch_seconds": round(result.epoch_seconds, 2),
         "predict_seconds": round(result.predict_seconds, 2),
+        "images_trained": result.images_trained,
     }
     saved = model_bytes(model) if cfg.save_models else None
     return UnitOutput(result.probabilities, result.history, result.seconds, saved, record)

@@ -86,8 +86,7 @@ def zoo_row(cfg: Config, data: Dataset, split: tuple[np.ndarray, np.ndarray], ha
         "val_accuracy": accuracy(result.probabilities["valid"], labels[valid]),
         **{f"{name}_accuracy": accuracy(result.probabilities[name], t.labels) for name, t in data.extras.items()},
         "train_seconds": round(result.seconds, 1),
-        # result.seconds also covers predicting the sets, so this slightly understates pure training speed
-        "images_per_second": round(len(train) * epochs_run / result.seconds),
+        "images_per_second": round(result.images_trained / result.epoch_seconds),  # inside the epochs
         "epochs": epochs_run,
         "train_rows": len(train),
         "hardware": hardware.description,

@@ -35,16 +35,40 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def jax_run(tmp_path_factory, digits_dir) -> Path:
-    """A digits run trained on JAX in a process where TensorFlow cannot be imported."""
+def no_tensorflow(tmp_path_factory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("jax")
     env = without_tensorflow(tmp) | {"DIGIT_CACHE_DIR": str(tmp / "cache")}
     check = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, check=False)
     assert check.returncode != 0 and "blocked" in check.stderr.decode()
-    done = run_cli(["digits", "--preset", "smoke", *TINY, "--data-dir", str(digits_dir), "--out", str(tmp)], env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory, digits_dir, no_tensorflow) -> Path:
+    """A digits run trained on JAX in a process where TensorFlow cannot be imported."""
+    out = tmp_path_factory.mktemp("jax_runs")
+    args = ["digits", "--preset", "smoke", *TINY, "--data-dir", str(digits_dir), "--out", str(out)]
+    done = run_cli(args, no_tensorflow)
     assert done.returncode == 0, done.stderr[-3000:]
-    (folder,) = (tmp / "digits").glob("*/run.json")
+    assert "trained on:  jax on CPU" in done.stdout
+    (folder,) = (out / "digits").glob("*/run.json")
     return folder.parent
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["report", "digits", "latest"], ["compare", "digits"], ["predict", "digits", "latest", "IMAGE"]],
+    ids=["report", "compare", "predict"],
+)
+def test_the_commands_run_on_jax_without_tensorflow(command, jax_run, no_tensorflow, tmp_path):
+    from PIL import Image
+
+    image = np.full((64, 64), 255, np.uint8)
+    image[16:48, 28:36] = 0  # a dark stroke on light paper: a one
+    Image.fromarray(image).save(tmp_path / "one.png")
+    args = [str(tmp_path / "one.png") if arg == "IMAGE" else arg for arg in command]
+    done = run_cli([*args, "--out", str(jax_run.parent.parent)], no_tensorflow)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_a_jax_run_without_tensorflow_records_its_backend(jax_run):

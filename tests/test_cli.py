@@ -26,6 +26,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--epochs", "0"], "epochs must be a positive integer"),
         (["mnist", "--preset", "turbo"], "unknown preset 'turbo'"),
         (["mnist", "--folds", "1"], "folds must be at least 2"),
+        (["mnist", "--resume", "latest", "epochs=3"], "--resume continues a run with its own saved config"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
@@ -58,3 +59,12 @@ def test_smoke_run_from_the_command_line(tmp_path, digits_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "OOF ensemble" in result.stdout and "submission:" in result.stdout
     assert (out / "digits" / "submission.csv").is_file()
+
+
+def test_help_lists_every_sub_command():
+    import run
+
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in run.COMMANDS:
+        assert f"\n  {name} " in result.stdout, name

@@ -89,3 +89,21 @@ def test_holdout_and_extra_train_are_scored_apart_from_train_csv(digits_dir, tmp
     assert len(held) == round(0.2 * len(load_dataset(DIGITS, digits_dir).train.labels))
     summary = capsys.readouterr().out
     assert "holdout_oof" in summary and "train_holdout" in summary
+
+
+def test_units_trained_on_other_hardware_are_accepted_and_said(caplog):
+    import logging
+
+    from common.pipeline import note_mixed_hardware
+    from common.units import UnitOutput
+
+    def unit(backend: str) -> UnitOutput:
+        return UnitOutput({}, pd.DataFrame(), 1.0, None, {"backend": backend, "device_name": "CPU"})
+
+    with caplog.at_level(logging.INFO, logger="digits"):
+        note_mixed_hardware({(0, 0): unit("tensorflow"), (1, 0): unit("jax")})
+    assert "tensorflow on CPU: f0-s0; jax on CPU: f1-s0" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="digits"):
+        note_mixed_hardware({(0, 0): unit("jax"), (1, 0): unit("jax")})
+    assert "different hardware" not in caplog.text
