@@ -74,7 +74,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train(argv: list[str]) -> None:
-    from common.config import load_config
+    from common.config import chosen_keys, load_config
     from common.spec import get_spec
 
     args = train_parser().parse_intermixed_args(argv)
@@ -91,7 +91,11 @@ def train(argv: list[str]) -> None:
         raise UserError("--fold and --seed go together: they name one unit")
     only = (args.fold, args.seed) if args.fold is not None else None
     with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
+        from common.models import check_model_keys
         from common.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
+
+    if not args.resume:
+        check_model_keys(cfg.model, chosen_keys(args.config, args.overrides))
 
     run_competition(spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler))
 

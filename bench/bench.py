@@ -155,6 +155,15 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
+def write_result_files(out: Path, stem: str, document: dict[str, Any], markdown: str) -> Path:
+    """`out/<stem>-<UTC stamp>.json` and `.md`, written atomically; prints the markdown, returns its path."""
+    path = out / f"{stem}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.md"
+    runs.write_json(path.with_suffix(".json"), document)
+    runs.atomic_write_bytes(path, markdown.encode())
+    print(markdown)
+    return path
+
+
 def cpu_flags() -> str:
     """The vector extensions that decide CPU speed here (AVX2 only, or AVX-512 with BF16): recorded with results."""
     info = Path("/proc/cpuinfo")

@@ -252,7 +252,7 @@ def main(argv: list[str]) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from bench.bench import cpu_flags, cpu_model
+    from bench.bench import cpu_flags, cpu_model, write_result_files
 
     document |= {
         "competition": args.competition,
@@ -262,10 +262,7 @@ def main(argv: list[str]) -> int:
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},
         "git_commit": runs.git_commit(),
     }
-    stem = args.out / f"speed-{args.competition}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-    runs.write_json(stem.with_suffix(".json"), document)
-    runs.atomic_write_bytes(stem.with_suffix(".md"), markdown(document).encode())
-    print(stem.with_suffix(".md").read_text())
+    write_result_files(args.out, f"speed-{args.competition}", document, markdown(document))
     return 0
 
 

@@ -39,6 +39,7 @@ from bench.bench import (  # noqa: E402
     machine_description,
     markdown_rows,
     matmul_gflops,
+    write_result_files,
 )
 from bench.speed import model_rates  # noqa: E402
 from common import runs  # noqa: E402
@@ -211,10 +212,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     document = profile_document(args.competition, cfg, args.steps, " ".join(["python", "bench/throughput.py", *argv]))
-    stem = args.out / f"throughput-{args.competition}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-    runs.write_json(stem.with_suffix(".json"), document)
-    runs.atomic_write_bytes(stem.with_suffix(".md"), markdown_report(document).encode())
-    print(stem.with_suffix(".md").read_text())
+    write_result_files(args.out, f"throughput-{args.competition}", document, markdown_report(document))
     return 0
 
 

@@ -157,17 +157,33 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
-def load_config(
-    competition: str, preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
-) -> tuple[Config, str]:
-    """The resolved config and a short label for it (the preset's name, or 'default')."""
-    values = read_yaml(CONFIG_DIR / f"{competition}.yaml")
+def user_layers(
+    preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+) -> list[dict[str, Any]]:
+    """What the user chose, in order of precedence: the preset, --config, key=value overrides."""
+    layers = []
     if preset:
         preset_file = CONFIG_DIR / "presets" / f"{preset}.yaml"
         if not preset_file.is_file():
             raise UserError(f"unknown preset {preset!r}: expected one of {', '.join(available_presets())}")
-        values |= read_yaml(preset_file)
+        layers.append(read_yaml(preset_file))
     if config_file:
-        values |= read_yaml(Path(config_file))
-    values |= parse_overrides(list(overrides))
+        layers.append(read_yaml(Path(config_file)))
+    return [*layers, parse_overrides(list(overrides))]
+
+
+def load_config(
+    competition: str, preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+) -> tuple[Config, str]:
+    """The resolved config (the competition's defaults, then the user's layers) and a short label for it (the
+    preset's name, or 'default')."""
+    values = read_yaml(CONFIG_DIR / f"{competition}.yaml")
+    for layer in user_layers(preset, config_file, overrides):
+        values |= layer
     return Config(**values), preset or "default"
+
+
+def chosen_keys(config_file: str | Path | None, overrides: list[str]) -> set[str]:
+    """The keys the user set by hand (--config, key=value). The competition's defaults and the presets serve
+    their own models, so a key of theirs that another chosen model ignores is no mistake."""
+    return {key for layer in user_layers(None, config_file, overrides) for key in layer}

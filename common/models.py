@@ -17,12 +17,34 @@ from common.spec import IMAGE_SHAPE, N_CLASSES
 
 ModelBuilder = Callable[[Config], keras.Model]
 MODELS: dict[str, ModelBuilder] = {}
+MODEL_KEYS: dict[str, frozenset[str]] = {}  # the model-shape config keys each builder reads
+SHAPE_KEYS = frozenset({"width", "dropout"})  # config keys that only some models read
 
 
-def register_model(builder: ModelBuilder) -> ModelBuilder:
-    """Decorator: registers `builder` under its function name."""
-    MODELS[builder.__name__] = builder
-    return builder
+def register_model(*, reads: tuple[str, ...] = ()) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator: registers the builder under its function name, with the SHAPE_KEYS it reads from the config."""
+    unknown = set(reads) - SHAPE_KEYS
+    if unknown:
+        raise ValueError(f"register_model: {sorted(unknown)} are not model-shape keys ({sorted(SHAPE_KEYS)})")
+
+    def register(builder: ModelBuilder) -> ModelBuilder:
+        MODELS[builder.__name__] = builder
+        MODEL_KEYS[builder.__name__] = frozenset(reads)
+        return builder
+
+    return register
+
+
+def check_model_keys(model: str, chosen: set[str]) -> None:
+    """A model-shape key the user set by hand (--config, key=value) that the model does not read is a mistake;
+    one the competition's defaults or a preset set is not (they serve their own model)."""
+    require_model(model)
+    ignored = sorted((chosen & SHAPE_KEYS) - MODEL_KEYS[model])
+    if ignored:
+        reads = ", ".join(sorted(MODEL_KEYS[model])) or "none of them"
+        raise UserError(
+            f"config: model {model} does not use {', '.join(ignored)} (of {', '.join(sorted(SHAPE_KEYS))} it reads {reads})"
+        )
 
 
 def require_model(name: str) -> ModelBuilder:
@@ -55,7 +77,7 @@ def _conv_bn(x: keras.KerasTensor, filters: int, kernel: int, strides: int = 1, 
     return layers.BatchNormalization(momentum=0.9)(x)
 
 
-@register_model
+@register_model(reads=("width", "dropout"))
 def deotte(cfg: Config) -> keras.Model:
     """Chris Deotte's digit-recognizer CNN: 32C3-32C3-32C5S2, 64C3-64C3-64C5S2, 128C4, BatchNorm, Dropout."""
     inputs, x = _inputs()
@@ -70,7 +92,7 @@ def deotte(cfg: Config) -> keras.Model:
     return keras.Model(inputs, _head(x, cfg.dropout), name="deotte")
 
 
-@register_model
+@register_model(reads=("width", "dropout"))
 def small(cfg: Config) -> keras.Model:
     """A small, fast 3-conv net: for smoke runs and tests, about 20x cheaper than `deotte`."""
     inputs, x = _inputs()
@@ -89,7 +111,7 @@ def small(cfg: Config) -> keras.Model:
 # ---------------------------------------------------------------------------
 
 
-@register_model
+@register_model(reads=("dropout",))
 def mlp(cfg: Config) -> keras.Model:
     """The Keras `mnist_mlp` example: pixels -> 512 -> 512 -> 10, ReLU, dropout between layers."""
     inputs, x = _inputs()
@@ -100,7 +122,7 @@ def mlp(cfg: Config) -> keras.Model:
     return keras.Model(inputs, _head(x, cfg.dropout), name="mlp")
 
 
-@register_model
+@register_model(reads=("width", "dropout"))
 def convnet3(cfg: Config) -> keras.Model:
     """A plain 3-conv ConvNet (no BatchNorm): w-2w-4w 3x3 convs, each followed by 2x2 max pooling, Dense 4w."""
     inputs, x = _inputs()
@@ -112,7 +134,7 @@ def convnet3(cfg: Config) -> keras.Model:
     return keras.Model(inputs, _head(x, cfg.dropout), name="convnet3")
 
 
-@register_model
+@register_model()
 def lenet5(cfg: Config) -> keras.Model:
     """LeCun et al. 1998: 6C5-pool-16C5-pool-120-84-10 with tanh and average pooling ("subsampling").
 
@@ -130,7 +152,7 @@ def lenet5(cfg: Config) -> keras.Model:
     return keras.Model(inputs, _head(x, 0.0), name="lenet5")
 
 
-@register_model
+@register_model(reads=("width", "dropout"))
 def vgg8(cfg: Config) -> keras.Model:
     """VGG-style: four blocks of two 3x3 conv-BN (w, 2w, 4w, 8w), 2x2 max pooling after each, global pooling."""
     inputs, x = _inputs()
@@ -142,7 +164,7 @@ def vgg8(cfg: Config) -> keras.Model:
     return keras.Model(inputs, _head(x, cfg.dropout), name="vgg8")
 
 
-@register_model
+@register_model()
 def keras_mnist_cnn(cfg: Config) -> keras.Model:
     """The Keras `mnist_cnn` example, the Kannada-MNIST paper's baseline; its fixed sizes and dropouts.
 

@@ -61,3 +61,16 @@ def test_unknown_distortion_is_refused_in_the_config():
 def test_padding_gives_whole_batches():
     assert padded(IMAGES, 64).shape[0] == 128 and np.array_equal(padded(IMAGES, 64)[:100], IMAGES)
     assert padded(IMAGES, 50) is IMAGES
+
+
+def test_a_run_with_distortions_trains_through_worker_processes(digits_dir, tmp_path):
+    import json
+
+    from common.config import load_config
+    from common.pipeline import RunOptions, run_competition
+    from common.spec import get_spec
+
+    overrides = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "distort=elastic,grid"]
+    cfg, label = load_config("digits", "smoke", overrides=overrides)
+    folder = run_competition(get_spec("digits"), cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path))
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"

@@ -27,6 +27,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--preset", "turbo"], "unknown preset 'turbo'"),
         (["mnist", "--folds", "1"], "folds must be at least 2"),
         (["mnist", "--resume", "latest", "epochs=3"], "--resume continues a run with its own saved config"),
+        (["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):

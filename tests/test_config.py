@@ -72,3 +72,17 @@ def test_config_file_with_unknown_key_or_wrong_type(tmp_path):
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(UserError, match="unknown preset 'turbo': expected one of .*smoke"):
         load_config("mnist", "turbo")
+
+
+def test_chosen_keys_are_what_the_user_set_by_hand(tmp_path):
+    from common.config import chosen_keys
+
+    own = tmp_path / "mine.yaml"
+    own.write_text("dropout: 0.3\n")
+    assert chosen_keys(None, ["width=8", "lr=0.001"]) == {"width", "lr"}
+    assert chosen_keys(own, []) == {"dropout"}
+
+
+def test_threads_must_not_be_negative():
+    with pytest.raises(UserError, match="threads must be 0"):
+        Config(threads=-1)

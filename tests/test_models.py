@@ -7,7 +7,7 @@ import pytest
 
 from common.config import Config
 from common.errors import UserError
-from common.models import MODELS, create_model, register_model
+from common.models import MODEL_KEYS, MODELS, check_model_keys, create_model, register_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -35,7 +35,17 @@ def test_register_model_adds_a_builder_under_its_name():
         return create_model("small", cfg)
 
     try:
-        register_model(tiny_test_model)
-        assert MODELS["tiny_test_model"] is tiny_test_model
+        register_model(reads=("width",))(tiny_test_model)
+        assert MODELS["tiny_test_model"] is tiny_test_model and MODEL_KEYS["tiny_test_model"] == {"width"}
     finally:
         MODELS.pop("tiny_test_model", None)
+        MODEL_KEYS.pop("tiny_test_model", None)
+
+
+def test_a_model_shape_key_the_model_ignores_is_refused_when_the_user_set_it():
+    with pytest.raises(UserError, match="model lenet5 does not use width"):
+        check_model_keys("lenet5", {"width", "epochs"})
+    check_model_keys("lenet5", {"epochs", "lr"})  # keys every model's training reads
+    check_model_keys("deotte", {"width", "dropout"})
+    with pytest.raises(ValueError, match="not model-shape keys"):
+        register_model(reads=("lr",))
