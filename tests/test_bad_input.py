@@ -380,7 +380,8 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 
 def command(competition: str, data: Path, out: Path, *args: str) -> list[str]:
-    return [competition, "--preset", "smoke", "--data-dir", str(data), "--out", str(out), *args]
+    preset = [] if "--resume" in args else ["--preset", "smoke"]  # a resumed run takes no config choices
+    return [competition, *preset, "--data-dir", str(data), "--out", str(out), *args]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -26,7 +26,7 @@ def test_layers_apply_in_order(tmp_path):
     extra = tmp_path / "mine.yaml"
     extra.write_text("epochs: 3\nlr: 0.01\n")
     cfg, _ = load_config("mnist", "smoke", extra, ["lr=0.02", "shear=5"])
-    assert cfg.model == "small"  # from the preset
+    assert cfg.max_train_rows == 10_000  # from the preset
     assert cfg.epochs == 3  # the file beats the preset
     assert cfg.lr == 0.02 and cfg.shear == 5.0  # the command line beats everything; int widened to float
 

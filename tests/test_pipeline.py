@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from common.backend import available_cores
 from common.config import load_config
 from common.data import load_dataset
 from common.pipeline import RunOptions, run_competition
@@ -44,7 +45,8 @@ def test_run_record_and_config(smoke_run):
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "finished" and record["wall_seconds"] > 0
     assert record["command"] == "python run.py digits --preset smoke"
-    assert yaml.safe_load((folder / "config.yaml").read_text()) == cfg.to_dict()
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    assert saved == cfg.to_dict() | {"threads": available_cores()}  # stored resolved: units train alike anywhere
 
 
 def test_probabilities_and_metrics_are_consistent(smoke_run):

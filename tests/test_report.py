@@ -170,5 +170,5 @@ def test_report_images_reloads_the_runs_train_rows(tmp_path, digits_dir):
     pd.DataFrame({"row": rows, "label": (train.labels[rows] + 1) % 10, "fold": 0}).to_csv(
         folder / "folds.csv", index=False
     )
-    with pytest.raises(UserError, match="line 2: label differs from train.csv"):
+    with pytest.raises(UserError, match="line 2: label differs from the competition's files"):
         report_images(runs.load_run(folder), str(digits_dir))

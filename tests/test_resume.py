@@ -22,7 +22,7 @@ from common.units import is_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = get_spec("digits")
-OVERRIDES = ["folds=2", "seeds=2", "epochs=4", "max_train_rows=800", "deterministic=true"]
+OVERRIDES = ["folds=2", "seeds=2", "epochs=4", "max_train_rows=800", "deterministic=true", "model=small"]
 
 
 def cli(*args: str) -> list[str]:
@@ -54,8 +54,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
 
     first_unit = folder / "units" / sorted(saved_before)[0] / "valid.npy"
     first_mtime = first_unit.stat().st_mtime_ns
+    resume = [sys.executable, str(ROOT / "run.py"), "digits", "--data-dir", str(digits_dir), "--out", str(out)]
     resumed = subprocess.run(
-        cli("--data-dir", str(digits_dir), "--out", str(out), "--resume", "latest"),
+        [*resume, "--resume", "latest"],  # a resumed run takes its own saved config: no preset, no overrides
         capture_output=True,
         text=True,
         check=False,

@@ -17,7 +17,7 @@ from common.spec import get_spec
 from common.transfer import warm_start
 
 DIGITS = get_spec("digits")
-TINY = ["max_train_rows=300", "epochs=1", "seeds=1"]
+TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=small"]
 
 
 def saved_model(tmp_path: Path, cfg: Config) -> tuple[Path, list[np.ndarray]]:
