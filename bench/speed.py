@@ -181,7 +181,7 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         "| what runs | img/s |",
         "| --- | --- |",
-        f"| the model alone, batches in memory (median round, before and after) | {rates['model_alone']:,.0f} |",
+        f"| the model alone, batches in memory (median round{', before and after the run' if document.get('run') else ''}) | {rates['model_alone']:,.0f} |",
         f"| the training wrapper (in-graph affine), TrainBatches | {rates['model_in_trainer']:,.0f} |",
     ]
     if document.get("run"):
