@@ -128,8 +128,8 @@ def gpus(backend: str, deterministic: bool, cpu_only: bool = False) -> list[tupl
     with quiet_stderr():  # TensorFlow's C++ start-up chatter would bury a one-line error
         import tensorflow as tf
 
-        tf.config.list_physical_devices("GPU")
-    details = [tf.config.experimental.get_device_details(g) for g in tf.config.list_physical_devices("GPU")]
+        found = tf.config.list_physical_devices("GPU")
+    details = [tf.config.experimental.get_device_details(g) for g in found]
     return [(d.get("device_name", "GPU"), capability(*d.get("compute_capability", (0, 0)))) for d in details]
 
 

@@ -16,21 +16,12 @@ import numpy as np
 import pandas as pd
 
 from common.augment import AffineRanges, RandomAffine, tta_views
-from common.backend import Hardware, setup_hardware
+from common.backend import Hardware
 from common.batches import TrainBatches, padded
 from common.config import Config
 from common.models import create_model
 from common.spec import IMAGE_SHAPE
 from common.transfer import warm_start
-
-__all__ = [
-    "Hardware",
-    "setup_hardware",
-    "train_unit",
-    "predict_probabilities",
-    "compiled_model",
-    "compile_for_training",
-]
 
 PREDICT_BATCH = 1024
 
