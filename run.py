@@ -17,9 +17,9 @@ from typing import NoReturn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
-from common.backend import backend_name, quiet_stderr
-from common.errors import UserError
-from common.spec import COMPETITIONS
+from common.ground.errors import UserError, exit_status
+from common.ground.spec import COMPETITIONS
+from common.training.backend import backend_name, quiet_stderr
 
 SUB_COMMANDS = """sub-commands (python run.py COMMAND --help for each):
   compare COMP [A B]      every run best first; or does run A beat run B (McNemar)
@@ -74,8 +74,8 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train(argv: list[str]) -> None:
-    from common.config import chosen_keys, load_config
-    from common.spec import get_spec
+    from common.ground.config import chosen_keys, load_config
+    from common.ground.spec import get_spec
 
     args = train_parser().parse_intermixed_args(argv)
     spec = get_spec(args.competition)
@@ -91,8 +91,8 @@ def train(argv: list[str]) -> None:
         raise UserError("--fold and --seed go together: they name one unit")
     only = (args.fold, args.seed) if args.fold is not None else None
     with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
-        from common.models import check_model_keys
-        from common.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
+        from common.execution.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
+        from common.training.models import check_model_keys
 
     if not args.resume:
         check_model_keys(cfg.model, chosen_keys(args.config, args.overrides))
@@ -113,8 +113,8 @@ def report(argv: list[str]) -> None:
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
-    from common.report import report_images, write_report
     from common.runs import DEFAULT_ROOT, find_run
+    from common.runs.report import report_images, write_report
 
     run = find_run(args.out or DEFAULT_ROOT, args.competition, args.run)
     print(f"report: {write_report(run.folder, *report_images(run, args.data_dir))}")
@@ -129,9 +129,9 @@ def submit(argv: list[str]) -> None:
     parser.add_argument("--dry-run", action="store_true", help="do every check and show what would be sent; no upload")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs (for sample_submission.csv)")
     args = parser.parse_args(argv)
+    from common.commands.submit import submit_run
+    from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
-    from common.spec import get_spec
-    from common.submit import submit_run
 
     spec = get_spec(args.competition)
     print(submit_run(args.out or DEFAULT_ROOT, spec, args.run, args.dry_run, args.message, args.data_dir))
@@ -144,9 +144,9 @@ def kernel(argv: list[str]) -> None:
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("--dest", type=Path, help="folder to write (default: kernels/<competition>-<run id>/)")
     args = parser.parse_args(argv)
-    from common.kernel import next_steps, write_kernel
+    from common.commands.kernel import next_steps, write_kernel
+    from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
-    from common.spec import get_spec
 
     folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest)
     print(next_steps(folder))
@@ -157,8 +157,8 @@ def merge(argv: list[str]) -> None:
     parser.add_argument("run", help="run id or unique prefix")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
-    from common.pipeline import merge_run
-    from common.spec import get_spec
+    from common.execution.pipeline import merge_run
+    from common.ground.spec import get_spec
 
     merge_run(get_spec(args.competition), args.run, args.data_dir, args.out)
 
@@ -173,9 +173,9 @@ def compare(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if len(args.runs) not in (0, 2):
         raise UserError(f"compare: give no run (the table of all runs) or exactly two, not {len(args.runs)}")
-    from common.compare import compare_pair, print_compare
+    from common.commands.compare import compare_pair, print_compare
+    from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
-    from common.spec import get_spec
 
     competition, root = get_spec(args.competition).name, args.out or DEFAULT_ROOT
     if args.runs:
@@ -194,9 +194,9 @@ def blend(argv: list[str]) -> None:
     parser.add_argument("--weights", type=float, nargs="+", metavar="W", help="one weight per run (default: equal)")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
-    from common.blend import blend_runs
+    from common.commands.blend import blend_runs
+    from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
-    from common.spec import get_spec
 
     competition = get_spec(args.competition).name
     blend_runs(args.out or DEFAULT_ROOT, competition, args.runs, args.weights, args.data_dir, argv=["blend", *argv])
@@ -213,11 +213,11 @@ def zoo(argv: list[str]) -> None:
     parser.add_argument("--max-train-rows", type=int, default=0, help="a stratified subset of N rows (0 = all)")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
-    from common.spec import get_spec
+    from common.ground.spec import get_spec
 
     spec = get_spec(args.competition)  # before TensorFlow loads: a typo fails at once
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    from common.zoo import run_zoo
+    from common.commands.zoo import run_zoo
 
     run_zoo(spec, models, args.epochs, args.max_train_rows, args.data_dir, args.out)
 
@@ -230,9 +230,9 @@ def predict(argv: list[str]) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...), one digit each")
     parser.add_argument("--json", action="store_true", help="one JSON object per line: path, label, top3")
     args = parser.parse_args(argv)
-    from common.images import format_predictions, predict_images
+    from common.commands.predict import format_predictions, predict_images
+    from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT, find_run
-    from common.spec import get_spec
 
     run = find_run(args.out or DEFAULT_ROOT, get_spec(args.competition).name, args.run)
     print(format_predictions(predict_images(run, args.images), args.json))
@@ -252,19 +252,15 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
 
 
 def main(argv: list[str]) -> int:
-    try:
-        backend_name()  # an unknown KERAS_BACKEND is one line here, not Keras' traceback on import
-        if argv and argv[0] in COMMANDS:
-            COMMANDS[argv[0]](argv[1:])
-        else:
-            train(argv)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(lambda: dispatch(argv))
+
+
+def dispatch(argv: list[str]) -> None:
+    backend_name()  # an unknown KERAS_BACKEND is one line here, not Keras' traceback on import
+    if argv and argv[0] in COMMANDS:
+        COMMANDS[argv[0]](argv[1:])
+    else:
+        train(argv)
 
 
 if __name__ == "__main__":

@@ -37,14 +37,14 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from common import runs  # noqa: E402
-from common.backend import setup_hardware  # noqa: E402
-from common.batches import TrainBatches  # noqa: E402
-from common.config import Config, load_config  # noqa: E402
-from common.data import Dataset, load_dataset  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.folds import HOLDOUT_SEED, holdout_split, stratified_subset  # noqa: E402
-from common.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.train import compiled_model, predict_probabilities  # noqa: E402
+from common.data.files import Dataset, load_dataset  # noqa: E402
+from common.data.folds import HOLDOUT_SEED, holdout_split, stratified_subset  # noqa: E402
+from common.ground.config import Config, load_config  # noqa: E402
+from common.ground.errors import UserError  # noqa: E402
+from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.training.backend import setup_hardware  # noqa: E402
+from common.training.batches import TrainBatches  # noqa: E402
+from common.training.train import compiled_model, predict_probabilities  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (gradients of inputs and of weights) ~ 3x the forward pass
@@ -172,7 +172,7 @@ def cpu_flags() -> str:
 
 
 def machine_description(matmul_rate: float, matmul_size: int) -> dict[str, Any]:
-    from common.backend import backend_name, gpus
+    from common.training.backend import backend_name, gpus
 
     return {
         "cpu": cpu_model(),

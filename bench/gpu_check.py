@@ -76,7 +76,7 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
 def throughput(tiny: bool, log) -> dict[str, Any]:
     """Images per second of the default mnist model alone and inside the trainer (bench/speed.py)."""
     from bench.speed import model_rates
-    from common.config import load_config
+    from common.ground.config import load_config
 
     cfg, _ = load_config("digits" if tiny else "mnist", overrides=["model=small", "width=8"] if tiny else [])
     try:
@@ -113,7 +113,7 @@ def pack(out: Path) -> Path:
 
 
 def devices() -> str:
-    from common.backend import backend_name, cpu_name, gpus
+    from common.training.backend import backend_name, cpu_name, gpus
 
     found = gpus(backend_name(), deterministic=False)
     return f"{backend_name()}: " + (", ".join(f"{name} (cc {cc})" for name, cc in found) or cpu_name())

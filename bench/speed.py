@@ -30,9 +30,9 @@ import pandas as pd
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
 
 from common import runs  # noqa: E402
-from common.config import Config, load_config  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.ground.config import Config, load_config  # noqa: E402
+from common.ground.errors import UserError  # noqa: E402
+from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROUNDS = 5
@@ -62,10 +62,10 @@ def model_rates(cfg: Config, steps: int, rounds: int = ROUNDS) -> dict[str, Any]
     (TrainBatches, in-graph affine), with every round's rate."""
     import keras
 
-    from common.backend import setup_hardware
-    from common.batches import TrainBatches
-    from common.models import create_model
-    from common.train import compile_for_training, compiled_model
+    from common.training.backend import setup_hardware
+    from common.training.batches import TrainBatches
+    from common.training.models import create_model
+    from common.training.train import compile_for_training, compiled_model
 
     hardware = setup_hardware(cfg)
     rng = np.random.default_rng(0)
@@ -108,7 +108,7 @@ def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
     """Per unit: rows trained, epochs, seconds in and out of the epochs, TTA's share of the prediction."""
     cfg = Config(**run.config)
     rows = []
-    for unit in sorted((run.folder / "units").glob("*/unit.json")):
+    for unit in run.unit_files("unit.json"):
         record = json.loads(unit.read_text())
         if "images_trained" not in record:
             raise UserError(f"{unit}: trained before units recorded their timings; train the run again")

@@ -43,11 +43,11 @@ from bench.bench import (  # noqa: E402
 )
 from bench.speed import model_rates  # noqa: E402
 from common import runs  # noqa: E402
-from common.backend import setup_hardware  # noqa: E402
-from common.config import Config, load_config  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.train import compiled_model  # noqa: E402
+from common.ground.config import Config, load_config  # noqa: E402
+from common.ground.errors import UserError  # noqa: E402
+from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.training.backend import setup_hardware  # noqa: E402
+from common.training.train import compiled_model  # noqa: E402
 
 ROUNDS = 3  # each timing is the best of a few rounds: other work on the machine only ever slows a round
 

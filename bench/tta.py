@@ -4,7 +4,7 @@
 python bench/tta.py mnist [RUN] [--data-dir DIR]
 
 Loads each unit's saved model, predicts its own held-out fold on the image and on every one-pixel shift of
-common/augment.py's TTA_SHIFTS, and scores the OOF ensemble with 0, 1, ..., 8 shifted views added (the
+common/training/augment.py's TTA_SHIFTS, and scores the OOF ensemble with 0, 1, ..., 8 shifted views added (the
 `tta` config value). Nothing is retrained, so the comparison is exact: the same models, the same rows.
 Results: bench/results/tta-<competition>-<UTC stamp>.md and .json.
 """
@@ -28,19 +28,20 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from common import runs  # noqa: E402
-from common.augment import TTA_SHIFTS, tta_views  # noqa: E402
-from common.config import Config  # noqa: E402
-from common.data import folds_rows, load_dataset  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.units import all_units, unit_dir  # noqa: E402
+from common.data.files import load_dataset  # noqa: E402
+from common.data.trainset import folds_rows  # noqa: E402
+from common.ground.config import Config  # noqa: E402
+from common.ground.errors import UserError  # noqa: E402
+from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.runs.units import all_units  # noqa: E402
+from common.training.augment import TTA_SHIFTS, tta_views  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
 
 def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, float]:
     """(views, n_rows, 10): every unit's prediction of its held-out rows, per view; and the seconds per view.
-    `images` are the run's folds.csv rows, in order (common.data.folds_rows)."""
+    `images` are the run's folds.csv rows, in order (common.data.trainset.folds_rows)."""
     import keras
 
     folds = run.folds()
@@ -48,7 +49,7 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
     units = all_units(Config(**run.config))
     start = time.perf_counter()
     for key in tqdm(units, desc="units", unit="unit"):
-        model = keras.models.load_model(unit_dir(run.folder, key) / "model.keras", compile=False)
+        model = keras.models.load_model(run.unit_dir(key) / "model.keras", compile=False)
         held_out = (folds["fold"] == key[0]).to_numpy()
         for view, shifted in enumerate(tta_views(images[held_out], len(TTA_SHIFTS))):
             per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.config["seeds"]

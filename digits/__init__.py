@@ -3,8 +3,8 @@
 It needs no credentials or network, so newcomers and the tests run the whole path on it.
 """
 
-from common.spec import CompetitionSpec
-from common.synthetic import write_sklearn_digits_competition
+from common.data.synthetic import write_sklearn_digits_competition
+from common.ground.spec import CompetitionSpec
 
 SPEC = CompetitionSpec(
     name="digits",

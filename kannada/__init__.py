@@ -1,6 +1,6 @@
 """Kaggle "Kannada-MNIST": Kannada digits, with Dig-MNIST as a harder, out-of-distribution set."""
 
-from common.spec import CompetitionSpec
+from common.ground.spec import CompetitionSpec
 
 SPEC = CompetitionSpec(
     name="kannada",

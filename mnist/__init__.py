@@ -1,6 +1,6 @@
 """Kaggle "digit-recognizer": MNIST digits; test.csv has no id column, ImageId counts from 1."""
 
-from common.spec import CompetitionSpec
+from common.ground.spec import CompetitionSpec
 
 SPEC = CompetitionSpec(
     name="mnist",

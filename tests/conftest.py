@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.spec import PIXEL_COLUMNS
+from common.ground.spec import PIXEL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,7 +29,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory) -> Path:
     """The offline sklearn-digits competition, written once per test session."""
-    from common.synthetic import write_sklearn_digits_competition
+    from common.data.synthetic import write_sklearn_digits_competition
 
     folder = tmp_path_factory.mktemp("digits")
     write_sklearn_digits_competition(folder)

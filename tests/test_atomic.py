@@ -1,4 +1,4 @@
-"""common/atomic.py: whole files or none, and writers of the same file at the same instant never clash."""
+"""common/ground/atomic.py: whole files or none, and writers of the same file at the same instant never clash."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from common.atomic import atomic_path, atomic_write_bytes
+from common.ground.atomic import atomic_path, atomic_write_bytes
 from common.runs import save_array
 
 

@@ -1,4 +1,4 @@
-"""common/augment.py: the in-graph affine transform agrees with albumentations' A.Affine; draws and seeds."""
+"""common/training/augment.py: the in-graph affine transform agrees with albumentations' A.Affine; draws and seeds."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from keras import ops
 from sklearn.datasets import load_digits
 
-from common.augment import PARAMETERS, AffineRanges, RandomAffine, draw_parameters, tta_views, warp
-from common.config import Config
+from common.ground.config import Config
+from common.training.augment import PARAMETERS, AffineRanges, RandomAffine, draw_parameters, tta_views, warp
 
 
 def digit_images(n: int = 48) -> np.ndarray:

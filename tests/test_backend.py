@@ -1,4 +1,4 @@
-"""common/backend.py and the trainer on other backends: JAX end to end with TensorFlow not importable, its
+"""common/training/backend.py and the trainer on other backends: JAX end to end with TensorFlow not importable, its
 models predicted and packaged on TensorFlow; one line and exit 2 for what a machine cannot honour."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.backend import backend_name, choose_precision, resolve_hardware
-from common.config import Config
-from common.errors import UserError
+from common.ground.config import Config
+from common.ground.errors import UserError
+from common.training.backend import backend_name, choose_precision, resolve_hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=300"]
@@ -83,15 +83,15 @@ def test_a_jax_run_without_tensorflow_records_its_backend(jax_run):
 def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, tmp_path):
     import keras
 
-    from common.inference import model_files, predict_with_models
-    from common.kernel import write_kernel
+    from common.commands.kernel import write_kernel
+    from common.ground.spec import get_spec
     from common.runs import load_run
-    from common.spec import get_spec
+    from common.training.inference import model_files, predict_with_models
 
     assert keras.backend.backend() == "tensorflow"
     run = load_run(jax_run)
     test = np.load(jax_run / "test.npy")
-    from common.data import load_dataset
+    from common.data.files import load_dataset
 
     images = load_dataset(get_spec("digits"), str(digits_dir)).test.images
     # The same saved models, loaded on another backend, give the same probabilities as on JAX.

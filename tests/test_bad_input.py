@@ -14,11 +14,11 @@ from typing import NamedTuple
 
 import pytest
 
-import common.data
+import common.data.files
 import common.runs
 import run
-from common.data import load_dataset
-from common.spec import get_spec
+from common.data.files import load_dataset
+from common.ground.spec import get_spec
 
 ZIP = "sklearn-digits.zip"
 Members = dict[str, bytes]  # zip member name -> its bytes
@@ -371,7 +371,7 @@ def nothing_else_to_find(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(common.data, "PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setattr(common.data.files, "PROJECT_ROOT", tmp_path / "project")
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

@@ -1,13 +1,13 @@
-"""common/batches.py: fixed-size shuffled batches from memory; per-image distortions in worker processes."""
+"""common/training/batches.py: fixed-size shuffled batches from memory; per-image distortions in worker processes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from common.batches import TrainBatches, build_distortions, padded
-from common.config import Config
-from common.errors import UserError
+from common.ground.config import Config
+from common.ground.errors import UserError
+from common.training.batches import TrainBatches, build_distortions, padded
 
 IMAGES = np.zeros((100, 28, 28, 1), np.uint8)
 IMAGES[:, 8:20, 12:16] = 255
@@ -66,9 +66,9 @@ def test_padding_gives_whole_batches():
 def test_a_run_with_distortions_trains_through_worker_processes(digits_dir, tmp_path):
     import json
 
-    from common.config import load_config
-    from common.pipeline import RunOptions, run_competition
-    from common.spec import get_spec
+    from common.execution.pipeline import RunOptions, run_competition
+    from common.ground.config import load_config
+    from common.ground.spec import get_spec
 
     overrides = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "distort=elastic,grid"]
     cfg, label = load_config("digits", "smoke", overrides=overrides)

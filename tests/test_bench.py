@@ -20,9 +20,9 @@ from bench.bench import (
     recipe_configs,
     winners,
 )
-from common.errors import UserError
-from common.folds import holdout_split
-from common.models import create_model
+from common.data.folds import holdout_split
+from common.ground.errors import UserError
+from common.training.models import create_model
 
 RECIPES = ["reference", "default"]
 TINY = ["model=small", "epochs=2", "max_train_rows=200"]  # applied to both recipes: 3 steps an epoch, 2 epochs

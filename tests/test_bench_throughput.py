@@ -8,8 +8,8 @@ import keras
 
 from bench.bench import forward_flops, layer_flops
 from bench.throughput import main
-from common.config import Config
-from common.models import create_model
+from common.ground.config import Config
+from common.training.models import create_model
 
 
 def test_layer_flops_add_up_to_the_models():

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from bench.tta import main
-from common.config import load_config
-from common.pipeline import RunOptions, run_competition
-from common.spec import get_spec
+from common.execution.pipeline import RunOptions, run_competition
+from common.ground.config import load_config
+from common.ground.spec import get_spec
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""common/blend.py: weighted means of run folders' probabilities, written as a run folder of its own."""
+"""common/commands/blend.py: weighted means of run folders' probabilities, written as a run folder of its own."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.blend import blend_runs
-from common.compare import compare_table
-from common.data import load_dataset
-from common.errors import UserError
-from common.spec import get_spec
+from common.commands.blend import blend_runs
+from common.commands.compare import compare_table
+from common.data.files import load_dataset
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
 from tests.test_compare import write_run
 
 N_TEST, N_HOLDOUT = 300, 197  # the offline digits competition's test and holdout sets

@@ -1,4 +1,4 @@
-"""common/compare.py: the table of runs, row alignment and McNemar's test between two runs."""
+"""common/commands/compare.py: the table of runs, row alignment and McNemar's test between two runs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from common.compare import aligned_oof, compare_pair, compare_table, mcnemar, print_compare, verdict
-from common.errors import UserError
+from common.commands.compare import compare_pair, compare_table, mcnemar, print_compare, verdict
+from common.ground.errors import UserError
 from common.runs import load_run
+from common.runs.aligned import aligned_oof
 
 COMPETITION = "digits"
 BASE_CONFIG = {"folds": 5, "seeds": 1, "epochs": 12, "lr": 0.005, "dropout": 0.2, "model": "small"}

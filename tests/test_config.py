@@ -1,12 +1,12 @@
-"""common/config.py: YAML defaults, presets and typed overrides; unknown keys and bad types raise."""
+"""common/ground/config.py: YAML defaults, presets and typed overrides; unknown keys and bad types raise."""
 
 from __future__ import annotations
 
 import pytest
 
-from common.config import Config, available_presets, load_config, parse_overrides
-from common.errors import UserError
-from common.spec import COMPETITIONS
+from common.ground.config import Config, available_presets, load_config, parse_overrides
+from common.ground.errors import UserError
+from common.ground.spec import COMPETITIONS
 
 
 @pytest.mark.parametrize("competition", COMPETITIONS)
@@ -75,7 +75,7 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_chosen_keys_are_what_the_user_set_by_hand(tmp_path):
-    from common.config import chosen_keys
+    from common.ground.config import chosen_keys
 
     own = tmp_path / "mine.yaml"
     own.write_text("dropout: 0.3\n")

@@ -1,4 +1,4 @@
-"""common/data.py: locating, reading, validating and caching the competition files."""
+"""common/data/files.py: locating, reading, validating and caching the competition files."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.data import Source, load_dataset, locate, parse_table
-from common.errors import UserError
-from common.spec import CompetitionSpec, get_spec
+from common.data.files import Source, load_dataset, locate, parse_table
+from common.ground.errors import UserError
+from common.ground.spec import CompetitionSpec, get_spec
 from tests.conftest import csv_bytes, pixel_frame, real_rows
 
 TINY = CompetitionSpec(name="tiny", slug="tiny-comp", test_id_column="id", submission_columns=("id", "label"))
@@ -167,7 +167,7 @@ def test_changed_file_is_read_again_not_served_stale(tmp_path):
 
 
 def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
-    monkeypatch.setattr("common.data.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
+    monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
     data = load_dataset(get_spec("digits"), tmp_path)
     assert (tmp_path / "sklearn-digits.zip").is_file()
     assert data.train.images.shape[1:] == (28, 28, 1)

@@ -1,4 +1,4 @@
-"""common/distributed.py: units trained on a Dask LocalCluster match a local run and survive a killed worker;
+"""common/execution/distributed.py: units trained on a Dask LocalCluster match a local run and survive a killed worker;
 a scheduler that cannot be used is a one-line UserError."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import distributed, pipeline
-from common.config import load_config
-from common.errors import UserError
-from common.pipeline import RunOptions, run_competition
-from common.spec import get_spec
-from common.units import all_units, is_complete
+from common.execution import distributed, pipeline
+from common.execution.pipeline import RunOptions, run_competition
+from common.ground.config import load_config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.runs.units import all_units, is_complete
 
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "folds=2", "model=small", "width=8"]

@@ -1,5 +1,5 @@
 """Runs with `extra_train`: their extra rows (numbered after train.csv's in folds.csv) are reported, blended and
-scored with test-time shifts like train.csv's rows (common.data.folds_rows maps both back to images)."""
+scored with test-time shifts like train.csv's rows (common.data.trainset.folds_rows maps both back to images)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 
 import run as cli
 from bench.tta import main as tta_main
-from common.config import load_config
-from common.data import folds_rows, load_dataset
-from common.errors import UserError
-from common.pipeline import RunOptions, run_competition
-from common.spec import get_spec
+from common.data.files import load_dataset
+from common.data.trainset import folds_rows
+from common.execution.pipeline import RunOptions, run_competition
+from common.ground.config import load_config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
 
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "folds=2", "extra_train=holdout"]

@@ -1,12 +1,12 @@
-"""common/folds.py: stratified, seeded folds and subsets."""
+"""common/data/folds.py: stratified, seeded folds and subsets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from common.errors import UserError
-from common.folds import holdout_split, make_folds, stratified_subset
+from common.data.folds import holdout_split, make_folds, stratified_subset
+from common.ground.errors import UserError
 
 LABELS = np.repeat(np.arange(10), 20)
 

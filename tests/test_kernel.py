@@ -1,4 +1,4 @@
-"""common/kernel.py: the notebook folder, and its script run end to end on a Kaggle-like /kaggle/input."""
+"""common/commands/kernel.py: the notebook folder, and its script run end to end on a Kaggle-like /kaggle/input."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import UserError
-from common.kernel import USERNAME_PLACEHOLDER, next_steps, write_kernel
-from common.spec import PIXEL_COLUMNS, get_spec
+from common.commands.kernel import USERNAME_PLACEHOLDER, next_steps, write_kernel
+from common.ground.errors import UserError
+from common.ground.spec import PIXEL_COLUMNS, get_spec
 from tests.conftest import pixel_frame
 
 DIGITS = get_spec("digits")
@@ -26,8 +26,8 @@ TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory, digits_dir) -> tuple[Path, Path]:
     """(runs root, run folder): a real, tiny digits run with saved models, trained once for this file."""
-    from common.config import load_config
-    from common.pipeline import RunOptions, run_competition
+    from common.execution.pipeline import RunOptions, run_competition
+    from common.ground.config import load_config
 
     root = tmp_path_factory.mktemp("runs")
     cfg, label = load_config("digits", "smoke", None, TINY)
@@ -105,8 +105,8 @@ def test_run_without_models_refused(tmp_path):
 
 def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_path):
     """Script alone in the working dir; test.csv and the dataset under a fake /kaggle/input."""
-    from common.inference import model_files, predict_with_models
     from common.runs import load_run
+    from common.training.inference import model_files, predict_with_models
 
     inputs = tmp_path / "input"
     ids = np.random.default_rng(0).permutation(50)  # ids in an order the script can only learn from the file

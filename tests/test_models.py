@@ -1,13 +1,13 @@
-"""common/models.py: every registered model builds and trains one step on random 28x28 input."""
+"""common/training/models.py: every registered model builds and trains one step on random 28x28 input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from common.config import Config
-from common.errors import UserError
-from common.models import MODEL_KEYS, MODELS, check_model_keys, create_model, register_model
+from common.ground.config import Config
+from common.ground.errors import UserError
+from common.training.models import MODEL_KEYS, MODELS, check_model_keys, create_model, register_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

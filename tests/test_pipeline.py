@@ -1,4 +1,4 @@
-"""common/pipeline.py, end to end: the smoke path on the offline digits competition, every output checked."""
+"""common/execution/pipeline.py, end to end: the smoke path on the offline digits competition, every output checked."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from common.backend import available_cores
-from common.config import load_config
-from common.data import load_dataset
-from common.pipeline import RunOptions, run_competition
-from common.spec import get_spec
+from common.data.files import load_dataset
+from common.execution.pipeline import RunOptions, run_competition
+from common.ground.config import load_config
+from common.ground.spec import get_spec
+from common.training.backend import available_cores
 
 DIGITS = get_spec("digits")
 
@@ -96,8 +96,8 @@ def test_holdout_and_extra_train_are_scored_apart_from_train_csv(digits_dir, tmp
 def test_units_trained_on_other_hardware_are_accepted_and_said(caplog):
     import logging
 
-    from common.pipeline import note_mixed_hardware
-    from common.units import UnitOutput
+    from common.execution.pipeline import note_mixed_hardware
+    from common.runs.units import UnitOutput
 
     def unit(backend: str) -> UnitOutput:
         return UnitOutput({}, pd.DataFrame(), 1.0, None, {"backend": backend, "device_name": "CPU"})

@@ -1,4 +1,4 @@
-"""common/pseudo.py: a second round trained with another run's confident test predictions, fold by fold."""
+"""common/training/pseudo.py: a second round trained with another run's confident test predictions, fold by fold."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from common.config import Config, load_config
-from common.errors import UserError
-from common.pipeline import RunOptions, run_competition
-from common.pseudo import pseudo_labels
-from common.spec import get_spec
+from common.execution.pipeline import RunOptions, run_competition
+from common.ground.config import Config, load_config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.training.pseudo import pseudo_labels
 
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "seeds=1"]

@@ -1,4 +1,4 @@
-"""common/report.py: figures and report.html written from a fake finished run folder."""
+"""common/runs/report.py: figures and report.html written from a fake finished run folder."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from common import runs
-from common.errors import UserError
-from common.metrics import oof_from_units, per_class_table, run_metrics
-from common.report import FIGURES, most_confidently_wrong, report_images, write_report
-from common.units import unit_dir
+from common.ground.errors import UserError
+from common.runs import unit_dir
+from common.runs.metrics import oof_from_units, per_class_table, run_metrics
+from common.runs.report import FIGURES, most_confidently_wrong, report_images, write_report
 
 N_ROWS = 60
 N_FOLDS = 2
@@ -154,8 +154,8 @@ def test_write_report_rejects_images_out_of_line_with_folds(fake_run):
 
 
 def test_report_images_reloads_the_runs_train_rows(tmp_path, digits_dir):
-    from common.data import load_dataset
-    from common.spec import get_spec
+    from common.data.files import load_dataset
+    from common.ground.spec import get_spec
 
     train = load_dataset(get_spec("digits"), digits_dir).train
     folder = runs.create_run_dir(tmp_path, "digits", "fake")

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from common import runs
-from common.config import load_config
-from common.errors import UserError
-from common.pipeline import RunOptions, merge_run, run_competition
-from common.spec import get_spec
-from common.units import is_complete
+from common.execution.pipeline import RunOptions, merge_run, run_competition
+from common.ground.config import load_config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.runs.units import is_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = get_spec("digits")

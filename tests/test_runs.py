@@ -1,4 +1,4 @@
-"""common/runs.py: exclusive run folders, atomic writes, finding runs."""
+"""common/runs/__init__.py: exclusive run folders, atomic writes, finding runs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from common import runs
-from common.errors import UserError
+from common.ground.errors import UserError
 
 
 def test_run_folders_are_never_shared(tmp_path):

@@ -1,4 +1,4 @@
-"""common/submission.py: the exact Kaggle format, checked against sample_submission."""
+"""common/runs/submission.py: the exact Kaggle format, checked against sample_submission."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import UserError
-from common.spec import get_spec
-from common.submission import build_submission, check_submission, write_submission
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.runs.submission import build_submission, check_submission, write_submission
 
 MNIST = get_spec("mnist")
 SAMPLE = pd.DataFrame({"ImageId": np.arange(1, 6), "Label": 0})

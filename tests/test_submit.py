@@ -1,4 +1,4 @@
-"""common/submit.py: checks before an upload, code competitions refused, credentials, the kaggle call."""
+"""common/commands/submit.py: checks before an upload, code competitions refused, credentials, the kaggle call."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import UserError
-from common.spec import get_spec
-from common.submit import submit_run
+from common.commands.submit import submit_run
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
 
 RUN_ID = "20260101-000000-smoke-abcd"
 DIGITS = get_spec("digits")
@@ -140,7 +140,7 @@ def test_unfinished_or_unknown_run_refused(tmp_path, digits_dir, no_kaggle):
     make_run(tmp_path, "digits", good_digits_submission(), status="running")
     with pytest.raises(UserError, match="no finished run of digits"):
         submit_run(tmp_path, DIGITS, None, dry_run=True, data_dir=digits_dir)
-    with pytest.raises(UserError, match="run is running, not finished"):
+    with pytest.raises(UserError, match=r"is not finished \(status running\)"):
         submit_run(tmp_path, DIGITS, RUN_ID, dry_run=True, data_dir=digits_dir)
     with pytest.raises(UserError, match="no run of digits matches 'nope'"):
         submit_run(tmp_path, DIGITS, "nope", dry_run=True, data_dir=digits_dir)

@@ -1,4 +1,4 @@
-"""common/transfer.py: warm starts from another run's weights, frozen conv layers, and the checks that keep
+"""common/training/transfer.py: warm starts from another run's weights, frozen conv layers, and the checks that keep
 out-of-fold scores honest."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from common.config import Config, load_config
-from common.errors import UserError
-from common.models import create_model
-from common.pipeline import RunOptions, run_competition
-from common.spec import get_spec
-from common.transfer import warm_start
+from common.execution.pipeline import RunOptions, run_competition
+from common.ground.config import Config, load_config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.training.models import create_model
+from common.training.transfer import warm_start
 
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=small"]

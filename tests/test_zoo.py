@@ -1,4 +1,4 @@
-"""common/zoo.py: several models on one fixed split of the offline digits competition, one table."""
+"""common/commands/zoo.py: several models on one fixed split of the offline digits competition, one table."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.config import load_config
-from common.errors import UserError
-from common.models import create_model
-from common.spec import get_spec
-from common.zoo import merged_table, run_zoo, validation_split
+from common.commands.zoo import merged_table, run_zoo, validation_split
+from common.ground.config import load_config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.training.models import create_model
 
 DIGITS = get_spec("digits")
 MODELS = ["lenet5", "mlp"]

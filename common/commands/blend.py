@@ -1,0 +1,169 @@
+"""Blending: a weighted mean of several finished runs' probabilities, written as a run folder of its own.
+
+OOF rows are aligned through folds.csv's `row` column (only rows every run scored are kept), test rows and
+extra sets line up by position. The blend's folder has the same files as a trained run (minus units/), so
+`compare`, `submit` and the reports treat it like any other run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import runs
+from common.data.files import Dataset, load_dataset
+from common.data.trainset import folds_rows
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.runs.aligned import AlignedOOF, aligned_oof
+from common.runs.metrics import accuracy, per_class_table
+from common.runs.submission import write_run_submission
+
+# ---------------------------------------------------------------------------
+# Checking the inputs (all before the new run folder exists)
+# ---------------------------------------------------------------------------
+
+
+def resolve_runs(root: Path, competition: str, run_ids: Sequence[str]) -> list[runs.Run]:
+    """The named runs: at least two, distinct and finished."""
+    if len(run_ids) < 2:
+        raise UserError(f"blend needs at least 2 runs, got {len(run_ids)}")
+    chosen = [runs.find_run(root, competition, run_id) for run_id in run_ids]
+    ids = [run.run_id for run in chosen]
+    repeated = next((run_id for run_id in ids if ids.count(run_id) > 1), None)
+    if repeated:
+        raise UserError(f"run {repeated} is named twice: name each run once and use --weights to favour one")
+    return [run.require_finished() for run in chosen]
+
+
+def normalised_weights(weights: Sequence[float] | None, n_runs: int) -> np.ndarray:
+    """Weights summing to 1 (equal when none are given)."""
+    if weights is None:
+        return np.full(n_runs, 1.0 / n_runs)
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != n_runs:
+        raise UserError(f"--weights: {len(weights)} weights for {n_runs} runs, expected one per run")
+    if (weights < 0).any() or not np.isfinite(weights).all() or weights.sum() <= 0:
+        raise UserError(f"--weights: expected non-negative numbers with a positive sum, got {weights.tolist()}")
+    return weights / weights.sum()
+
+
+def same_rows(chosen: list[runs.Run], name: str, expected: int) -> list[np.ndarray]:
+    """Each run's `name`.npy, refused unless every one has `expected` rows (the dataset's count)."""
+    arrays = [run.array(name) for run in chosen]
+    for run, array in zip(chosen, arrays, strict=True):
+        if len(array) != expected:
+            raise UserError(f"{run.folder / f'{name}.npy'}: {len(array)} rows, expected {expected} like the data")
+    return arrays
+
+
+def check_train_labels(aligned: AlignedOOF, data: Dataset, first: runs.Run) -> pd.DataFrame:
+    """The runs' folds.csv must describe these files, or the blend's scores would be meaningless. Returns the
+    blend's folds table: the first run's folds on the shared rows, with each row's origin (extra_train)."""
+    own = first.folds().set_index("row")
+    table = pd.DataFrame({"row": aligned.rows, "label": aligned.labels, "fold": aligned.folds[0]})
+    table["origin"] = own["origin"].reindex(aligned.rows).to_numpy() if "origin" in own else "train"
+    folds_rows(data, table, first.folder / "folds.csv")
+    return table
+
+
+def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
+    """The extra labelled sets (e.g. dig_mnist) for which every run saved probabilities."""
+    return [name for name in data.extras if all((run.folder / f"{name}.npy").is_file() for run in chosen)]
+
+
+# ---------------------------------------------------------------------------
+# Blending and writing
+# ---------------------------------------------------------------------------
+
+
+def weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    return np.tensordot(weights, np.stack(arrays).astype(np.float64), axes=1).astype(np.float32)
+
+
+def blend_metrics(aligned: AlignedOOF, oof: np.ndarray, extras: dict, chosen: list[runs.Run], weights) -> dict:
+    """Scores of the blend and, on the same rows, of each input run."""
+    folds = aligned.folds[0]  # the first run's, as written to the blend's folds.csv
+    fold_ids = np.unique(folds).tolist()
+    inputs = {
+        run.run_id: {
+            "weight": float(weight),
+            "oof_accuracy": accuracy(aligned.labels, probabilities),
+            "extra_accuracy": {name: accuracy(labels, arrays[i]) for name, (labels, arrays, _) in extras.items()},
+        }
+        for i, (run, weight, probabilities) in enumerate(zip(chosen, weights, aligned.probabilities, strict=True))
+    }
+    return {
+        "oof_accuracy": accuracy(aligned.labels, oof),
+        "n_train_rows": len(aligned.rows),
+        "extra_accuracy": {name: accuracy(labels, blended) for name, (labels, _, blended) in extras.items()},
+        "folds": {str(f): {"accuracy": accuracy(aligned.labels[folds == f], oof[folds == f])} for f in fold_ids},
+        "per_class": per_class_table(aligned.labels, oof).to_dict(orient="records"),
+        "blend_of": [run.run_id for run in chosen],
+        "weights": [float(w) for w in weights],
+        "inputs": inputs,
+    }
+
+
+def write_blend(
+    folder: Path, aligned: AlignedOOF, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset
+) -> None:
+    """The run-folder files: folds.csv (first run's folds on the shared rows), arrays, metrics, submission."""
+    runs.atomic_write_bytes(folder / "folds.csv", folds.to_csv(index=False).encode())
+    for name, probabilities in arrays.items():
+        runs.save_array(folder / f"{name}.npy", probabilities)
+    runs.write_json(folder / "metrics.json", metrics)
+    table = per_class_table(aligned.labels, arrays["oof"])
+    runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
+    write_run_submission(folder, data, arrays["test"])
+
+
+def print_blend(folder: Path, metrics: dict) -> None:
+    extra_names = list(metrics["extra_accuracy"])
+    print(f"\n{'':<36}{'oof':>10}" + "".join(f"{name:>12}" for name in extra_names))
+    rows = [(run_id, scores) for run_id, scores in metrics["inputs"].items()] + [("blend", metrics)]
+    for name, scores in rows:
+        extras = "".join(f"{scores['extra_accuracy'][extra]:>12.5f}" for extra in extra_names)
+        print(f"{name:<36}{scores['oof_accuracy']:>10.5f}{extras}")
+    print(f"(OOF on the {metrics['n_train_rows']} train rows every run scored)")
+    print(
+        f"\nrun folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})"
+    )
+
+
+def blend_runs(
+    root: Path,
+    competition: str,
+    run_ids: Sequence[str],
+    weights: Sequence[float] | None = None,
+    data_dir: str | Path | None = None,
+    *,
+    argv: list[str] | None = None,
+) -> Path:
+    """Averages the runs' OOF, test and extra-set probabilities into a new 'blend' run folder; returns it."""
+    start = time.perf_counter()
+    chosen = resolve_runs(root, competition, run_ids)
+    weight = normalised_weights(weights, len(chosen))
+    data = load_dataset(get_spec(competition), data_dir)
+    aligned = aligned_oof(chosen)
+    folds = check_train_labels(aligned, data, chosen[0])
+    sets = {"test": same_rows(chosen, "test", len(data.test.images))}
+    names = shared_extras(chosen, data)
+    sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
+    arrays = {"oof": weighted_mean(aligned.probabilities, weight)}
+    arrays |= {name: weighted_mean(inputs, weight) for name, inputs in sets.items()}
+    extras = {name: (data.extras[name].labels, sets[name], arrays[name]) for name in names}
+    metrics = blend_metrics(aligned, arrays["oof"], extras, chosen, weight)
+
+    folder = runs.create_run_dir(root, competition, "blend")
+    config = {"blend_of": metrics["blend_of"], "weights": metrics["weights"], "folds_from": chosen[0].run_id}
+    command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
+    runs.start_run(folder, config, command, "none (averages saved probabilities)", label="blend")
+    write_blend(folder, aligned, folds, arrays, metrics, data)
+    runs.finish_run(folder, time.perf_counter() - start)
+    print_blend(folder, metrics)
+    return folder

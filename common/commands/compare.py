@@ -1,0 +1,221 @@
+"""Comparing runs: a ranked table of every run, and a paired test of whether run A really beats run B.
+
+Both read run folders only. Two runs line up row by row through folds.csv's `row` column (an index into
+train.csv), so a head-to-head test uses exactly the training rows both runs scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+from common.ground.errors import UserError
+from common.runs import Run, atomic_write_bytes, find_run, list_runs
+from common.runs.aligned import AlignedOOF, aligned_oof
+
+ALPHA = 0.05
+# Config keys shown in their own columns, never among the "differing" ones.
+OWN_COLUMNS = ("folds", "seeds", "epochs")
+
+
+# ---------------------------------------------------------------------------
+# The table of all runs
+# ---------------------------------------------------------------------------
+
+
+def run_date(run: Run) -> str:
+    started = run.record.get("started") or run.run_id[:15]
+    return pd.Timestamp(started).strftime("%Y-%m-%d %H:%M")
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """Config keys whose value is not the same in every run that has the key, in first-seen order."""
+    keys = list(dict.fromkeys(key for run in runs for key in run.config))
+    differ = []
+    for key in keys:
+        values = {json.dumps(run.config[key], sort_keys=True) for run in runs if key in run.config}
+        if len(values) > 1 and key not in OWN_COLUMNS:
+            differ.append(key)
+    return differ
+
+
+def shape_of(config: dict) -> str:
+    """'folds x seeds' for a trained run, 'blend of N' for a blend."""
+    if "blend_of" in config:
+        return f"blend of {len(config['blend_of'])}"
+    return f"{config.get('folds', '?')}x{config.get('seeds', '?')}"
+
+
+def run_row(run: Run, keys: list[str]) -> dict:
+    """One table row; an unfinished run keeps its config but has no score or wall time."""
+    metrics = run.metrics() if run.finished else {}
+    extras = metrics.get("oof_extra_accuracy", {}) | metrics.get("extra_accuracy", {})
+    return {
+        "run_id": run.run_id,
+        "date": run_date(run),
+        "preset": run.label,
+        "status": "finished" if run.finished else "unfinished",
+        **{key: run.config.get(key) for key in keys},
+        "folds x seeds": shape_of(run.config),
+        "epochs": run.config.get("epochs"),
+        "oof_accuracy": metrics.get("oof_accuracy", np.nan),
+        **{f"{name}_accuracy": value for name, value in extras.items()},
+        "wall_seconds": run.record.get("wall_seconds", np.nan) if run.finished else np.nan,
+    }
+
+
+def compare_table(root: Path, competition: str) -> pd.DataFrame:
+    """Every run of the competition, best OOF accuracy first; unfinished runs last, unscored."""
+    runs = list_runs(root, competition)
+    table = pd.DataFrame([run_row(run, differing_keys(runs)) for run in runs])
+    if table.empty:
+        return table
+    table["_unfinished"] = table["status"] != "finished"
+    # Newest first among equals: runs are listed oldest first, and the sort is stable.
+    table = table.iloc[::-1].sort_values(
+        ["_unfinished", "oof_accuracy"], ascending=[True, False], na_position="last", kind="stable"
+    )
+    wall = table.pop("wall_seconds")
+    table["epochs"] = table["epochs"].astype("Int64")  # stays whole numbers next to a blend's missing value
+    return table.drop(columns="_unfinished").assign(wall_seconds=wall).reset_index(drop=True)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    def score(value: float) -> str:
+        return "-" if pd.isna(value) else f"{value:.5f}"
+
+    def seconds(value: float) -> str:
+        return "-" if pd.isna(value) else f"{value:.0f}"
+
+    formatters = {column: score for column in table.columns if column.endswith("_accuracy")}
+    formatters["wall_seconds"] = seconds
+    # pandas leaves <NA> in a nullable integer column whatever na_rep says: spell epochs out first.
+    shown = table.assign(epochs=["-" if pd.isna(value) else str(value) for value in table["epochs"]])
+    return shown.to_string(index=False, na_rep="-", formatters=formatters)
+
+
+def print_compare(root: Path, competition: str) -> Path:
+    """Prints the table of runs, writes it to <root>/<competition>/compare.csv and returns that path."""
+    table = compare_table(root, competition)
+    if table.empty:
+        raise UserError(f"no runs of {competition} under {root / competition}")
+    print(format_table(table))
+    unfinished = int((table["status"] != "finished").sum())
+    if unfinished:
+        print(f"\n{unfinished} unfinished run(s) (still running or stopped) are listed last, without a score.")
+    path = root / competition / "compare.csv"
+    atomic_write_bytes(path, table.to_csv(index=False).encode())
+    print(f"\ntable written to {path}")
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Lining runs up row by row
+# ---------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# McNemar's exact test on the rows the two runs disagree about
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    n: int  # rows compared
+    only_a: int  # rows only A got right
+    only_b: int  # rows only B got right
+    p_value: float  # two-sided exact binomial test on the discordant rows
+    acc_a: float
+    acc_b: float
+    ci_a: tuple[float, float]  # 95% Wilson interval
+    ci_b: tuple[float, float]
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA
+
+
+def wilson_interval(correct: int, n: int) -> tuple[float, float]:
+    interval = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
+    """McNemar's exact test of two classifiers scored on the same rows (True where a row was right)."""
+    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if correct_a.shape != correct_b.shape or correct_a.size == 0:
+        raise ValueError("mcnemar needs two equally long, non-empty arrays")
+    only_a = int((correct_a & ~correct_b).sum())
+    only_b = int((correct_b & ~correct_a).sum())
+    # No discordant row: the two are right on exactly the same rows, nothing to tell apart.
+    p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    n = correct_a.size
+    return McNemarResult(
+        n=n,
+        only_a=only_a,
+        only_b=only_b,
+        p_value=float(p_value),
+        acc_a=float(correct_a.mean()),
+        acc_b=float(correct_b.mean()),
+        ci_a=wilson_interval(int(correct_a.sum()), n),
+        ci_b=wilson_interval(int(correct_b.sum()), n),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The head-to-head text
+# ---------------------------------------------------------------------------
+
+
+def fold_notes(aligned: AlignedOOF, names: tuple[str, str]) -> list[str]:
+    """Warnings when the two runs scored different rows or split them into different folds."""
+    notes = []
+    n = len(aligned.rows)
+    if aligned.scored[0] != n or aligned.scored[1] != n:
+        notes.append(
+            f"the runs scored different train rows ({names[0]}: {aligned.scored[0]}, {names[1]}: "
+            f"{aligned.scored[1]}); compared on the {n} rows both scored"
+        )
+    pairs = pd.DataFrame({"a": aligned.folds[0], "b": aligned.folds[1]}).drop_duplicates()
+    same_split = len(pairs) == pairs["a"].nunique() == pairs["b"].nunique()
+    if not same_split:
+        moved = int((aligned.folds[0] != aligned.folds[1]).sum())
+        notes.append(
+            f"the runs' folds differ ({moved} of {n} shared rows are in a different fold): each row was "
+            "predicted by models trained on different data, so part of the gap may come from the split"
+        )
+    return notes
+
+
+def verdict(result: McNemarResult) -> str:
+    gap = abs(result.acc_a - result.acc_b)
+    if result.only_a + result.only_b == 0:
+        return "A and B are right on exactly the same rows: no difference at all."
+    if not result.significant:
+        return f"not significant at {ALPHA} (p = {result.p_value:.3g}): the gap of {gap:.5f} is likely noise."
+    winner, loser = ("A", "B") if result.only_a > result.only_b else ("B", "A")
+    return f"significant at {ALPHA} (p = {result.p_value:.3g}): {winner} really beats {loser}, by {gap:.5f}."
+
+
+def compare_pair(root: Path, competition: str, run_a: str, run_b: str) -> str:
+    """Whether run A's OOF accuracy really differs from run B's, on the train rows both scored."""
+    a, b = find_run(root, competition, run_a), find_run(root, competition, run_b)
+    if a.run_id == b.run_id:
+        raise UserError(f"both names point to run {a.run_id}: give two different runs")
+    aligned = aligned_oof([a, b])
+    correct = [p.argmax(axis=1) == aligned.labels for p in aligned.probabilities]
+    result = mcnemar(correct[0], correct[1])
+    width = max(len(a.run_id), len(b.run_id))
+    lines = [
+        f"{tag}  {run.run_id:<{width}}  accuracy {acc:.5f}  (95% CI {ci[0]:.5f}-{ci[1]:.5f})"
+        for tag, run, acc, ci in [("A", a, result.acc_a, result.ci_a), ("B", b, result.acc_b, result.ci_b)]
+    ]
+    lines.append(f"on {result.n} train rows both scored: only A right on {result.only_a}, only B on {result.only_b}")
+    lines.append(f"McNemar's exact test: {verdict(result)}")
+    lines += [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
+    return "\n".join(lines)

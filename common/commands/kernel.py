@@ -1,0 +1,157 @@
+"""A Kaggle notebook (script kernel) and a dataset of a run's models, for code competitions.
+
+Code competitions (Kannada-MNIST) take no uploaded CSV: Kaggle reruns a notebook on the hidden test set.
+`write_kernel` writes a folder ready for the official kaggle CLI:
+
+    kernels/<competition>-<run_id>/
+      kernel-metadata.json     for `kaggle kernels push -p FOLDER`
+      predict.py               the notebook: standalone, internet off, Kaggle's own Keras
+      dataset/                 for `kaggle datasets create -p FOLDER/dataset`
+        dataset-metadata.json
+        ensemble.json          the spec's facts (test file, id column, submission columns) and the model list
+        f<K>-s<S>.keras        every unit's model
+
+The same folder runs here: `python predict.py INPUT_ROOT` reads INPUT_ROOT/<slug>/test.csv and dataset/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slugify import slugify  # python-slugify, the kaggle package's own dependency and title -> slug rule
+
+from common import runs
+from common.ground.spec import CompetitionSpec
+from common.runs import PROJECT_ROOT, Run, atomic_write_bytes, write_json
+from common.training.inference import model_files
+
+TEMPLATE = Path(__file__).with_name("kernel_template.py")
+DEFAULT_KERNELS_DIR = PROJECT_ROOT / "kernels"
+SCRIPT_NAME = "predict.py"
+DATASET_DIR = "dataset"
+FACTS_FILE = "ensemble.json"  # the script looks for this file name under /kaggle/input
+RUN_ID_LINE = 'RUN_ID = ""'
+USERNAME_PLACEHOLDER = "your-kaggle-username"
+MAX_SLUG = 50  # Kaggle's limit for dataset slugs and titles
+
+
+# ---------------------------------------------------------------------------
+# Names and metadata
+# ---------------------------------------------------------------------------
+
+
+def kaggle_username() -> str:
+    return os.environ.get("KAGGLE_USERNAME") or USERNAME_PLACEHOLDER
+
+
+def kernel_slug(spec: CompetitionSpec, run: Run) -> str:
+    return slugify(f"{spec.name} {run.run_id}", max_length=MAX_SLUG)
+
+
+def dataset_slug(spec: CompetitionSpec, run: Run) -> str:
+    return slugify(f"{spec.name} models {run.run_id}", max_length=MAX_SLUG)
+
+
+def kernel_metadata(spec: CompetitionSpec, run: Run, username: str) -> dict[str, Any]:
+    # The title is the slug itself, so `kaggle kernels push` finds title and id in agreement.
+    return {
+        "id": f"{username}/{kernel_slug(spec, run)}",
+        "title": kernel_slug(spec, run),
+        "code_file": SCRIPT_NAME,
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": True,
+        "enable_gpu": False,
+        "enable_tpu": False,
+        "enable_internet": False,  # code competitions run notebooks offline
+        "dataset_sources": [f"{username}/{dataset_slug(spec, run)}"],
+        "competition_sources": [spec.slug],
+        "kernel_sources": [],
+        "model_sources": [],
+    }
+
+
+def dataset_metadata(spec: CompetitionSpec, run: Run, username: str) -> dict[str, Any]:
+    slug = dataset_slug(spec, run)
+    return {"title": slug, "id": f"{username}/{slug}", "licenses": [{"name": "CC0-1.0"}]}
+
+
+def ensemble_facts(spec: CompetitionSpec, run: Run, model_names: list[str]) -> dict[str, Any]:
+    """What the script needs to know of the competition, so one script serves every spec."""
+    return {
+        "run_id": run.run_id,
+        "competition": spec.name,
+        "slug": spec.slug,
+        "test_file": spec.test_file,
+        "test_id_column": spec.test_id_column,  # None: ids are first_id + row number
+        "first_id": spec.first_id,
+        "submission_columns": list(spec.submission_columns),
+        "models": model_names,
+        "tta": int(run.config.get("tta", 0)),  # one-pixel shifts averaged per model, as the run predicted
+        "oof_accuracy": run.metrics().get("oof_accuracy"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Writing the folder
+# ---------------------------------------------------------------------------
+
+
+def write_dataset(folder: Path, spec: CompetitionSpec, run: Run, username: str) -> None:
+    """The run's models, flat (`kaggle datasets create` skips sub-folders), plus ensemble.json."""
+    files = model_files(run)
+    names = [f"{file.parent.name}.keras" for file in files]
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in set(folder.glob("*.keras")) - {folder / name for name in names}:
+        stale.unlink()  # a model of an earlier write into the same folder would join the ensemble
+    for file, name in zip(files, names, strict=True):
+        partial = folder / f".{name}.partial"
+        shutil.copyfile(file, partial)
+        partial.replace(folder / name)
+    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, names))
+    write_json(folder / "dataset-metadata.json", dataset_metadata(spec, run, username))
+
+
+def write_script(folder: Path, run: Run) -> Path:
+    template = TEMPLATE.read_text()
+    if template.count(RUN_ID_LINE) != 1:
+        raise RuntimeError(f"{TEMPLATE}: expected one line {RUN_ID_LINE!r}")
+    script = folder / SCRIPT_NAME
+    atomic_write_bytes(script, template.replace(RUN_ID_LINE, f"RUN_ID = {run.run_id!r}").encode())
+    return script
+
+
+def write_kernel(root: Path, spec: CompetitionSpec, run_id: str | None = None, out_dir: Path | None = None) -> Path:
+    """Writes the notebook folder for a finished run (default: the latest); returns the folder."""
+    run = runs.finished_run(root, spec.name, run_id)
+    folder = Path(out_dir) if out_dir else DEFAULT_KERNELS_DIR / f"{spec.name}-{run.run_id}"
+    username = kaggle_username()
+    write_dataset(folder / DATASET_DIR, spec, run, username)
+    write_script(folder, run)
+    write_json(folder / "kernel-metadata.json", kernel_metadata(spec, run, username))
+    return folder
+
+
+def next_steps(folder: Path) -> str:
+    """What to type next, printed by `run.py kernel`."""
+    metadata = json.loads((folder / "kernel-metadata.json").read_text())
+    facts = json.loads((folder / DATASET_DIR / FACTS_FILE).read_text())
+    slug, kernel_id = facts["slug"], metadata["id"]
+    edit = (
+        f"  0. replace {USERNAME_PLACEHOLDER!r} with your Kaggle username in kernel-metadata.json and "
+        f"{DATASET_DIR}/dataset-metadata.json (or set KAGGLE_USERNAME and run this again)\n"
+        if kernel_id.startswith(f"{USERNAME_PLACEHOLDER}/")
+        else ""
+    )
+    return (
+        f"kernel folder: {folder}\n{edit}"
+        f"  1. kaggle datasets create -p {folder / DATASET_DIR}\n"
+        f"  2. kaggle kernels push -p {folder}\n"
+        f"  3. once it has run: kaggle competitions submit {slug} -k {kernel_id} -v VERSION -f submission.csv "
+        f'-m "{metadata["title"]}"  (VERSION as printed by step 2; or the notebook\'s Submit button)\n'
+        f"  try it here first: python {folder / SCRIPT_NAME} INPUT_ROOT  (a folder holding {slug}/{facts['test_file']})"
+    )

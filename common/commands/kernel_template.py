@@ -1,0 +1,142 @@
+"""Predicts a Kaggle digit competition's test.csv with a saved ensemble of Keras models.
+
+Written by `python run.py kernel COMPETITION RUN` and pushed with `kaggle kernels push`. It runs on Kaggle
+with internet off, using only Kaggle's own numpy, pandas and Keras, and imports nothing from the project.
+
+    python predict.py [INPUT_ROOT]     # INPUT_ROOT (or $KERNEL_INPUT_ROOT) defaults to /kaggle/input
+
+It finds its dataset (ensemble.json beside the models) under INPUT_ROOT, or in dataset/ beside this file
+when absent; it finds the competition's test file under INPUT_ROOT/<slug>/ or anywhere under INPUT_ROOT.
+It writes submission.csv into the working directory (/kaggle/working on Kaggle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RUN_ID = ""  # set by write_kernel: picks this run's dataset when several are attached
+FACTS_FILE = "ensemble.json"
+N_PIXELS = 784
+
+
+# ---------------------------------------------------------------------------
+# Finding the inputs
+# ---------------------------------------------------------------------------
+
+
+def input_root() -> Path:
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    return Path(os.environ.get("KERNEL_INPUT_ROOT", "/kaggle/input"))
+
+
+def script_dir() -> Path:
+    # Kaggle may run the script without __file__ (pasted into a notebook cell): use the working directory.
+    file = globals().get("__file__")
+    return Path(file).resolve().parent if file else Path.cwd()
+
+
+def files_named(root: Path, name: str) -> list[Path]:
+    # os.walk with followlinks: Kaggle may mount inputs as symbolic links, which rglob does not enter.
+    found = [Path(folder) / name for folder, _, files in os.walk(root, followlinks=True) if name in files]
+    return sorted(found)
+
+
+def find_dataset(root: Path) -> Path:
+    """The folder holding ensemble.json: this run's under `root` first, then dataset/ beside the script."""
+    found = [p.parent for p in files_named(root, FACTS_FILE)]
+    found = [d for d in found if not RUN_ID or read_facts(d).get("run_id") == RUN_ID]
+    if not found and (script_dir() / "dataset" / FACTS_FILE).is_file():
+        found = [script_dir() / "dataset"]
+    if not found:
+        raise SystemExit(f"no {FACTS_FILE} of run {RUN_ID or '(any)'} under {root} or {script_dir() / 'dataset'}")
+    return found[0]
+
+
+def read_facts(folder: Path) -> dict:
+    return json.loads((folder / FACTS_FILE).read_text())
+
+
+def find_test_file(root: Path, facts: dict) -> Path:
+    """<root>/<slug>/<test file> as Kaggle mounts a competition, else the first one anywhere under root."""
+    name = facts["test_file"]
+    expected = root / facts["slug"] / name
+    if expected.is_file():
+        return expected
+    found = files_named(root, name)
+    if not found:
+        raise SystemExit(f"no {name} under {root}: attach the competition's data to the notebook")
+    return found[0]
+
+
+# ---------------------------------------------------------------------------
+# Reading, predicting, writing
+# ---------------------------------------------------------------------------
+
+
+def read_test(path: Path, facts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, uint8 images (n, 28, 28, 1)); ids from the id column, or first_id + row when there is none."""
+    frame = pd.read_csv(path)
+    id_column = facts["test_id_column"]
+    pixels = [f"pixel{i}" for i in range(N_PIXELS)]
+    missing = [c for c in [id_column, *pixels] if c and c not in frame.columns]
+    if missing:
+        raise SystemExit(f"{path}: no column {missing[0]!r} (expected {id_column or 'no id'}, pixel0..pixel783)")
+    ids = frame[id_column].to_numpy() if id_column else facts["first_id"] + np.arange(len(frame))
+    images = frame[pixels].to_numpy().clip(0, 255).astype(np.uint8).reshape(-1, 28, 28, 1)
+    return ids, images
+
+
+# The run's test-time views: the image, then one-pixel shifts in this order (common/training/augment.py's TTA_SHIFTS).
+TTA_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    moved = np.zeros_like(images)
+    rows_to, rows_from = slice(max(dy, 0), 28 + min(dy, 0)), slice(max(-dy, 0), 28 + min(-dy, 0))
+    cols_to, cols_from = slice(max(dx, 0), 28 + min(dx, 0)), slice(max(-dx, 0), 28 + min(-dx, 0))
+    moved[:, rows_to, cols_to] = images[:, rows_from, cols_from]
+    return moved
+
+
+def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
+    """The mean of every model's softmax (over the run's test-time views): the run's own ensemble."""
+    try:
+        import keras
+    except ImportError:  # older images ship Keras only inside TensorFlow
+        from tensorflow import keras
+
+    views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[: facts.get("tta", 0)])]
+    total = np.zeros((len(images), 10), np.float64)
+    for name in facts["models"]:
+        model = keras.models.load_model(folder / name, compile=False)
+        total += sum(model.predict(view, batch_size=1024, verbose=0) for view in views) / len(views)
+        print(f"predicted with {name}")
+    return total / len(facts["models"])
+
+
+def write_submission(ids: np.ndarray, labels: np.ndarray, facts: dict, path: Path) -> None:
+    id_column, label_column = facts["submission_columns"]
+    pd.DataFrame({id_column: ids, label_column: labels}).to_csv(path, index=False)
+
+
+def main() -> None:
+    root = input_root()
+    folder = find_dataset(root)
+    facts = read_facts(folder)
+    test_file = find_test_file(root, facts)
+    ids, images = read_test(test_file, facts)
+    print(f"run {facts['run_id']}: {len(facts['models'])} models from {folder}; {len(ids)} rows from {test_file}")
+    labels = predict(folder, facts, images).argmax(axis=1)
+    write_submission(ids, labels, facts, Path("submission.csv"))
+    print(f"wrote {Path('submission.csv').resolve()}: {len(ids)} rows")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Training units on a dask.distributed cluster: one task per unit, each saved here the moment it returns.
+
+Workers load the competition themselves (from --data-dir as they see it, or their own data/ folder; parsed
+arrays are cached by file fingerprint), so only a config, a unit key and the results cross the network.
+A unit seeds its model and its augmentation, so it trains the same on any worker; a unit whose worker dies
+is retried elsewhere by Dask. `--scheduler local:N` starts N worker processes on this machine instead.
+
+Workers on other machines must be able to import this project: start them from its folder, for example
+`cd digit-pipeline && dask worker tcp://HOST:8786 --nthreads 1` (one unit per process at a time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from distributed import Client, Future, LocalCluster, as_completed
+from distributed.scheduler import KilledWorker
+
+from common.data.files import load_dataset
+from common.data.trainset import prepare_train_set
+from common.ground.config import Config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+from common.runs.units import UnitKey, UnitOutput
+from common.training.unit import fit_unit
+
+log = logging.getLogger("digits")
+
+CONNECT_TIMEOUT = "20s"  # for the scheduler to answer, and then for its first worker to be there
+RETRIES = 2  # a task that raises is run again this many times (a dead worker is retried by Dask anyway)
+KILL_ENV = "DIGITS_TEST_KILL_MARKER"  # tests only: see die_once_if_asked
+
+
+# ---------------------------------------------------------------------------
+# Connecting: a scheduler address, or local:N worker processes on this machine
+# ---------------------------------------------------------------------------
+
+
+def local_workers(address: str) -> int | None:
+    """N for 'local:N'; None for a scheduler address. Cheap: call it to check --scheduler before a run starts."""
+    if address != "local" and not address.startswith("local:"):
+        return None
+    count = address.removeprefix("local").removeprefix(":")
+    if not count.isdigit() or int(count) < 1:
+        raise UserError(f"--scheduler {address}: expected local:N with N a positive number of workers, e.g. local:2")
+    return int(count)
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """Each worker runs a unit with the run's own thread count (`threads` in config.yaml), as a local run does,
+    so its results are the same; local workers then share the cores. TensorFlow reads these when it starts."""
+    threads = str(threads)
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
+    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": quiet}
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def connect(address: str, threads: int = 1) -> Iterator[Client]:
+    """A client of the scheduler at `address`, or of a LocalCluster closed on exit."""
+    n_workers = local_workers(address)
+    with ExitStack() as stack:
+        try:
+            if n_workers:
+                # memory_limit=0: TensorFlow holds on to memory, which Dask would take for a leak and kill.
+                cluster = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    memory_limit=0,
+                    dashboard_address=None,
+                    env=worker_environment(threads),
+                )
+                stack.enter_context(cluster)
+                client = stack.enter_context(Client(cluster))
+            else:
+                client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT))
+        except (OSError, ValueError, TimeoutError) as error:
+            raise UserError(
+                f"--scheduler {address}: cannot connect (expected tcp://HOST:PORT or local:N): {first_line(error)}"
+            ) from None
+        wait_for_a_worker(client, address)
+        yield client
+
+
+def wait_for_a_worker(client: Client, address: str) -> None:
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise UserError(
+            f"--scheduler {address}: the scheduler has no workers; start some with `dask worker {address}` "
+            "in the project folder"
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# On a worker: one unit
+# ---------------------------------------------------------------------------
+
+# Keras seeds and the precision policy are process-wide, so a worker with several threads trains one unit at a time.
+ONE_UNIT_AT_A_TIME = threading.Lock()
+
+
+def train_unit_task(competition: str, data_dir: str | None, cfg_values: dict, key: UnitKey) -> UnitOutput:
+    """Runs on a worker: loads the competition there, trains the unit `key`, returns its outputs."""
+    die_once_if_asked()
+    from common.training.backend import setup_hardware
+
+    cfg = Config(**cfg_values)
+    with ONE_UNIT_AT_A_TIME, keras_private_python_random():
+        data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
+        return fit_unit(cfg, key, train, data, setup_hardware(cfg))
+
+
+@contextmanager
+def keras_private_python_random() -> Iterator[None]:
+    """Gives Keras a Python random generator of its own while a unit trains.
+
+    Keras draws the seeds of unseeded layers (initialisers, dropout) from Python's global `random`, which the
+    worker's event loop draws from too, in another thread (heartbeat jitter, back-off). Without this the same
+    unit builds different initial weights on every run. keras.utils.set_random_seed seeds the private
+    generator instead, so a unit gets exactly the layer seeds it gets in a process without Dask.
+    """
+    from keras.src.random import seed_generator  # Keras 3.15 internals; checked by tests/test_distributed.py
+    from keras.src.utils import rng_utils
+
+    saved = seed_generator.python_random, rng_utils.random
+    seed_generator.python_random = rng_utils.random = random.Random()
+    try:
+        yield
+    finally:
+        seed_generator.python_random, rng_utils.random = saved
+
+
+def die_once_if_asked() -> None:
+    """Test hook: the first task to find $DIGITS_TEST_KILL_MARKER's file missing creates it and kills its worker."""
+    marker = os.environ.get(KILL_ENV)
+    if not marker:
+        return
+    try:
+        Path(marker).open("x").close()
+    except FileExistsError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------
+# In the client: submit, then save each unit as it completes
+# ---------------------------------------------------------------------------
+
+
+def submit_units(
+    client: Client, run_id: str, cfg: Config, todo: list[UnitKey], competition: str, data_dir: str | None
+) -> dict[Future, UnitKey]:
+    futures = {}
+    for key in todo:
+        future = client.submit(
+            train_unit_task,
+            competition,
+            data_dir,
+            cfg.to_dict(),
+            key,
+            retries=RETRIES,
+            pure=False,
+            key=f"unit-f{key[0]}-s{key[1]}-{run_id}",
+        )
+        futures[future] = key
+    return futures
+
+
+def unit_result(future: Future, key: UnitKey, run_id: str) -> UnitOutput:
+    """The unit's outputs; the ways a cluster fails that a user can fix become one-line UserErrors."""
+    unit = f"unit f{key[0]}-s{key[1]}"
+    try:
+        return future.result()
+    except ModuleNotFoundError as error:
+        raise UserError(
+            f"{unit}: a dask worker cannot import {error.name!r}: start workers in the project folder, "
+            "with requirements.txt installed"
+        ) from None
+    except KilledWorker:
+        raise UserError(
+            f"{unit}: its workers kept dying (out of memory?); see the worker logs, then --resume {run_id}"
+        ) from None
+
+
+def train_on_cluster(
+    address: str, run_id: str, cfg: Config, todo: list[UnitKey], competition: str, data_dir: str | None
+) -> Iterator[tuple[UnitKey, UnitOutput]]:
+    """The units `todo`, trained on a Dask cluster, yielded as they complete (in any order)."""
+    with connect(address, cfg.threads) as client:
+        log.info("training %d unit(s) on %d dask worker(s) (%s)", len(todo), len(client.nthreads()), address)
+        futures = submit_units(client, run_id, cfg, todo, competition, data_dir)
+        for future in as_completed(futures):
+            key = futures.pop(future)
+            yield key, unit_result(future, key, run_id)

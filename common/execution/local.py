@@ -1,0 +1,29 @@
+"""The local executor: units trained one after another in this process, yielded as each finishes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from common.data.files import Dataset
+from common.data.trainset import TrainSet
+from common.ground.config import Config
+from common.runs.units import UnitKey, UnitOutput
+
+log = logging.getLogger("digits")
+
+
+def train_here(
+    cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet
+) -> Iterator[tuple[UnitKey, UnitOutput]]:
+    """Each unit of `todo` in order, with an epoch progress bar; the caller saves and logs what it yields."""
+    from tqdm.keras import TqdmCallback  # imports Keras: after the checks that need none
+
+    from common.training.backend import setup_hardware
+    from common.training.unit import fit_unit
+
+    hardware = setup_hardware(cfg)
+    log.info("training %d unit(s) here, on %s", len(todo), hardware.description)
+    for key in todo:
+        progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {key[0]} seed {key[1]}")
+        yield key, fit_unit(cfg, key, train, data, hardware, progress)

@@ -1,0 +1,288 @@
+"""The whole path for one competition: data -> folds -> units (fold x seed) -> ensemble -> run folder.
+
+Everything is validated before a run folder is created, so bad input leaves nothing behind. Units are saved
+the moment they finish; a run whose units are all complete is finalised (ensemble, metrics, submission,
+report) by the same code whether it ran in one go, was resumed, or had its units trained elsewhere (merge).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from common import runs
+from common.data.files import Dataset, load_dataset
+from common.data.folds import same_folds
+from common.data.trainset import TrainSet, folds_table, prepare_train_set
+from common.ground.config import Config
+from common.ground.errors import UserError
+from common.ground.spec import CompetitionSpec
+from common.runs.metrics import accuracy, oof_from_units, per_class_table, run_metrics
+from common.runs.report import write_report
+from common.runs.submission import write_run_submission
+from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
+from common.training.backend import available_cores, resolve_hardware
+from common.training.models import require_model
+from common.training.pseudo import resolve_pseudo_from
+from common.training.transfer import resolve_init_from
+
+log = logging.getLogger("digits")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    data_dir: str | None = None
+    out_root: Path | None = None
+    resume: str | None = None  # run id, unique prefix, or "latest" (the newest unfinished run)
+    only: UnitKey | None = None  # train this (fold, seed index) alone
+    scheduler: str | None = None  # a dask.distributed address, or local:N
+    # Called with each unit once it is saved and logged; it may raise to stop the run there (a study's pruner).
+    on_unit: Callable[[UnitKey, UnitOutput], None] | None = None
+
+
+# ---------------------------------------------------------------------------
+# Training the units
+# ---------------------------------------------------------------------------
+
+
+def executor(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, options: RunOptions):
+    """The units of `todo` as they finish: trained here, or on a Dask cluster with --scheduler."""
+    if options.scheduler:
+        from common.execution.distributed import train_on_cluster
+
+        return train_on_cluster(options.scheduler, folder.name, cfg, todo, data.spec.name, options.data_dir)
+    from common.execution.local import train_here
+
+    return train_here(cfg, todo, data, train)
+
+
+def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, options: RunOptions):
+    """The one place where finished units are saved and logged, whichever executor trained them."""
+    if not todo:
+        return
+    finished = executor(folder, cfg, todo, data, train, options)
+    for key, output in tqdm(finished, total=len(todo), desc="units (fold x seed)", unit="unit"):
+        save_unit(folder, key, output)
+        runs.note_hardware(folder, output.record.get("hardware", "not recorded"))
+        log_unit(key, train, output)
+        if options.on_unit:
+            options.on_unit(key, output)
+
+
+def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
+    labels = train.labels[train.folds == key[0]]
+    score = accuracy(labels, output.probabilities["valid"])
+    log.info("fold %d seed %d: accuracy %.5f in %.0f s", key[0], key[1], score, output.seconds)
+
+
+# ---------------------------------------------------------------------------
+# Finalising: ensemble, metrics, submission, report
+# ---------------------------------------------------------------------------
+
+
+def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> dict:
+    """Averages the saved units, scores the ensemble, writes oof/test/extras .npy, metrics and submission."""
+    units = {key: load_unit(folder, key) for key in all_units(cfg)}
+    held_out = {key: unit.probabilities["valid"] for key, unit in units.items()}
+    oof = oof_from_units(train.folds, held_out)
+    names = ["test", *data.extras]
+    averaged = {name: np.mean([u.probabilities[name] for u in units.values()], axis=0) for name in names}
+    for name, probabilities in {"oof": oof, **averaged}.items():
+        runs.save_array(folder / f"{name}.npy", probabilities)
+    extras = {name: (table.labels, averaged[name]) for name, table in data.extras.items()}
+    seconds = {key: unit.seconds for key, unit in units.items()}
+    note_mixed_hardware(units)
+    metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
+    metrics |= scores_by_origin(train, oof)
+    runs.write_json(folder / "metrics.json", metrics)
+    table = per_class_table(train.labels, oof)
+    runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
+    write_run_submission(folder, data, averaged["test"])
+    return metrics
+
+
+def note_mixed_hardware(units: dict[UnitKey, UnitOutput]) -> None:
+    """Resumed or merged runs may hold units trained on other backends or devices: accepted, and said."""
+    where = {}
+    for key, unit in units.items():
+        label = (
+            f"{unit.record.get('backend', 'tensorflow')} on {unit.record.get('device_name', 'an unrecorded device')}"
+        )
+        where.setdefault(label, []).append(key)
+    if len(where) > 1:
+        log.info(
+            "units trained on different hardware: %s", "; ".join(f"{k}: {describe_units(v)}" for k, v in where.items())
+        )
+
+
+def scores_by_origin(train: TrainSet, oof: np.ndarray) -> dict:
+    """With extra_train, the OOF score counts train.csv's rows only, so it compares with runs without the extra
+    set; the extra set gets an OOF score of its own. Folds and units still score every row they held out."""
+    own = train.from_train_csv()
+    if own.all():
+        return {}
+    extra = {
+        f"{name}_oof": accuracy(train.labels[train.origin == name], oof[train.origin == name])
+        for name in np.unique(train.origin[~own])
+    }
+    return {"oof_accuracy": accuracy(train.labels[own], oof[own]), "oof_extra_accuracy": extra}
+
+
+def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: float) -> None:
+    metrics = write_ensemble(folder, cfg, data, train)
+    runs.finish_run(folder, time.perf_counter() - start)
+    log.info("report: %s", write_report(folder, train.images, train.labels))
+    print_summary(folder, metrics, time.perf_counter() - start)
+
+
+def missing_units(folder: Path, cfg: Config) -> list[UnitKey]:
+    return [key for key in all_units(cfg) if not is_complete(folder, key)]
+
+
+def describe_units(keys: list[UnitKey]) -> str:
+    return ", ".join(f"f{fold}-s{seed}" for fold, seed in keys)
+
+
+# ---------------------------------------------------------------------------
+# Opening a run folder: new, resumed, or merged
+# ---------------------------------------------------------------------------
+
+
+def resumable_run(root: Path, competition: str, run_id: str) -> runs.Run:
+    """The run to continue: by id or prefix, or 'latest' for the newest unfinished one."""
+    if run_id == "latest":
+        unfinished = [run for run in runs.list_runs(root, competition) if not run.finished]
+        if not unfinished:
+            raise UserError(f"--resume latest: no unfinished run of {competition} under {root / competition}")
+        return unfinished[-1]
+    run = runs.find_run(root, competition, run_id)
+    if run.finished:
+        raise UserError(f"run {run.run_id} is already finished; start a new run instead of --resume")
+    return run
+
+
+def check_same_folds(folder: Path, train: TrainSet) -> None:
+    """A resumed or merged run must see the very rows and folds its units were trained on."""
+    if not same_folds(pd.read_csv(folder / "folds.csv"), folds_table(train)):
+        raise UserError(f"{folder / 'folds.csv'}: the data or config changed since this run started; folds differ")
+
+
+@contextmanager
+def run_log(folder: Path) -> Iterator[None]:
+    """Log lines go to the run's train.log and, above the progress bars (tqdm's logging redirect), to stderr."""
+    handlers = [logging.FileHandler(folder / "train.log"), logging.StreamHandler(sys.stderr)]
+    handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    for handler in handlers:
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with logging_redirect_tqdm(loggers=[log]):
+            yield
+    except KeyboardInterrupt:
+        log.info("interrupted: continue with --resume %s", folder.name)
+        raise
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------
+
+
+def run_competition(
+    spec: CompetitionSpec, cfg: Config, label: str, argv: list[str], options: RunOptions = RunOptions()
+) -> Path:
+    """Trains (or continues) one run; finalises it once every unit is complete. Returns its folder."""
+    start = time.perf_counter()
+    root = options.out_root or runs.DEFAULT_ROOT
+    resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
+    cfg = Config(**resumed.config) if resumed else cfg  # a resumed run keeps its own config
+    if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
+        cfg = replace(cfg, threads=available_cores())
+    require_model(cfg.model)
+    if not options.scheduler:  # a GPU asked for but absent, or a precision the device lacks: before any folder
+        resolve_hardware(cfg)
+    if options.scheduler:
+        from common.execution.distributed import local_workers
+
+        local_workers(options.scheduler)  # a malformed local:N fails before a run folder exists
+    if options.only and options.only not in all_units(cfg):
+        raise UserError(
+            f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
+        )
+    data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
+    cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
+    cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
+    folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
+    with run_log(folder):
+        wanted = [options.only] if options.only else all_units(cfg)
+        train_units(folder, cfg, [key for key in wanted if not is_complete(folder, key)], data, train, options)
+        missing = missing_units(folder, cfg)
+        if missing:
+            log.info(
+                "run %s: units still to train: %s (then: python run.py merge %s %s)",
+                folder.name,
+                describe_units(missing),
+                spec.name,
+                folder.name,
+            )
+            return folder
+        finalise(folder, cfg, data, train, start)
+    return folder
+
+
+def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], resumed, train: TrainSet) -> Path:
+    """The resumed run's folder, checked against the data; or a new folder with its config and folds."""
+    if resumed:
+        check_same_folds(resumed.folder, train)
+        runs.reopen_run(resumed.folder, argv)
+        return resumed.folder
+    folder = runs.create_run_dir(root, spec.name, label)
+    runs.start_run(folder, cfg.to_dict(), argv, label=label)
+    runs.atomic_write_bytes(folder / "folds.csv", folds_table(train).to_csv(index=False).encode())
+    return folder
+
+
+def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, out_root: Path | None = None) -> Path:
+    """Finalises a run whose units were trained separately; refuses with the list of missing units."""
+    start = time.perf_counter()
+    run = runs.find_run(out_root or runs.DEFAULT_ROOT, spec.name, run_id)
+    cfg = Config(**run.config)
+    data, train = prepare_train_set(load_dataset(spec, data_dir), cfg)
+    check_same_folds(run.folder, train)
+    missing = missing_units(run.folder, cfg)
+    if missing:
+        raise UserError(
+            f"run {run.run_id}: {len(missing)} of {len(all_units(cfg))} units missing: {describe_units(missing)}"
+        )
+    runs.reopen_run(run.folder, ["merge", spec.name, run_id])
+    with run_log(run.folder):
+        finalise(run.folder, cfg, data, train, start)
+    return run.folder
+
+
+def print_summary(folder: Path, metrics: dict, seconds: float) -> None:
+    rows = [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics["folds"].items()]
+    rows += [(f"seed {s}", a, None) for s, a in metrics["seeds"].items()] if len(metrics["seeds"]) > 1 else []
+    rows += [("OOF ensemble", metrics["oof_accuracy"], seconds)]
+    rows += [(name, a, None) for name, a in metrics.get("oof_extra_accuracy", {}).items()]
+    rows += [(name, a, None) for name, a in metrics["extra_accuracy"].items()]
+    print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")
+    for name, acc, secs in rows:
+        print(f"{name:<14}{acc:>10.5f}{'' if secs is None else f'{secs:>10.0f}'}")
+    hardware = runs.load_run(folder).record.get("hardware", [])
+    print(f"\ntrained on:  {'; '.join(hardware) or 'not recorded'}")
+    print(f"run folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})")

@@ -1,0 +1,250 @@
+"""The run folder: the contract between training, compare, blend and submit.
+
+submissions/<competition>/<run_id>/ holds run.json (status, command, versions, timings), config.yaml,
+folds.csv, units/f<K>-s<S>/ (each unit's probabilities, history and model), the ensemble's oof.npy and
+test.npy, metrics.json and submission.csv. Every file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from common.ground.atomic import atomic_path, atomic_write_bytes
+from common.ground.errors import UserError
+from common.ground.paths import PROJECT_ROOT
+
+__all__ = ["atomic_write_bytes"]  # re-exported: the run-folder writers use runs.atomic_write_bytes
+
+DEFAULT_ROOT = PROJECT_ROOT / "submissions"
+
+
+UNITS = "units"  # each unit's folder is units/f<fold>-s<seed index>/
+
+
+def unit_dir(folder: Path, key: tuple[int, int]) -> Path:
+    return folder / UNITS / f"f{key[0]}-s{key[1]}"
+
+
+def unit_files(folder: Path, name: str, fold: int | None = None) -> list[Path]:
+    """The file `name` of every unit that has one (of fold `fold` only, when given), in unit order."""
+    pattern = f"f{'*' if fold is None else fold}-s*/{name}"
+    return sorted((folder / UNITS).glob(pattern))
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path, ".npy") as temporary:
+        np.save(temporary, array)
+
+
+def new_run_id(label: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{label}-{secrets.token_hex(2)}"
+
+
+def create_run_dir(root: Path, competition: str, label: str) -> Path:
+    """A new, empty run folder; mkdir without exist_ok, so two runs never share one."""
+    while True:
+        folder = root / competition / new_run_id(label)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["keras", "tensorflow", "jax", "jaxlib", "torch", "numpy", "pandas", "scikit-learn", "albumentations"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return {"python": platform.python_version(), **found}
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def start_run(
+    folder: Path, config: dict[str, Any], argv: list[str], hardware: str | None = None, label: str = ""
+) -> dict[str, Any]:
+    """Writes run.json (status running) and config.yaml; returns the run record to update later."""
+    record = {
+        "run_id": folder.name,
+        "label": label,
+        "competition": folder.parent.name,
+        "status": "running",
+        "command": " ".join(["python", "run.py", *argv]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "hardware": [hardware] if hardware else [],
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "argv": sys.argv,
+    }
+    atomic_write_bytes(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    write_json(folder / "run.json", record)
+    return record
+
+
+def note_hardware(folder: Path, description: str) -> None:
+    """Adds what this process trains on to run.json's `hardware` list (a resumed run may change machine)."""
+    known = json.loads((folder / "run.json").read_text()).get("hardware", [])
+    if description not in known:
+        update_record(folder, hardware=[*known, description])
+
+
+def update_record(folder: Path, **changes: Any) -> dict[str, Any]:
+    """Read-modify-write of run.json, so that no caller holds a stale copy."""
+    record = json.loads((folder / "run.json").read_text()) | changes
+    write_json(folder / "run.json", record)
+    return record
+
+
+def reopen_run(folder: Path, argv: list[str]) -> None:
+    """Notes in run.json that the run was continued (resume or merge)."""
+    record = json.loads((folder / "run.json").read_text())
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    continued = record.get("continued", []) + [{"at": stamp, "command": " ".join(["python", "run.py", *argv])}]
+    update_record(folder, continued=continued)
+
+
+def finish_run(folder: Path, seconds: float) -> None:
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    update_record(folder, status="finished", finished=stamp, wall_seconds=round(seconds, 1))
+
+
+# ---------------------------------------------------------------------------
+# Reading run folders (compare, blend, submit and report only read these)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder as the read-only commands see it."""
+
+    folder: Path
+    record: dict[str, Any]  # run.json
+    config: dict[str, Any]  # config.yaml
+
+    @property
+    def run_id(self) -> str:
+        return self.folder.name
+
+    @property
+    def competition(self) -> str:
+        """From run.json; a folder copied out of submissions/<competition>/ keeps it there."""
+        return self.record.get("competition", self.folder.parent.name)
+
+    @property
+    def label(self) -> str:
+        """The preset (or 'blend', or a study's trial) the run was started with."""
+        if self.record.get("label"):
+            return self.record["label"]
+        parts = self.run_id.split("-")  # runs from before run.json kept it: <date>-<time>-<label>-<suffix>
+        return "-".join(parts[2:-1]) if len(parts) >= 4 else ""
+
+    @property
+    def finished(self) -> bool:
+        return self.record.get("status") == "finished"
+
+    def unit_dir(self, key: tuple[int, int]) -> Path:
+        return unit_dir(self.folder, key)
+
+    def unit_files(self, name: str, fold: int | None = None) -> list[Path]:
+        return unit_files(self.folder, name, fold)
+
+    def require_finished(self, purpose: str = "") -> Run:
+        """This run when it is finished; one error wording otherwise, whichever command asks."""
+        if not self.finished:
+            status = self.record.get("status", "unknown")
+            raise UserError(f"run {self.run_id} is not finished (status {status}){purpose}")
+        return self
+
+    def metrics(self) -> dict[str, Any]:
+        path = self.folder / "metrics.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def folds(self) -> pd.DataFrame:
+        """Columns row (index into train.csv), label, fold (and origin, in runs since extra_train)."""
+        return pd.read_csv(self.folder / "folds.csv")
+
+    def array(self, name: str) -> np.ndarray:
+        """oof, test, or an extra set's name: the ensemble's probabilities."""
+        path = self.folder / f"{name}.npy"
+        if not path.is_file():
+            raise UserError(f"{path}: not found (is run {self.run_id} finished?)")
+        return np.load(path)
+
+
+def load_run(folder: Path) -> Run:
+    try:
+        record = json.loads((folder / "run.json").read_text())
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{folder}: not a readable run folder ({error})") from None
+    return Run(folder, record, config)
+
+
+def list_runs(root: Path, competition: str) -> list[Run]:
+    """Every run folder of the competition, oldest first (run ids start with their UTC time)."""
+    base = root / competition
+    folders = sorted(p for p in base.iterdir() if (p / "run.json").is_file()) if base.is_dir() else []
+    return [load_run(p) for p in folders]
+
+
+def find_run(root: Path, competition: str, run_id: str | None) -> Run:
+    """A run by id (or unique prefix); None or 'latest' means the newest finished run."""
+    all_runs = list_runs(root, competition)
+    if run_id in (None, "latest"):
+        finished = [r for r in all_runs if r.finished]
+        if not finished:
+            raise UserError(f"no finished run of {competition} under {root / competition}")
+        return finished[-1]
+    matches = [r for r in all_runs if r.run_id == run_id] or [r for r in all_runs if r.run_id.startswith(run_id)]
+    if len(matches) != 1:
+        known = ", ".join(r.run_id for r in all_runs[-5:]) or "none"
+        problem = "no run" if not matches else f"{len(matches)} runs"
+        raise UserError(f"{problem} of {competition} matches {run_id!r} (latest: {known})")
+    return matches[0]
+
+
+def finished_run(root: Path, competition: str, run_id: str | None) -> Run:
+    """find_run, refusing a run that is not finished."""
+    return find_run(root, competition, run_id).require_finished()

@@ -1,0 +1,76 @@
+"""Ensembling unit probabilities and scoring them (scikit-learn's metrics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+from common.ground.spec import N_CLASSES
+
+
+def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    return float(accuracy_score(labels, probabilities.argmax(axis=1)))
+
+
+def per_class_table(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, plus their macro average."""
+    predicted = probabilities.argmax(axis=1)
+    classes = list(range(N_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes, zero_division=0)
+    table = pd.DataFrame({"class": classes, "precision": precision, "recall": recall, "f1": f1, "support": support})
+    macro = {"class": "macro", **table[["precision", "recall", "f1"]].mean().to_dict(), "support": int(support.sum())}
+    return pd.concat([table.astype({"class": object}), pd.DataFrame([macro])], ignore_index=True)
+
+
+def oof_from_units(folds: np.ndarray, held_out: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+    """(n, 10) OOF probabilities: each row's mean over the seeds of the fold that held it out."""
+    oof = np.zeros((len(folds), N_CLASSES), np.float32)
+    for fold in np.unique(folds):
+        seeds = [p for (f, _), p in held_out.items() if f == fold]
+        oof[folds == fold] = np.mean(seeds, axis=0)
+    return oof
+
+
+def seed_oof(folds: np.ndarray, held_out: dict[tuple[int, int], np.ndarray], seed_index: int) -> np.ndarray:
+    """OOF probabilities from one seed alone (every fold's model with that seed)."""
+    return oof_from_units(folds, {key: p for key, p in held_out.items() if key[1] == seed_index})
+
+
+def run_metrics(
+    labels: np.ndarray,
+    folds: np.ndarray,
+    held_out: dict[tuple[int, int], np.ndarray],
+    oof: np.ndarray,
+    unit_seconds: dict[tuple[int, int], float],
+    extras: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, Any]:
+    """Accuracy per unit, fold, seed and for the ensemble; extra sets; wall time per fold; per class."""
+    n_seeds = 1 + max(s for _, s in held_out)
+    units = {
+        f"f{f}-s{s}": {
+            "fold": f,
+            "seed_index": s,
+            "accuracy": accuracy(labels[folds == f], p),
+            "seconds": round(unit_seconds[f, s], 1),
+        }
+        for (f, s), p in sorted(held_out.items())
+    }
+    per_fold = {
+        str(f): {
+            "accuracy": accuracy(labels[folds == f], oof[folds == f]),
+            "seconds": round(sum(t for (uf, _), t in unit_seconds.items() if uf == f), 1),
+        }
+        for f in np.unique(folds).tolist()
+    }
+    return {
+        "oof_accuracy": accuracy(labels, oof),
+        "n_train_rows": len(labels),
+        "extra_accuracy": {name: accuracy(y, p) for name, (y, p) in extras.items()},
+        "folds": per_fold,
+        "seeds": {str(s): accuracy(labels, seed_oof(folds, held_out, s)) for s in range(n_seeds)},
+        "units": units,
+        "per_class": per_class_table(labels, oof).to_dict(orient="records"),
+    }

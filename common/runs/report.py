@@ -1,0 +1,275 @@
+"""Figures and a static report.html for a finished run folder: what a person looks at instead of reading.
+
+figures/confusion.png        the OOF confusion matrix (counts), titled with the OOF accuracy
+figures/learning_curves.png  train and validation loss and accuracy per epoch, one line per unit
+figures/wrong.png            the most confidently wrong OOF images, each titled true, predicted, confidence
+report.html                  run facts, metrics, per-class table, resolved config and the figures, the PNGs
+                             embedded as base64 data URIs so the one file can be mailed or opened anywhere
+
+The run folder stores no pixels, so the train images (aligned with folds.csv rows) come in as an argument.
+Figures are drawn on matplotlib `Figure` objects (the Agg renderer, no pyplot, no display) and every file is
+written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from common import runs
+from common.ground.errors import UserError
+from common.ground.spec import N_CLASSES
+from common.runs.metrics import accuracy
+
+DPI = 100
+GALLERY_SIZE = 36
+GALLERY_COLUMNS = 6
+FIGURE_TITLES = {
+    "confusion": "OOF confusion matrix",
+    "learning_curves": "Learning curves",
+    "wrong": "Most confidently wrong OOF predictions",
+}
+FIGURES = tuple(FIGURE_TITLES)
+
+# ---------------------------------------------------------------------------
+# Choosing what to show
+# ---------------------------------------------------------------------------
+
+
+def most_confidently_wrong(labels: np.ndarray, probabilities: np.ndarray, limit: int = GALLERY_SIZE) -> np.ndarray:
+    """Row indexes of wrong predictions, the most confident first (ties keep row order); at most `limit`."""
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    order = np.argsort(-confidence, kind="stable")
+    return wrong[order][:limit]
+
+
+def unit_histories(folder: Path) -> dict[str, pd.DataFrame]:
+    """Each unit's history.csv by unit name (f<K>-s<S>), in name order; units without one are left out."""
+    files = runs.unit_files(folder, "history.csv")
+    return {file.parent.name: pd.read_csv(file) for file in files}
+
+
+# ---------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def confusion_figure(labels: np.ndarray, probabilities: np.ndarray) -> Figure:
+    """Counts of true (rows) against predicted (columns) classes, 0-9."""
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    ax = figure.subplots()
+    ConfusionMatrixDisplay.from_predictions(
+        labels,
+        probabilities.argmax(axis=1),
+        labels=list(range(N_CLASSES)),
+        ax=ax,
+        cmap="Blues",
+        colorbar=False,
+        values_format="d",
+        text_kw={"fontsize": 8},
+    )
+    ax.set_title(f"OOF confusion matrix: accuracy {accuracy(labels, probabilities):.5f} ({len(labels)} rows)")
+    return figure
+
+
+def learning_curves_figure(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Loss and accuracy per epoch; each unit has one colour, train solid and validation dashed."""
+    figure = Figure(figsize=(12, 4.5), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for unit, history in histories.items():
+            (line,) = ax.plot(history["epoch"], history[metric], label=unit)
+            if f"val_{metric}" in history:
+                ax.plot(history["epoch"], history[f"val_{metric}"], "o--", color=line.get_color(), markersize=3)
+        ax.set(title=f"{metric} (solid: train, dashed: validation)", xlabel="epoch", ylabel=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if histories:
+        columns = 1 + len(histories) // 16
+        axes[1].legend(title="unit", fontsize=7, ncols=columns, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        figure.suptitle("no units/*/history.csv in this run")
+    return figure
+
+
+def wrong_gallery_figure(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> Figure:
+    """A grid of the most confidently wrong OOF images, each titled true, predicted and confidence."""
+    rows = most_confidently_wrong(labels, probabilities)
+    n_rows = max(1, -(-len(rows) // GALLERY_COLUMNS))
+    figure = Figure(figsize=(1.6 * GALLERY_COLUMNS, 1.8 * n_rows + 0.4), layout="constrained")
+    axes = figure.subplots(n_rows, GALLERY_COLUMNS, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, row in zip(axes, rows, strict=False):
+        predicted = int(probabilities[row].argmax())
+        ax.imshow(images[row, :, :, 0], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"true {labels[row]} pred {predicted}\n{probabilities[row, predicted]:.3f}", fontsize=9)
+    wrong_total = int((probabilities.argmax(axis=1) != labels).sum())
+    what = f"{len(rows)} most confidently wrong of {wrong_total}" if wrong_total else "no wrong OOF predictions"
+    figure.suptitle(f"OOF errors: {what} (title: true, predicted, confidence)")
+    return figure
+
+
+def write_figures(folder: Path, images: np.ndarray, labels: np.ndarray, oof: np.ndarray) -> dict[str, bytes]:
+    """Draws and writes figures/*.png; returns each PNG's bytes by figure name."""
+    figures = {
+        "confusion": confusion_figure(labels, oof),
+        "learning_curves": learning_curves_figure(unit_histories(folder)),
+        "wrong": wrong_gallery_figure(images, labels, oof),
+    }
+    pngs = {name: png_bytes(figure) for name, figure in figures.items()}
+    for name, data in pngs.items():
+        runs.atomic_write_bytes(folder / "figures" / f"{name}.png", data)
+    return pngs
+
+
+# ---------------------------------------------------------------------------
+# report.html
+# ---------------------------------------------------------------------------
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; } img { max-width: 100%; }
+"""
+
+
+def facts_table(run: runs.Run) -> str:
+    """Run id, competition, command, status, timings and hardware from run.json."""
+    record = run.record
+    seconds = record.get("wall_seconds")
+    hardware = record.get("hardware", "")  # a list since resumed runs may change machine; older runs: a string
+    facts = {
+        "run id": run.run_id,
+        "competition": run.competition,
+        "command": record.get("command", ""),
+        "status": record.get("status", "unknown"),
+        "started": record.get("started", ""),
+        "finished": record.get("finished", ""),
+        "wall time": f"{seconds:.0f} s ({seconds / 60:.1f} min)" if seconds is not None else "",
+        "hardware": "; ".join(hardware) if isinstance(hardware, list) else hardware,
+        "machine": record.get("machine", ""),
+        "git commit": record.get("git_commit") or "",
+        "versions": ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items()),
+    }
+    return pd.Series(facts, name="").to_frame().to_html(header=False)
+
+
+def metrics_frame(metrics: dict) -> pd.DataFrame:
+    """One row per score: the OOF ensemble, each extra set, each fold (with seconds), each seed."""
+    rows = [("OOF ensemble", metrics.get("oof_accuracy"), None)]
+    rows += [(name, acc, None) for name, acc in metrics.get("oof_extra_accuracy", {}).items()]
+    rows += [(f"{name} (extra set)", acc, None) for name, acc in metrics.get("extra_accuracy", {}).items()]
+    rows += [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics.get("folds", {}).items()]
+    rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.get("seeds", {}).items()]
+    return pd.DataFrame(rows, columns=["", "accuracy", "seconds"])
+
+
+def per_class_frame(folder: Path, metrics: dict) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class: metrics.json's per_class, else per_class.csv."""
+    if metrics.get("per_class"):
+        return pd.DataFrame(metrics["per_class"])
+    path = folder / "per_class.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def number(decimals: int):
+    """A to_html formatter: `decimals` places, blank where there is no value."""
+    return lambda x: "" if pd.isna(x) else f"{x:.{decimals}f}"
+
+
+def table_html(frame: pd.DataFrame, decimals: dict[str, int]) -> str:
+    if frame.empty:
+        return "<p>not recorded</p>"
+    formatters = {column: number(places) for column, places in decimals.items() if column in frame}
+    return frame.to_html(index=False, formatters=formatters, na_rep="")
+
+
+def figure_html(name: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<h3>{FIGURE_TITLES[name]}</h3>\n<img alt="{name}" src="data:image/png;base64,{data}">'
+
+
+def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
+    """The whole page; every value from the run folder is escaped."""
+    metrics = run.metrics()
+    config = (run.folder / "config.yaml").read_text()
+    oof = metrics.get("oof_accuracy")
+    headline = f"OOF accuracy {oof:.5f}" if oof is not None else "OOF accuracy not recorded"
+    sections = [
+        f"<h1>{html.escape(run.run_id)}</h1>",
+        f"<p><b>{headline}</b></p>",
+        "<h2>Run</h2>",
+        facts_table(run),
+        "<h2>Accuracy</h2>",
+        table_html(metrics_frame(metrics), {"accuracy": 5, "seconds": 1}),
+        "<h2>Per class (OOF)</h2>",
+        table_html(per_class_frame(run.folder, metrics), {"precision": 4, "recall": 4, "f1": 4}),
+        "<h2>Figures</h2>",
+        *(figure_html(name, png) for name, png in pngs.items()),
+        "<h2>Resolved config</h2>",
+        f"<pre>{html.escape(config)}</pre>",
+    ]
+    title = html.escape(f"{run.folder.parent.name} {run.run_id}")
+    head = f'<head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style></head>'
+    body = "\n".join(sections)
+    return f"<!DOCTYPE html>\n<html>{head}\n<body>\n{body}\n</body></html>\n"
+
+
+# ---------------------------------------------------------------------------
+# Entry points: after training (pipeline) and `python run.py report`
+# ---------------------------------------------------------------------------
+
+
+def check_alignment(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray) -> None:
+    """Images, labels and oof.npy must follow folds.csv row for row."""
+    expected = run.folds()["label"].to_numpy()
+    if not (len(images) == len(labels) == len(oof) == len(expected)):
+        raise UserError(
+            f"{run.folder}: folds.csv has {len(expected)} rows but got {len(images)} images, "
+            f"{len(labels)} labels and {len(oof)} oof.npy rows"
+        )
+    if not np.array_equal(labels, expected):
+        row = int(np.flatnonzero(labels != expected)[0])
+        raise UserError(
+            f"{run.folder / 'folds.csv'}: line {row + 2}: label {expected[row]}, but the images say {labels[row]}"
+        )
+
+
+def write_report(folder: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    """Writes figures/*.png and a self-contained report.html into the run folder; returns report.html."""
+    run = runs.load_run(folder)
+    oof = run.array("oof")
+    check_alignment(run, images, labels, oof)
+    pngs = write_figures(folder, images, labels, oof)
+    path = folder / "report.html"
+    runs.atomic_write_bytes(path, report_html(run, pngs).encode())
+    return path
+
+
+def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of a run's folds.csv rows (extra_train rows included), from the competition's files."""
+    from common.data.files import load_dataset
+    from common.data.trainset import folds_rows
+    from common.ground.spec import get_spec
+
+    data = load_dataset(get_spec(run.competition), data_dir)
+    return folds_rows(data, run.folds(), run.folder / "folds.csv")

@@ -1,0 +1,213 @@
+"""Backend, device and precision: what a unit trains on, decided once per process.
+
+The backend is chosen the Keras way (`KERAS_BACKEND`, or `~/.keras/keras.json`): TensorFlow by default (the
+fastest on the CPUs measured here), JAX on GPUs (the GPU machines this project is measured on hold no
+TensorFlow), PyTorch too. Only the branch of the backend in use imports its framework, so the whole tool
+runs with TensorFlow not installed. Every choice a device cannot honour is one UserError line, raised by
+`resolve_hardware` before a run folder exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.ground.config import Config
+from common.ground.errors import UserError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def backend_name() -> str:
+    """The Keras backend this process will use, checked without importing Keras (which raises a traceback)."""
+    name = os.environ.get("KERAS_BACKEND")
+    if name is None:
+        settings = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+        try:
+            name = json.loads(settings.read_text()).get("backend", "tensorflow")
+        except (OSError, ValueError):
+            name = "tensorflow"
+    if name not in BACKENDS:
+        raise UserError(f"KERAS_BACKEND={name!r}: unknown Keras backend (expected one of {', '.join(BACKENDS)})")
+    return name
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where and how units train; recorded in run.json and each unit.json."""
+
+    backend: str
+    device: str  # cpu | gpu
+    device_name: str
+    precision: str  # float32 | mixed_bfloat16 | mixed_float16 (Keras dtype policies)
+    jit_compile: bool
+    threads: int = 0  # intra-op threads (CPU work); 0 = the backend's default
+
+    @property
+    def description(self) -> str:
+        threads = f", {self.threads} threads" if self.threads else ""
+        return f"{self.backend} on {self.device_name}, {self.precision}, jit {'on' if self.jit_compile else 'off'}{threads}"
+
+    def to_dict(self) -> dict[str, str | bool]:
+        return {"backend": self.backend, "device": self.device, "device_name": self.device_name,
+                "precision": self.precision, "jit_compile": self.jit_compile, "threads": self.threads}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# What the machine has
+# ---------------------------------------------------------------------------
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU ({line.split(':', 1)[1].strip()}, {os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def cpu_has_bfloat16() -> bool:
+    """AVX512-BF16 or AMX: the CPUs on which oneDNN/XLA run bfloat16 matmuls natively."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a while: C++ libraries write there directly, past sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def capability(major: int, minor: int) -> float:
+    return float(f"{major}.{minor}")
+
+
+def gpus(backend: str, deterministic: bool, cpu_only: bool = False) -> list[tuple[str, float]]:
+    """(name, compute capability) of each GPU the backend sees."""
+    if cpu_only:
+        if backend == "jax":
+            import jax
+
+            jax.config.update("jax_platforms", "cpu")  # before JAX starts a client: the GPU is never touched
+        return []
+    if backend == "jax":
+        flag = "--xla_gpu_deterministic_ops=true"
+        if deterministic and flag not in os.environ.get("XLA_FLAGS", ""):  # read when JAX starts its GPU client
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+        import jax
+
+        found = [d for d in jax.devices() if d.platform == "gpu"] if jax.default_backend() == "gpu" else []
+        return [(d.device_kind, float(getattr(d, "compute_capability", 0) or 0)) for d in found]
+    if backend == "torch":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [(torch.cuda.get_device_name(i), capability(*torch.cuda.get_device_capability(i))) for i in range(count)]
+    with quiet_stderr():  # TensorFlow's C++ start-up chatter would bury a one-line error
+        import tensorflow as tf
+
+        found = tf.config.list_physical_devices("GPU")
+    details = [tf.config.experimental.get_device_details(g) for g in found]
+    return [(d.get("device_name", "GPU"), capability(*d.get("compute_capability", (0, 0)))) for d in details]
+
+
+# ---------------------------------------------------------------------------
+# Deciding, then applying
+# ---------------------------------------------------------------------------
+
+
+def torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_hardware(cfg: Config) -> Hardware:
+    """What cfg asks for on this machine; UserError for a GPU asked for but absent or a precision it lacks."""
+    backend = backend_name()
+    found = gpus(backend, cfg.deterministic, cpu_only=cfg.device == "cpu")
+    if cfg.device == "cpu" and backend == "torch" and torch_sees_a_gpu():
+        raise UserError("device=cpu: Keras on torch takes the GPU it finds; hide it with CUDA_VISIBLE_DEVICES=''")
+    if cfg.device == "gpu" and not found:
+        raise UserError(f"device=gpu: the {backend} backend sees no GPU on this machine (use device=auto or cpu)")
+    on_gpu = bool(found)
+    name = f"{len(found)}x {found[0][0]}" if on_gpu else cpu_name()
+    precision = choose_precision(cfg.mixed_precision, on_gpu, found)
+    # XLA is JAX's only compiler; TensorFlow's XLA was 2.7x slower on the CPUs measured; torch.compile is opt-in.
+    jit = cfg.xla == "on" or (cfg.xla == "auto" and (backend == "jax" or (backend == "tensorflow" and on_gpu)))
+    threads = cfg.threads if backend != "jax" else 0  # XLA's CPU thread pool is its own: not set here
+    return Hardware(backend, "gpu" if on_gpu else "cpu", name, precision, jit, threads)
+
+
+def choose_precision(asked: str, on_gpu: bool, found: list[tuple[str, float]]) -> str:
+    """mixed_precision: auto (mixed on GPUs only) | on | off | bfloat16 | float16."""
+    if asked == "off" or (asked == "auto" and not on_gpu):
+        return "float32"
+    has_bf16 = min(cc for _, cc in found) >= 8.0 if on_gpu else cpu_has_bfloat16()
+    if asked == "bfloat16" and not has_bf16:
+        where = "this GPU (compute capability < 8.0)" if on_gpu else "this CPU (no AVX512-BF16 or AMX)"
+        raise UserError(f"mixed_precision=bfloat16: {where} has no bfloat16; use float16 or off")
+    if asked == "float16" and not on_gpu:
+        raise UserError("mixed_precision=float16: CPUs have no fast float16 arithmetic; use bfloat16 or off")
+    if asked in ("auto", "on") and not (has_bf16 or on_gpu):
+        raise UserError("mixed_precision=on: this CPU has no bfloat16 (AVX512-BF16 or AMX); use off")
+    wanted = asked if asked in ("bfloat16", "float16") else ("bfloat16" if has_bf16 else "float16")
+    return f"mixed_{wanted}"
+
+
+def setup_hardware(cfg: Config) -> Hardware:
+    """Resolves the hardware and applies it to this process: precision policy, device, determinism."""
+    import keras
+
+    hardware = resolve_hardware(cfg)
+    keras.mixed_precision.set_global_policy(hardware.precision)
+    if hardware.backend == "tensorflow":
+        import tensorflow as tf
+
+        set_tensorflow_threads(tf, cfg.threads)
+        if cfg.device == "cpu":
+            tf.config.set_visible_devices([], "GPU")
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+    elif hardware.backend == "torch":
+        import torch
+
+        torch.set_num_threads(cfg.threads or available_cores())
+        torch.use_deterministic_algorithms(cfg.deterministic)
+    return hardware
+
+
+def set_tensorflow_threads(tf, threads: int) -> None:
+    """The unit's intra- and inter-op thread counts: TensorFlow takes them only before it first runs an op, so
+    a later call asking for what is already in force (0 = the cores) passes, and anything else is an error."""
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads() or available_cores()
+        if current != threads:
+            raise UserError(f"threads={threads}: this process already runs TensorFlow with {current}") from None

@@ -1,0 +1,31 @@
+"""Predicting new images with a finished run's saved models (the run's own ensemble)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common.ground.errors import UserError
+from common.runs import Run
+
+
+def model_files(run: Run) -> list[Path]:
+    """Every unit's model.keras, in unit order; raises UserError when the run saved none."""
+    files = run.unit_files("model.keras")
+    if not files:
+        raise UserError(f"{run.folder}: no saved models (was it trained with save_models=false?)")
+    return files
+
+
+def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:
+    """(n, 10) float32: the mean of every model's softmax over uint8 images (n, 28, 28, 1), each model's
+    averaged over `tta` shifted views as in training (pass the run's config value)."""
+    import keras  # imported late: TensorFlow takes seconds to load
+
+    from common.training.train import predict_probabilities
+
+    total = np.zeros((len(images), 10), np.float64)
+    for file in files:
+        total += predict_probabilities(keras.models.load_model(file, compile=False), images, tta)
+    return (total / len(files)).astype(np.float32)

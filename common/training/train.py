@@ -1,0 +1,178 @@
+"""Training one unit (one fold, one seed) on any Keras backend: fit, then predict every set in one pass.
+
+The model that trains is a training-only wrapper: uint8 batch -> RandomAffine (in the graph) -> the plain
+model. The plain model is what is returned, saved and predicted with, so saved models stay plain Keras models
+that load on any backend. This module knows no model by name and no folder: arrays in, probabilities out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from common.ground.config import Config
+from common.ground.spec import IMAGE_SHAPE
+from common.training.augment import AffineRanges, RandomAffine, tta_views
+from common.training.backend import Hardware
+from common.training.batches import TrainBatches, padded
+from common.training.models import create_model
+from common.training.transfer import warm_start
+
+PREDICT_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold), then every set of `predict`
+    history: pd.DataFrame
+    seconds: float  # the whole unit
+    epoch_seconds: float  # inside the training epochs
+    predict_seconds: float  # predicting every set (test-time views included, and the predict compilation)
+    images_trained: int  # batches x batch size x epochs run
+
+
+def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """onecycle: linear warm-up from lr/25 to lr, then cosine to zero (Keras' CosineDecay with warm-up).
+    exponential: lr * lr_decay ** epoch, as in Chris Deotte's kernel."""
+    if cfg.schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(cfg.lr, steps_per_epoch, cfg.lr_decay, staircase=True)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = int(total_steps * cfg.warmup_fraction)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr / 25,
+        decay_steps=max(total_steps - warmup, 1),
+        warmup_target=cfg.lr,
+        warmup_steps=warmup,
+    )
+
+
+def training_wrapper(model: keras.Model, cfg: Config, seed: int) -> keras.Model:
+    """image -> RandomAffine (training only, seeded) -> model; shares the model's weights, adds none."""
+    inputs = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
+    augmented = RandomAffine(AffineRanges.from_config(cfg), seed=seed, dtype="float32", name="random_affine")(inputs)
+    return keras.Model(inputs, model(augmented), name=f"{model.name}_training")
+
+
+def compile_for_training(model: keras.Model, cfg: Config, steps_per_epoch: int, hardware: Hardware) -> keras.Model:
+    """`model` compiled with the config's optimiser, schedule and loss."""
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=hardware.jit_compile,
+    )
+    return model
+
+
+def compiled_model(
+    cfg: Config, steps_per_epoch: int, hardware: Hardware, init: Path | None = None, seed: int = 0
+) -> tuple[keras.Model, keras.Model]:
+    """(plain model, its compiled training wrapper); the plain model optionally warm-started from `init`."""
+    model = create_model(cfg.model, cfg)
+    if init is not None:
+        warm_start(model, init, cfg.freeze_convs)
+    return model, compile_for_training(training_wrapper(model, cfg, seed), cfg, steps_per_epoch, hardware)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds spent inside each training epoch (validation included when early stopping asks for it), to tell
+    them from everything else a unit does; they go into the history as `seconds`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[float] = []
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(time.perf_counter() - self.started)
+
+
+def predict_sets(model: keras.Model, sets: dict[str, np.ndarray], tta: int = 0) -> dict[str, np.ndarray]:
+    """Every set's (n, 10) float32 softmax, averaged over the image and `tta` shifted views, in one predict call
+    of fixed-shape batches: one compilation per unit whatever the sets' sizes."""
+    names = list(sets)
+    views = [tta_views(sets[name], tta) for name in names]
+    stacked = np.concatenate([view for per_set in views for view in per_set])
+    out = model.predict(padded(stacked, PREDICT_BATCH), batch_size=PREDICT_BATCH, verbose=0)[: len(stacked)]
+    result, start = {}, 0
+    for name, per_set in zip(names, views, strict=True):
+        n = len(sets[name])
+        chunks = [out[start + i * n : start + (i + 1) * n].astype(np.float64) for i in range(len(per_set))]
+        result[name] = (sum(chunks) / len(chunks)).astype(np.float32)
+        start += n * len(per_set)
+    return result
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, tta: int = 0) -> np.ndarray:
+    """(n, 10) float32 softmax, averaged over the images and `tta` shifted views of them."""
+    return predict_sets(model, {"images": images}, tta)["images"]
+
+
+def fit_callbacks(cfg: Config, progress: keras.callbacks.Callback | None, timer: EpochTimer) -> list:
+    callbacks = [timer, *([progress] if progress else [])]
+    if cfg.early_stopping:
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True)
+        callbacks.append(stop)
+    return callbacks
+
+
+def final_history(fitted: keras.callbacks.History, timer: EpochTimer, valid: tuple, probs: np.ndarray) -> pd.DataFrame:
+    """Each epoch's training metrics and seconds; without early stopping the fold is scored once, after the last
+    epoch (from the unit's own held-out probabilities: with `tta`, the averaged views)."""
+    history = pd.DataFrame(fitted.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    history["seconds"] = np.round(timer.epochs[: len(history)], 3)
+    if "val_loss" not in history:
+        picked = np.clip(probs[np.arange(len(valid[1])), valid[1]], 1e-7, 1.0)
+        history.loc[history.index[-1], "val_loss"] = float(-np.log(picked).mean())
+        history.loc[history.index[-1], "val_accuracy"] = float(np.mean(probs.argmax(axis=1) == valid[1]))
+    return history
+
+
+def train_unit(
+    cfg: Config,
+    seed: int,
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray],
+    predict: dict[str, np.ndarray],
+    hardware: Hardware,
+    progress: keras.callbacks.Callback | None = None,
+    init: Path | None = None,
+) -> tuple[keras.Model, UnitResult]:
+    """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
+    probabilities for `valid` and every set of `predict`. The fold is validated every epoch only when early
+    stopping needs it."""
+    start = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    batches = TrainBatches(*train, cfg, seed)
+    model, trainer = compiled_model(cfg, len(batches), hardware, init, seed)
+    timer = EpochTimer()
+    validation = (valid[0], np.eye(10, dtype=np.float32)[valid[1]]) if cfg.early_stopping else None
+    fitted = trainer.fit(
+        batches,
+        epochs=cfg.epochs,
+        validation_data=validation,
+        validation_batch_size=PREDICT_BATCH,
+        shuffle=False,  # TrainBatches shuffles rows from the seed; Keras would draw from Python's `random`
+        callbacks=fit_callbacks(cfg, progress, timer),
+        verbose=0,
+    )
+    predicting = time.perf_counter()
+    probabilities = predict_sets(model, {"valid": valid[0], **predict}, cfg.tta)
+    done = time.perf_counter()
+    history = final_history(fitted, timer, valid, probabilities["valid"])
+    trained = len(batches) * batches.batch_size * len(history)
+    return model, UnitResult(probabilities, history, done - start, timer.seconds, done - predicting, trained)

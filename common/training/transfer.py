@@ -1,0 +1,106 @@
+"""Transfer between competitions: start each unit's model from another run's saved weights.
+
+`init_from` (config key, or `--init-from` on the command line) names the source run as COMPETITION/RUN
+(a run id, unique prefix, or 'latest', under the same submissions root) or as a run folder's path. It is
+resolved to the folder's absolute path before the new run starts, so config.yaml records exactly which
+weights were used and a resumed run or a cluster worker finds them again.
+
+Unit (fold k, seed s) starts from the source's unit f<k mod folds>-s<s mod seeds>. When the source is the
+same competition, that model never saw fold k's rows only if the folds are identical, so other folds are
+refused: an out-of-fold score must stay out of fold.
+
+`freeze_convs=true` keeps the copied convolutional layers (and their BatchNorm) fixed and gives the model a
+fresh classifier, the usual set-up for a new small alphabet; otherwise every weight is copied and trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import runs
+from common.data.folds import same_folds
+from common.ground.config import Config
+from common.ground.errors import UserError
+
+TRANSFER_KEYS = ("model", "width")  # the config keys that decide the weights' shapes
+
+
+# ---------------------------------------------------------------------------
+# Resolving the source run (before anything is written)
+# ---------------------------------------------------------------------------
+
+
+def find_source_run(key: str, value: str, root: Path) -> runs.Run:
+    """The finished run that config key `key` (init_from, pseudo_from) names as `value`: a run folder's path, or
+    COMPETITION/RUN under `root`."""
+    path = Path(value).expanduser()
+    if (path / "run.json").is_file():
+        source = runs.load_run(path.resolve())
+    else:
+        competition, sep, run_id = value.partition("/")
+        if not sep or not run_id or "/" in run_id:
+            raise UserError(f"{key} {value!r}: expected COMPETITION/RUN (e.g. mnist/latest) or a run folder")
+        source = runs.find_run(root, competition, run_id)
+    return source.require_finished(f": {key} needs a finished run")
+
+
+def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd.DataFrame) -> Config:
+    """cfg with init_from as the source folder's absolute path; UserError when the source cannot serve."""
+    if not cfg.init_from:
+        if cfg.freeze_convs:
+            raise UserError("config: freeze_convs needs init_from (the run whose convolutional layers to keep)")
+        return cfg
+    source = find_source_run("init_from", cfg.init_from, root)
+    for key in TRANSFER_KEYS:
+        if source.config.get(key) != getattr(cfg, key):
+            raise UserError(
+                f"init_from: run {source.run_id} has {key}={source.config.get(key)}, this config {key}={getattr(cfg, key)}"
+                f" (set {key}={source.config.get(key)} to reuse its weights)"
+            )
+    if not source.unit_files("model.keras"):
+        raise UserError(f"init_from: run {source.run_id} saved no models (it was trained with save_models=false)")
+    if source.competition == competition and not same_folds(source.folds(), folds_table):
+        raise UserError(
+            f"init_from: run {source.run_id} is {competition} with other folds; its models saw this run's held-out rows"
+        )
+    return replace(cfg, init_from=str(source.folder.resolve()))
+
+
+# ---------------------------------------------------------------------------
+# Warm-starting one unit's model
+# ---------------------------------------------------------------------------
+
+
+def source_model_file(cfg: Config, key: tuple[int, int]) -> Path | None:
+    """The source unit's model.keras for unit `key` (fold, seed index); None when init_from is not set."""
+    if not cfg.init_from:
+        return None
+    source = Path(cfg.init_from)
+    source_cfg = runs.load_run(source).config
+    fold, seed_index = key[0] % source_cfg["folds"], key[1] % source_cfg["seeds"]
+    path = runs.unit_dir(source, (fold, seed_index)) / "model.keras"
+    if not path.is_file():
+        raise UserError(f"init_from: {path} is missing")
+    return path
+
+
+def warm_start(model, source_file: Path, freeze_convs: bool) -> None:
+    """Copies the source model's weights into `model`, layer by layer; with freeze_convs, freezes the conv and
+    BatchNorm layers and leaves the last layer with weights (the classifier) freshly initialised."""
+    import keras
+
+    source = keras.models.load_model(source_file, compile=False)
+    target_layers = [layer for layer in model.layers if layer.weights]
+    source_layers = [layer for layer in source.layers if layer.weights]
+    shapes = [[tuple(w.shape) for w in layer.weights] for layer in target_layers]
+    if shapes != [[tuple(w.shape) for w in layer.weights] for layer in source_layers]:
+        raise UserError(f"init_from: {source_file} has other layers than model {model.name!r}")
+    copied = target_layers[:-1] if freeze_convs else target_layers
+    for target, origin in zip(copied, source_layers, strict=False):
+        target.set_weights([np.asarray(w) for w in origin.get_weights()])
+        if freeze_convs and isinstance(target, keras.layers.Conv2D | keras.layers.BatchNormalization):
+            target.trainable = False  # a frozen BatchNorm also runs in inference mode: its statistics stay

@@ -1,0 +1,60 @@
+"""Training one unit of a run: its rows, its seed, its source model; the fitted model and its outputs."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common.data.files import Dataset
+from common.data.trainset import TrainSet
+from common.ground.config import Config
+from common.runs.units import UnitKey, UnitOutput
+
+
+def unit_seed(cfg: Config, key: UnitKey) -> int:
+    fold, seed_index = key
+    return cfg.seed + 10_000 * seed_index + fold
+
+
+def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None) -> UnitOutput:
+    """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets."""
+    from common.training.pseudo import pseudo_labels
+    from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
+    from common.training.transfer import source_model_file
+
+    held_out = train.folds == key[0]
+    pseudo_images, pseudo_labelled = pseudo_labels(cfg, key[0], data.test.images)
+    if len(pseudo_labelled):
+        logging.getLogger("digits").info("fold %d seed %d: %d pseudo-labelled test images", *key, len(pseudo_labelled))
+    model, result = train_unit(
+        cfg,
+        unit_seed(cfg, key),
+        (
+            np.concatenate([train.images[~held_out], pseudo_images]),
+            np.concatenate([train.labels[~held_out], pseudo_labelled]),
+        ),
+        (train.images[held_out], train.labels[held_out]),
+        {"test": data.test.images} | {name: table.images for name, table in data.extras.items()},
+        hardware,
+        progress,
+        source_model_file(cfg, key),
+    )
+    record = {
+        "hardware": hardware.description,
+        **hardware.to_dict(),
+        "epoch_seconds": round(result.epoch_seconds, 2),
+        "predict_seconds": round(result.predict_seconds, 2),
+        "images_trained": result.images_trained,
+    }
+    saved = model_bytes(model) if cfg.save_models else None
+    return UnitOutput(result.probabilities, result.history, result.seconds, saved, record)
+
+
+def model_bytes(model) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()

@@ -1,0 +1,62 @@
+"""common/data/trainset.py: which rows a run trains on, holds out and scores (holdout, extra_train)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.data.files import load_dataset
+from common.data.trainset import HOLDOUT_SET, prepare_train_set
+from common.ground.config import Config
+from common.ground.errors import UserError
+from common.ground.spec import get_spec
+
+DIGITS = get_spec("digits")
+
+
+@pytest.fixture(scope="module")
+def dataset(digits_dir):
+    return load_dataset(DIGITS, digits_dir)
+
+
+def test_plain_run_trains_on_every_train_row(dataset):
+    data, train = prepare_train_set(dataset, Config(folds=3))
+    assert np.array_equal(train.rows, np.arange(len(dataset.train.labels)))
+    assert set(data.extras) == set(dataset.extras) and train.from_train_csv().all()
+
+
+def test_holdout_rows_leave_training_and_join_the_scored_sets(dataset):
+    data, train = prepare_train_set(dataset, Config(folds=3, holdout=0.2))
+    held = data.extras[HOLDOUT_SET]
+    n = len(dataset.train.labels)
+    assert len(train.rows) + len(held.labels) == n and abs(len(held.labels) - 0.2 * n) <= 1
+    kept = np.setdiff1d(np.arange(n), train.rows)  # the held-out rows, in train.csv order
+    assert np.array_equal(held.images, dataset.train.images[kept])
+    again, _ = prepare_train_set(dataset, Config(folds=3, holdout=0.2, seed=7))
+    assert np.array_equal(again.extras[HOLDOUT_SET].labels, held.labels)  # the holdout does not move with the seed
+
+
+def test_holdout_and_max_train_rows_combine(dataset):
+    full_data, full = prepare_train_set(dataset, Config(folds=3, holdout=0.2))
+    data, train = prepare_train_set(dataset, Config(folds=3, holdout=0.2, max_train_rows=300))
+    assert len(train.rows) == 300 and set(train.rows) <= set(full.rows)  # the cap never reaches the holdout
+    assert np.array_equal(data.extras[HOLDOUT_SET].labels, full_data.extras[HOLDOUT_SET].labels)
+
+
+def test_extra_train_is_folded_like_train_and_no_longer_scored(dataset):
+    plain_data, plain = prepare_train_set(dataset, Config(folds=3))
+    data, train = prepare_train_set(dataset, Config(folds=3, extra_train="holdout"))
+    extra = dataset.extras["holdout"]
+    n = len(dataset.train.labels)
+    assert "holdout" not in data.extras and "holdout" in plain_data.extras
+    assert len(train.rows) == n + len(extra.labels)
+    assert np.array_equal(train.rows[n:], n + np.arange(len(extra.labels)))
+    assert np.array_equal(train.images[n:], extra.images) and np.array_equal(train.labels[n:], extra.labels)
+    assert np.array_equal(train.folds[:n], plain.folds)  # train.csv keeps the folds of a run without it
+    assert sorted(np.unique(train.folds[n:])) == [0, 1, 2]
+    assert list(np.unique(train.origin)) == ["holdout", "train"]
+
+
+def test_unknown_extra_train_set_is_refused(dataset):
+    with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(holdout\\)"):
+        prepare_train_set(dataset, Config(folds=3, extra_train="dig_mnist"))
