@@ -8,5 +8,6 @@ SPEC = CompetitionSpec(
     test_id_column="id",
     submission_columns=("id", "label"),
     extra_sets={"dig_mnist": "Dig-MNIST.csv"},
+    judged_sets=("dig_mnist",),  # dig_mnist_pick chooses Kannada recipes, dig_mnist_report reports them
     code_competition=True,
 )

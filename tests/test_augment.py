@@ -11,6 +11,7 @@ from keras import ops
 from sklearn.datasets import load_digits
 
 from common.ground.config import Config
+from common.training import augment
 from common.training.augment import PARAMETERS, AffineRanges, RandomAffine, draw_parameters, tta_views, warp
 
 
@@ -106,3 +107,23 @@ def test_tta_views_are_the_image_then_one_pixel_shifts():
     views = tta_views(IMAGES[:2], 2)
     assert len(views) == 3 and np.array_equal(views[0], IMAGES[:2])
     assert np.array_equal(views[1][:, :, 1:], IMAGES[:2, :, :-1]) and np.all(views[1][:, :, 0] == 0)
+
+
+def test_the_kaggle_notebook_makes_the_same_test_time_views():
+    """The notebook that `kernel` writes carries its own copy of the shifts (it cannot import this project):
+    the copy's order and its shift function must give exactly the views that training predicted with."""
+    import ast
+
+    from common.commands import kernel
+
+    tree = ast.parse(kernel.TEMPLATE.read_text())
+    wanted = [n for n in tree.body if isinstance(n, ast.Assign | ast.FunctionDef)]
+    shifts = next(n for n in wanted if isinstance(n, ast.Assign) and n.targets[0].id == "TTA_SHIFTS")
+    function = next(n for n in wanted if isinstance(n, ast.FunctionDef) and n.name == "shifted")
+    namespace = {"np": np}
+    exec(compile(ast.Module([function], []), str(kernel.TEMPLATE), "exec"), namespace)
+    assert ast.literal_eval(shifts.value) == augment.TTA_SHIFTS
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    notebook = [images, *(namespace["shifted"](images, dy, dx) for dy, dx in augment.TTA_SHIFTS)]
+    for ours, theirs in zip(augment.tta_views(images, len(augment.TTA_SHIFTS)), notebook, strict=True):
+        np.testing.assert_array_equal(ours, theirs)

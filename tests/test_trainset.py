@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,28 @@ def test_extra_train_is_folded_like_train_and_no_longer_scored(dataset):
 def test_unknown_extra_train_set_is_refused(dataset):
     with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(holdout\\)"):
         prepare_train_set(dataset, Config(folds=3, extra_train="dig_mnist"))
+
+
+@pytest.fixture(scope="module")
+def judged(digits_dir):
+    """The digits competition with its holdout.csv declared judged, as Kannada's Dig-MNIST is."""
+    return load_dataset(replace(DIGITS, judged_sets=("holdout",)), digits_dir)
+
+
+def test_a_judged_set_splits_once_into_a_picking_and_a_reporting_half(judged, digits_dir):
+    whole, pick, report = (judged.extras[name] for name in ("holdout", "holdout_pick", "holdout_report"))
+    assert len(pick.labels) + len(report.labels) == len(whole.labels)
+    assert abs(np.bincount(pick.labels) - np.bincount(report.labels)).max() <= 1  # stratified by label
+    rows = {image.tobytes() for image in whole.images}
+    assert {image.tobytes() for image in pick.images} | {image.tobytes() for image in report.images} == rows
+    again = load_dataset(replace(DIGITS, judged_sets=("holdout",)), digits_dir)
+    assert np.array_equal(again.extras["holdout_pick"].images, pick.images)  # the same halves every time
+
+
+def test_a_judged_set_trained_on_loses_both_halves(judged):
+    data, _ = prepare_train_set(judged, Config(folds=3, extra_train="holdout"))
+    assert not {"holdout", "holdout_pick", "holdout_report"} & set(data.extras)
+
+
+def test_kannada_judges_recipes_on_half_of_dig_mnist():
+    assert get_spec("kannada").judged_sets == ("dig_mnist",)

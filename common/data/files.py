@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.data.folds import holdout_split
 from common.ground.atomic import atomic_path
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
@@ -312,4 +313,18 @@ def load_dataset(spec: CompetitionSpec, data_dir: str | Path | None = None, cach
         name: cached_table(source, member, cache, label_column=spec.label_column)
         for name, member in spec.extra_sets.items()
     }
+    for name in spec.judged_sets:
+        extras |= judge_halves(name, extras[name])
     return Dataset(spec, train, test, sample, extras)
+
+
+def judged_half_names(name: str) -> tuple[str, str]:
+    """The extra sets that `judged_sets` derives from the set `name`: (picks recipes, only reports)."""
+    return f"{name}_pick", f"{name}_report"
+
+
+def judge_halves(name: str, table: Table) -> dict[str, Table]:
+    """The set `name` split in two stratified halves, the same on every run and machine (HOLDOUT_SEED)."""
+    pick, report = holdout_split(table.labels, 0.5)
+    names = judged_half_names(name)
+    return {names[0]: Table(table.images[pick], table.labels[pick]), names[1]: Table(table.images[report], table.labels[report])}

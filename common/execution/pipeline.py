@@ -46,8 +46,9 @@ class RunOptions:
     resume: str | None = None  # run id, unique prefix, or "latest" (the newest unfinished run)
     only: UnitKey | None = None  # train this (fold, seed index) alone
     scheduler: str | None = None  # a dask.distributed address, or local:N
-    # Called with each unit once it is saved and logged; it may raise to stop the run there (a study's pruner).
-    on_unit: Callable[[UnitKey, UnitOutput], None] | None = None
+    # Called with the run folder and each unit once it is saved and logged; it may raise to stop the run there
+    # (a study's pruner).
+    on_unit: Callable[[Path, UnitKey, UnitOutput], None] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -73,10 +74,11 @@ def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, t
     finished = executor(folder, cfg, todo, data, train, options)
     for key, output in tqdm(finished, total=len(todo), desc="units (fold x seed)", unit="unit"):
         save_unit(folder, key, output)
-        runs.note_hardware(folder, output.record.get("hardware", "not recorded"))
+        where = output.record.get("hardware", "not recorded")
+        runs.note_hardware(folder, f"dask {options.scheduler}: {where}" if options.scheduler else where)
         log_unit(key, train, output)
         if options.on_unit:
-            options.on_unit(key, output)
+            options.on_unit(folder, key, output)
 
 
 def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:

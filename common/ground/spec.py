@@ -33,6 +33,9 @@ class CompetitionSpec:
     submission_columns: tuple[str, str] = ("id", "label")
     # Extra labelled sets scored with the ensemble (not trained on): report name -> file.
     extra_sets: dict[str, str] = field(default_factory=dict)
+    # Extra sets split once (fixed seed, by label) into <name>_pick, a half that may pick recipes, and
+    # <name>_report, a half that only reports: a set that chose a recipe no longer measures it honestly.
+    judged_sets: tuple[str, ...] = ()
     # Code competitions take a notebook that predicts a hidden test set, never an uploaded CSV.
     code_competition: bool = False
     # Offline competitions write their own files on first use.
