@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -95,3 +97,32 @@ def test_command_line_flag_reaches_the_config(first_round, digits_dir, capsys):
     assert "no run of digits matches" in capsys.readouterr().err
     assert run.main([*argv, "--pseudo-from", "latest"]) == 2
     assert "error: pseudo_from 'latest': expected COMPETITION/RUN" in capsys.readouterr().err
+
+
+def test_no_unit_trains_on_its_own_held_out_rows(first_round, digits_dir, monkeypatch):
+    """OOF stays honest with pseudo-labels: each unit's training rows (train.csv's and the pseudo-labelled test
+    images) never include a row of the fold it predicts. Rows are recognised by their pixels; images that the
+    data itself holds twice are left out of the check."""
+    from common.data.files import load_dataset
+    from common.training import train
+
+    seen, real = {}, train.train_unit
+
+    def spy(cfg, seed, fit_rows, valid, *args, **kwargs):
+        seen[seed] = (fit_rows[0], valid[0])
+        return real(cfg, seed, fit_rows, valid, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train_unit", spy)
+    out, _ = first_round
+    overrides = [*TINY, "pseudo_from=digits/latest", "pseudo_threshold=0.1"]
+    cfg, label = load_config("digits", "smoke", overrides=overrides)
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    data = load_dataset(DIGITS, digits_dir)
+    every = Counter(image.tobytes() for image in np.concatenate([data.train.images, data.test.images]))
+    twice = {image for image, count in every.items() if count > 1}
+    folds = pd.read_csv(folder / "folds.csv")
+    assert len(seen) == cfg.folds
+    for fit_images, valid_images in seen.values():
+        held_out = {image.tobytes() for image in valid_images} - twice
+        assert held_out and not held_out & {image.tobytes() for image in fit_images}
+        assert len(fit_images) > len(folds) - len(valid_images)  # pseudo-labelled test images joined
