@@ -49,6 +49,7 @@ class Config:
     lr_decay: float = 0.95  # exponential: factor per epoch (Chris Deotte's 0.95)
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema: float = 0.0  # momentum of an exponential moving average of the weights (Keras use_ema); 0 = off
     early_stopping: int = 0  # patience in epochs on the fold's val_loss; 0 = off
     # Augmentation: the affine family inside the training step (common/training/augment.py), drawn as A.Affine draws
     aug_probability: float = 1.0
@@ -85,8 +86,9 @@ class Config:
         for name, allowed in [*choices, ("schedule", ("onecycle", "exponential"))]:
             if getattr(self, name) not in allowed:
                 raise UserError(f"config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
-            raise UserError("config: dropout, label_smoothing and warmup_fraction must be in [0, 1)")
+        fractions = ("dropout", "label_smoothing", "warmup_fraction", "ema")
+        if not all(0 <= getattr(self, name) < 1 for name in fractions):
+            raise UserError(f"config: {', '.join(fractions)} must be in [0, 1)")
         if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts
             raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
         if not 0 <= self.holdout < 1 or not 0 < self.pseudo_threshold <= 1:

@@ -62,7 +62,10 @@ def compile_for_training(model: keras.Model, cfg: Config, steps_per_epoch: int, 
     """`model` compiled with the config's optimiser, schedule and loss."""
     model.compile(
         optimizer=keras.optimizers.AdamW(
-            learning_rate=learning_rate(cfg, steps_per_epoch), weight_decay=cfg.weight_decay
+            learning_rate=learning_rate(cfg, steps_per_epoch),
+            weight_decay=cfg.weight_decay,
+            use_ema=cfg.ema > 0,  # the averaged weights replace the trained ones when fit ends
+            ema_momentum=cfg.ema or 0.99,
         ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
         metrics=["accuracy"],
