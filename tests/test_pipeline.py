@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from common.data.files import load_dataset
+from common.data.trainset import prepare_train_set
 from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config import load_config
 from common.ground.spec import get_spec
@@ -91,6 +92,15 @@ def test_holdout_and_extra_train_are_scored_apart_from_train_csv(digits_dir, tmp
     assert len(held) == round(0.2 * len(load_dataset(DIGITS, digits_dir).train.labels))
     summary = capsys.readouterr().out
     assert "holdout_oof" in summary and "train_holdout" in summary
+    # The fold ensemble's gain over one fold model, on the holdout, turns OOF into a leaderboard estimate.
+    units = [np.load(unit) for unit in sorted(folder.glob("units/*/train_holdout.npy"))]
+    ensemble = np.load(folder / "train_holdout.npy")
+    truth = prepare_train_set(load_dataset(DIGITS, digits_dir), cfg)[0].extras["train_holdout"].labels
+    single = np.mean([np.mean(unit.argmax(axis=1) == truth) for unit in units])
+    gain = np.mean(ensemble.argmax(axis=1) == truth) - single
+    assert metrics["ensemble_gain"] == pytest.approx(gain)
+    assert metrics["leaderboard_estimate"] == pytest.approx(metrics["oof_accuracy"] + gain)
+    assert "LB estimate" in summary
 
 
 def test_units_trained_on_other_hardware_are_accepted_and_said(caplog):

@@ -21,13 +21,13 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from common import runs
-from common.data.files import Dataset, load_dataset
+from common.data.files import Dataset, judged_half_names, load_dataset
 from common.data.folds import same_folds
-from common.data.trainset import TrainSet, folds_table, prepare_train_set
+from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
-from common.runs.metrics import accuracy, oof_from_units, per_class_table, run_metrics
+from common.runs.metrics import accuracy, leaderboard_estimate, oof_from_units, per_class_table, run_metrics
 from common.runs.report import write_report
 from common.runs.submission import write_run_submission
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
@@ -64,7 +64,7 @@ def executor(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, trai
         return train_on_cluster(options.scheduler, folder.name, cfg, todo, data.spec.name, options.data_dir)
     from common.execution.local import train_here
 
-    return train_here(cfg, todo, data, train)
+    return train_here(cfg, todo, data, train, folder)
 
 
 def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, options: RunOptions):
@@ -106,6 +106,10 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     note_mixed_hardware(units)
     metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
     metrics |= scores_by_origin(train, oof)
+    if HOLDOUT_SET in data.extras:
+        unit_holdout = [unit.probabilities[HOLDOUT_SET] for unit in units.values()]
+        holdout = data.extras[HOLDOUT_SET].labels, unit_holdout, averaged[HOLDOUT_SET]
+        metrics |= leaderboard_estimate(metrics["oof_accuracy"], *holdout)
     runs.write_json(folder / "metrics.json", metrics)
     table = per_class_table(train.labels, oof)
     runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
@@ -144,7 +148,7 @@ def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: f
     metrics = write_ensemble(folder, cfg, data, train)
     runs.finish_run(folder, time.perf_counter() - start)
     log.info("report: %s", write_report(folder, train.images, train.labels))
-    print_summary(folder, metrics, time.perf_counter() - start)
+    print_summary(folder, data.spec, metrics, time.perf_counter() - start)
 
 
 def missing_units(folder: Path, cfg: Config) -> list[UnitKey]:
@@ -276,15 +280,28 @@ def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, o
     return run.folder
 
 
-def print_summary(folder: Path, metrics: dict, seconds: float) -> None:
+def leaderboard_note(spec: CompetitionSpec, metrics: dict) -> str:
+    """How OOF relates to the score Kaggle will give the submitted fold ensemble."""
+    if spec.judged_sets:
+        judge = judged_half_names(spec.judged_sets[0])[1]
+        return f"leaderboard: other hands wrote Kaggle's test set, so OOF flatters; {judge} is the second signal"
+    if "leaderboard_estimate" in metrics:
+        gain = metrics["ensemble_gain"]
+        return f"LB estimate: OOF {gain:+.5f}, the fold ensemble's gain over one fold model on the holdout"
+    return "leaderboard: OOF scores single fold models; the submitted ensemble scores higher (holdout=0.1 measures it)"
+
+
+def print_summary(folder: Path, spec: CompetitionSpec, metrics: dict, seconds: float) -> None:
     rows = [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics["folds"].items()]
     rows += [(f"seed {s}", a, None) for s, a in metrics["seeds"].items()] if len(metrics["seeds"]) > 1 else []
     rows += [("OOF ensemble", metrics["oof_accuracy"], seconds)]
+    rows += [("LB estimate", metrics["leaderboard_estimate"], None)] if "leaderboard_estimate" in metrics else []
     rows += [(name, a, None) for name, a in metrics.get("oof_extra_accuracy", {}).items()]
     rows += [(name, a, None) for name, a in metrics["extra_accuracy"].items()]
     print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")
     for name, acc, secs in rows:
         print(f"{name:<14}{acc:>10.5f}{'' if secs is None else f'{secs:>10.0f}'}")
+    print(f"\n{leaderboard_note(spec, metrics)}")
     hardware = runs.load_run(folder).record.get("hardware", [])
-    print(f"\ntrained on:  {'; '.join(hardware) or 'not recorded'}")
+    print(f"trained on:  {'; '.join(hardware) or 'not recorded'}")
     print(f"run folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})")
