@@ -1,1 +1,1 @@
-"""The benchmark harness: recipes side by side on one holdout split under a time budget (see README.md)."""
+"""Benchmarks, each run as `python -m bench.<name>` (bench/README.md); the harness is common/commands/bench.py."""

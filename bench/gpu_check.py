@@ -26,6 +26,8 @@ from typing import Any
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
 
 from common import runs  # noqa: E402
+from common.ground.errors import exit_status  # noqa: E402
+from common.ground.paths import PROJECT_ROOT  # noqa: E402
 
 RUN_FILES = ("run.json", "metrics.json", "config.yaml", "submission.csv", "train.log")
 
@@ -57,7 +59,7 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            command, cwd=runs.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=seconds_left
+            command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=seconds_left
         )
         status: int | str = done.returncode
     except subprocess.TimeoutExpired:
@@ -86,15 +88,18 @@ def throughput(tiny: bool, log) -> dict[str, Any]:
         return {"error": repr(error)}
 
 
+def step_row(step: dict[str, Any]) -> list[Any]:
+    metrics = step.get("metrics") or {}
+    oof = metrics.get("oof_accuracy", metrics.get("folds", {}).get("0", {}).get("accuracy", "-"))
+    return [step["step"], step["status"], step["wall_seconds"], oof, metrics.get("extra_accuracy", "-")]
+
+
 def markdown(document: dict[str, Any]) -> str:
+    from common.commands.bench import markdown_table  # late: it loads Keras (this process trains nothing)
+
+    columns = ["step", "status", "wall s", "OOF", "extra sets"]
     lines = [f"# GPU check, {document['created']}", "", f"- devices: {document['devices']}", ""]
-    lines += ["| step | status | wall s | OOF | extra sets |", "| --- | --- | --- | --- | --- |"]
-    for step in document["steps"]:
-        metrics = step.get("metrics") or {}
-        oof = metrics.get("oof_accuracy", metrics.get("folds", {}).get("0", {}).get("accuracy", "-"))
-        lines.append(
-            f"| {step['step']} | {step['status']} | {step['wall_seconds']} | {oof} | {metrics.get('extra_accuracy', '-')} |"
-        )
+    lines += [markdown_table(columns, [step_row(step) for step in document["steps"]])]
     lines += ["", f"Throughput (img/s): {json.dumps(document['throughput'])}", ""]
     lines += [f"Skipped for the budget: {', '.join(document['skipped']) or 'none'}", ""]
     return "\n".join(lines)
@@ -119,13 +124,18 @@ def devices() -> str:
     return f"{backend_name()}: " + (", ".join(f"{name} (cc {cc})" for name, cc in found) or cpu_name())
 
 
-def main(argv: list[str]) -> int:
+def check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the results and the archive")
     parser.add_argument("--budget-minutes", type=float, default=4.0, help="steps stop here; the throughput runs last")
     parser.add_argument("--data-dir", help="folder holding the competition zips")
     parser.add_argument("--tiny", action="store_true", help="the offline digits data and tiny configs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check(argv: list[str]) -> bool:
+    """Runs every step that fits in the budget, then the throughput; saves after each. Whether all steps passed."""
+    args = check_parser().parse_args(argv)
     shutil.rmtree(args.out / "runs", ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -145,7 +155,14 @@ def main(argv: list[str]) -> int:
     save(args.out, document, start)
     print((args.out / "check.md").read_text())
     print(f"archive: {args.out / 'gpu-check.tar.gz'}")
-    return 0 if all(step["status"] == 0 for step in document["steps"]) else 1
+    return all(step["status"] == 0 for step in document["steps"])
+
+
+def main(argv: list[str]) -> int:
+    """0 when every step passed, 1 when one failed, 2 for a user's mistake (exit_status)."""
+    passed: list[bool] = []
+    status = exit_status(lambda: passed.append(check(argv)))
+    return status or (0 if all(passed) else 1)
 
 
 def save(out: Path, document: dict[str, Any], start: float) -> None:

@@ -28,13 +28,15 @@ import numpy as np
 import pandas as pd
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import runs  # noqa: E402
+from common.commands.bench import RESULTS_DIR, cpu_flags, cpu_model, markdown_table, write_result_files  # noqa: E402
 from common.ground.config import Config, load_config  # noqa: E402
-from common.ground.errors import UserError  # noqa: E402
+from common.ground.errors import UserError, exit_status  # noqa: E402
+from common.ground.paths import PROJECT_ROOT  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROUNDS = 5
 
 
@@ -97,7 +99,7 @@ def train_run(competition: str, overrides: list[str], out: Path, data_dir: str |
     command = [sys.executable, "run.py", competition, "--out", str(out), *overrides]
     command += ["--data-dir", data_dir] if data_dir else []
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=runs.PROJECT_ROOT, check=False, stdout=subprocess.DEVNULL)
+    done = subprocess.run(command, cwd=PROJECT_ROOT, check=False, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise UserError(f"speed: `{' '.join(command)}` failed with status {done.returncode}")
@@ -168,39 +170,48 @@ def run_summary(run: runs.Run, units: list[dict[str, Any]], alone: float, outsid
 # ---------------------------------------------------------------------------
 
 
+def rate_rows(document: dict[str, Any]) -> list[list[str]]:
+    rates, run = document["rates"], document.get("run")
+    when = ", before and after the run" if run else ""
+    rows = [
+        [f"the model alone, batches in memory (median round{when})", f"{rates['model_alone']:,.0f}"],
+        ["the training wrapper (in-graph affine), TrainBatches", f"{rates['model_in_trainer']:,.0f}"],
+    ]
+    if run:
+        rows.append(
+            ["inside the run's epochs (all units)", f"{run['unit_rate_over_alone'] * rates['model_alone']:,.0f}"]
+        )
+    return rows
+
+
+def run_rows(run: dict[str, Any]) -> list[list[str]]:
+    return [
+        ["wall time of `python run.py` (s)", f"{run['wall_seconds']:,.0f}"],
+        ["pure training time at the model-alone rate (s)", f"{run['pure_training_seconds']:,.0f}"],
+        ["test-time augmentation's cost (s)", f"{run['tta_seconds']:,.0f}"],
+        ["(wall - TTA) / pure training", f"{run['wall_over_pure_plus_tta']:.3f}"],
+        ["rate inside the epochs (all of them) / model alone", f"{run['unit_rate_over_alone']:.3f}"],
+        ["median epoch's rate / model alone (first epochs left out)", f"{run['median_epoch_rate_over_alone']}"],
+        ["largest share of a unit outside its epochs (TTA excluded)", f"{run['worst_outside_epochs_share']:.2%}"],
+    ]
+
+
 def markdown(document: dict[str, Any]) -> str:
-    rates, machine = document["rates"], document["machine"]
+    rates, machine, cfg = document["rates"], document["machine"], document["config"]
     lines = [
         f"# Trainer speed: {document['competition']}, {document['created']}",
         "",
         f"`{document['command']}` (commit {document['git_commit'] or 'unknown'})",
         "",
         f"- machine: {machine['cpu']}, {machine['cores']} cores; flags: {machine['cpu_flags']}",
-        f"- trained on: {rates['hardware']}; batch {document['config']['batch_size']}, model {document['config']['model']}"
-        f" width {document['config']['width']}",
+        f"- trained on: {rates['hardware']}; batch {cfg['batch_size']}, model {cfg['model']} width {cfg['width']}",
         "",
-        "| what runs | img/s |",
-        "| --- | --- |",
-        f"| the model alone, batches in memory (median round{', before and after the run' if document.get('run') else ''}) | {rates['model_alone']:,.0f} |",
-        f"| the training wrapper (in-graph affine), TrainBatches | {rates['model_in_trainer']:,.0f} |",
+        markdown_table(["what runs", "img/s"], rate_rows(document)),
     ]
     if document.get("run"):
         run = document["run"]
-        lines += [
-            f"| inside the run's epochs (all units) | {run['unit_rate_over_alone'] * rates['model_alone']:,.0f} |",
-            "",
-            f"Run `{run['run']}`: OOF {run['oof_accuracy']}, extra sets {run['extra_accuracy']}.",
-            "",
-            "| measure | value |",
-            "| --- | --- |",
-            f"| wall time of `python run.py` (s) | {run['wall_seconds']:,.0f} |",
-            f"| pure training time at the model-alone rate (s) | {run['pure_training_seconds']:,.0f} |",
-            f"| test-time augmentation's cost (s) | {run['tta_seconds']:,.0f} |",
-            f"| (wall - TTA) / pure training | {run['wall_over_pure_plus_tta']:.3f} |",
-            f"| rate inside the epochs (all of them) / model alone | {run['unit_rate_over_alone']:.3f} |",
-            f"| median epoch's rate / model alone (first epochs left out) | {run['median_epoch_rate_over_alone']} |",
-            f"| largest share of a unit outside its epochs (TTA excluded) | {run['worst_outside_epochs_share']:.2%} |",
-        ]
+        lines += ["", f"Run `{run['run']}`: OOF {run['oof_accuracy']}, extra sets {run['extra_accuracy']}.", ""]
+        lines += [markdown_table(["measure", "value"], run_rows(run))]
     return "\n".join(lines) + "\n"
 
 
@@ -223,7 +234,7 @@ def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[
     return document
 
 
-def main(argv: list[str]) -> int:
+def speed_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.splitlines()[0])
     parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
     parser.add_argument(
@@ -239,21 +250,20 @@ def main(argv: list[str]) -> int:
         "--steps", type=int, default=100, help="steps per timing round of the model alone (default 100)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
-    args, run_flags = parser.parse_known_intermixed_args(argv)
-    try:
-        get_spec(args.competition)
-        if run_flags and not args.train:
-            raise UserError(f"speed: unknown arguments {' '.join(run_flags)} (run.py's flags go with --train)")
-        preset = run_flags[run_flags.index("--preset") + 1] if "--preset" in run_flags[:-1] else None
-        cfg, _ = load_config(args.competition, preset, overrides=args.overrides)
-        if args.steps < 1:
-            raise UserError(f"speed: --steps must be at least 1, got {args.steps}")
-        document = measure(args, cfg, [*run_flags, *args.overrides])
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    from bench.bench import cpu_flags, cpu_model, write_result_files
+    return parser
 
+
+def speed(argv: list[str]) -> Path:
+    """Checks the arguments, measures (and trains, with --train); writes and returns the markdown's path."""
+    args, run_flags = speed_parser().parse_known_intermixed_args(argv)
+    get_spec(args.competition)
+    if run_flags and not args.train:
+        raise UserError(f"speed: unknown arguments {' '.join(run_flags)} (run.py's flags go with --train)")
+    preset = run_flags[run_flags.index("--preset") + 1] if "--preset" in run_flags[:-1] else None
+    cfg, _ = load_config(args.competition, preset, overrides=args.overrides)
+    if args.steps < 1:
+        raise UserError(f"speed: --steps must be at least 1, got {args.steps}")
+    document = measure(args, cfg, [*run_flags, *args.overrides])
     document |= {
         "competition": args.competition,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -262,8 +272,11 @@ def main(argv: list[str]) -> int:
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},
         "git_commit": runs.git_commit(),
     }
-    write_result_files(args.out, f"speed-{args.competition}", document, markdown(document))
-    return 0
+    return write_result_files(args.out, f"speed-{args.competition}", document, markdown(document))
+
+
+def main(argv: list[str]) -> int:
+    return exit_status(lambda: speed(argv))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-#!/usr/bin/env python
 """Profile: where a recipe's training time goes, against the machine's own float32 matmul rate.
 
-python bench/throughput.py mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
+python -m bench.throughput mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
 
 Times, at the recipe's batch size and on random 28x28 images (timing does not depend on the pixels):
-  1. the machine's float32 matrix-multiply rate (as bench/bench.py measures it);
+  1. the machine's float32 matrix-multiply rate (as the benchmark harness, common/commands/bench.py, measures it);
   2. full training steps fed from memory (the model alone) and through the trainer (TrainBatches and the
      in-graph affine), so the difference is what feeding and augmentation cost (bench/speed.py);
   3. every layer alone (TensorFlow only), forward and backward, with its FLOPs and the rate it reaches.
@@ -13,38 +12,35 @@ Results: bench/results/throughput-<competition>-<UTC stamp>.md and .json.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/throughput.py` puts bench/, not the project, on the path
-    sys.path.insert(0, str(PROJECT_ROOT))
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
-from bench.bench import (  # noqa: E402
+from bench.speed import model_rates  # noqa: E402
+from common import runs  # noqa: E402
+from common.commands.bench import (  # noqa: E402
     RESULTS_DIR,
     TRAIN_FLOPS_PER_FORWARD,
     forward_flops,
     layer_flops,
     machine_description,
-    markdown_rows,
+    markdown_table,
     matmul_gflops,
     write_result_files,
 )
-from bench.speed import model_rates  # noqa: E402
-from common import runs  # noqa: E402
 from common.ground.config import Config, load_config  # noqa: E402
-from common.ground.errors import UserError  # noqa: E402
+from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.training.backend import setup_hardware  # noqa: E402
 from common.training.train import compiled_model  # noqa: E402
@@ -152,7 +148,7 @@ def rate_lines(document: dict[str, Any]) -> list[str]:
         gflops = rate * mflop / 1e3 if name != "augmentation_only" else None
         share = f"{gflops / matmul:.1%}" if gflops else "-"
         rows.append([name.replace("_", " "), f"{rate:,.0f}", f"{gflops:.1f}" if gflops else "-", share])
-    return markdown_rows(["what runs", "img/s", "GFLOP/s", "share of matmul"], rows)
+    return markdown_table(["what runs", "img/s", "GFLOP/s", "share of matmul"], rows).splitlines()
 
 
 def layer_lines(document: dict[str, Any]) -> list[str]:
@@ -168,7 +164,7 @@ def layer_lines(document: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
     rows.append(["all layers, one by one", "", f"{document['train_mflop_per_image']:.2f}", f"{total:.2f}", "", "", ""])
     columns = ["layer", "output", "train MFLOP/img", "ms/batch", "share of time", "GFLOP/s", "share of matmul"]
-    return markdown_rows(columns, rows)
+    return markdown_table(columns, rows).splitlines()
 
 
 def markdown_report(document: dict[str, Any]) -> str:
@@ -195,25 +191,29 @@ def markdown_report(document: dict[str, Any]) -> str:
     )
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bench/throughput.py", description=__doc__.splitlines()[0])
+def throughput_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("competition", help=f"one of: {', '.join(COMPETITIONS)}")
     parser.add_argument("--preset", help="a file in configs/presets/ (default: the competition's own config)")
     parser.add_argument("--steps", type=int, default=40, help="training steps per timing round (default: 40)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    args = parser.parse_intermixed_args(argv)
-    try:
-        get_spec(args.competition)
-        cfg, _ = load_config(args.competition, args.preset, overrides=args.overrides)
-        if args.steps < 1:
-            raise UserError(f"throughput: --steps must be at least 1, got {args.steps}")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    document = profile_document(args.competition, cfg, args.steps, " ".join(["python", "bench/throughput.py", *argv]))
-    write_result_files(args.out, f"throughput-{args.competition}", document, markdown_report(document))
-    return 0
+    return parser
+
+
+def profile(argv: list[str]) -> Path:
+    """Checks the arguments, times the recipe; writes and returns the markdown's path."""
+    args = throughput_parser().parse_intermixed_args(argv)
+    get_spec(args.competition)
+    cfg, _ = load_config(args.competition, args.preset, overrides=args.overrides)
+    if args.steps < 1:
+        raise UserError(f"throughput: --steps must be at least 1, got {args.steps}")
+    document = profile_document(args.competition, cfg, args.steps, " ".join(["python -m bench.throughput", *argv]))
+    return write_result_files(args.out, f"throughput-{args.competition}", document, markdown_report(document))
+
+
+def main(argv: list[str]) -> int:
+    return exit_status(lambda: profile(argv))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Benchmark: what test-time augmentation adds to a finished run's out-of-fold accuracy.
 
-python bench/tta.py mnist [RUN] [--data-dir DIR]
+python -m bench.tta mnist [RUN] [--data-dir DIR]
 
 Loads each unit's saved model, predicts its own held-out fold on the image and on every one-pixel shift of
 common/training/augment.py's TTA_SHIFTS, and scores the OOF ensemble with 0, 1, ..., 8 shifted views added (the
@@ -11,32 +10,28 @@ Results: bench/results/tta-<competition>-<UTC stamp>.md and .json.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/tta.py` puts bench/, not the project, on the path
-    sys.path.insert(0, str(PROJECT_ROOT))
+import numpy as np
+from tqdm.auto import tqdm
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
 from common import runs  # noqa: E402
+from common.commands.bench import RESULTS_DIR, markdown_table  # noqa: E402
 from common.data.files import load_dataset  # noqa: E402
 from common.data.trainset import folds_rows  # noqa: E402
 from common.ground.config import Config  # noqa: E402
-from common.ground.errors import UserError  # noqa: E402
+from common.ground.errors import exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.runs.metrics import accuracy  # noqa: E402
 from common.runs.units import all_units  # noqa: E402
 from common.training.augment import TTA_SHIFTS, tta_views  # noqa: E402
-
-RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
 
 def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, float]:
@@ -61,8 +56,8 @@ def tta_table(per_view: np.ndarray, labels: np.ndarray) -> list[dict]:
     """OOF accuracy with the image plus the first k shifts, k = 0..8."""
     rows = []
     for k in range(len(per_view)):
-        accuracy = float(np.mean(per_view[: k + 1].mean(axis=0).argmax(axis=1) == labels))
-        rows.append({"tta": k, "oof_accuracy": round(accuracy, 5), "errors": int(round((1 - accuracy) * len(labels)))})
+        score = accuracy(labels, per_view[: k + 1].mean(axis=0))
+        rows.append({"tta": k, "oof_accuracy": round(score, 5), "errors": int(round((1 - score) * len(labels)))})
     return rows
 
 
@@ -76,9 +71,10 @@ def write_results(run: runs.Run, rows: list[dict], seconds_per_view: float, comm
         f"- the run's own saved models, each on its own held-out fold; run config tta={run.config.get('tta', 0)}",
         f"- views: the image, then one-pixel shifts in this order: {list(TTA_SHIFTS)}",
         f"- prediction time per view, all units: {seconds_per_view:.1f} s\n",
-        "| tta (shifted views) | OOF accuracy | errors |",
-        "| --- | --- | --- |",
-        *(f"| {r['tta']} | {r['oof_accuracy']:.5f} | {r['errors']} |" for r in rows),
+        markdown_table(
+            ["tta (shifted views)", "OOF accuracy", "errors"],
+            [[r["tta"], f"{r['oof_accuracy']:.5f}", r["errors"]] for r in rows],
+        ),
     ]
     runs.atomic_write_bytes(base.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     record = {"run": run.run_id, "command": command, "seconds_per_view": seconds_per_view, "rows": rows}
@@ -86,28 +82,35 @@ def write_results(run: runs.Run, rows: list[dict], seconds_per_view: float, comm
     return base.with_suffix(".md")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description="OOF accuracy of a finished run with 0-8 test-time shifts.")
+def tta_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tta", description="OOF accuracy of a finished run with 0-8 test-time shifts."
+    )
     parser.add_argument("competition", choices=list(COMPETITIONS))
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     parser.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the tables go (default: %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        spec = get_spec(args.competition)
-        run = runs.find_run(args.out or runs.DEFAULT_ROOT, spec.name, args.run)
-        data = load_dataset(spec, args.data_dir)
-        images, _ = folds_rows(data, run.folds(), run.folder / "folds.csv")
-        per_view, seconds = view_probabilities(run, images)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def tta_bench(argv: list[str]) -> Path:
+    """Scores the run's OOF ensemble with 0-8 shifted views; writes and returns the table's path."""
+    args = tta_parser().parse_args(argv)
+    spec = get_spec(args.competition)
+    run = runs.find_run(args.out or runs.DEFAULT_ROOT, spec.name, args.run)
+    data = load_dataset(spec, args.data_dir)
+    images, _ = folds_rows(data, run.folds(), run.folder / "folds.csv")
+    per_view, seconds = view_probabilities(run, images)
     rows = tta_table(per_view, run.folds()["label"].to_numpy())
-    path = write_results(run, rows, seconds, "python bench/tta.py " + " ".join(argv), args.results)
+    path = write_results(run, rows, seconds, "python -m bench.tta " + " ".join(argv), args.results)
     print("\n".join(f"tta {r['tta']}: OOF {r['oof_accuracy']:.5f} ({r['errors']} errors)" for r in rows))
     print(f"written to {path}")
-    return 0
+    return path
+
+
+def main(argv: list[str]) -> int:
+    return exit_status(lambda: tta_bench(argv))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""bench/bench.py: recipes side by side on one holdout split of the offline digits competition, under a budget."""
+"""The benchmark harness (common/commands/bench.py) through `python -m bench.bench`: recipes side by side on one
+holdout split of the offline digits competition, under a budget, each against the reference recipe."""
 
 from __future__ import annotations
 
@@ -10,21 +11,31 @@ import keras
 import numpy as np
 import pytest
 
-from bench.bench import (
+from bench.bench import main
+from common.commands.bench import (
     BenchOptions,
     BudgetedEpochs,
+    Recipe,
+    Trained,
     capped_rows,
+    comparisons,
+    fixed_split,
     forward_flops,
-    main,
+    parse_recipes,
     point_at,
+    recipe_config,
     recipe_configs,
+    reference_name,
+    run_bench,
     winners,
 )
-from common.data.folds import holdout_split
+from common.data.folds import HOLDOUT_SEED, holdout_split
 from common.ground.errors import UserError
+from common.runs.stats import mcnemar
 from common.training.models import create_model
 
-RECIPES = ["reference", "default"]
+RECIPES = ["reference", "default", "wide"]
+RECIPE_ARGUMENT = "reference,default,wide:width=16"  # wide: the default config, 16 channels
 TINY = ["model=small", "epochs=2", "max_train_rows=200"]  # applied to both recipes: 3 steps an epoch, 2 epochs
 CHECKPOINTS = (0.0001, 10.0)  # 6 ms: no epoch can have finished; 10 min: both epochs
 
@@ -33,7 +44,7 @@ CHECKPOINTS = (0.0001, 10.0)  # 6 ms: no epoch can have finished; 10 min: both e
 def bench(digits_dir, tmp_path_factory):
     """One bench run (through the command line's main) of two tiny recipes; its results folder and JSON."""
     out = tmp_path_factory.mktemp("bench")
-    argv = ["digits", "--recipes", ",".join(RECIPES), "--checkpoints", ",".join(f"{m:g}" for m in CHECKPOINTS)]
+    argv = ["digits", "--recipes", RECIPE_ARGUMENT, "--checkpoints", ",".join(f"{m:g}" for m in CHECKPOINTS)]
     argv += ["--data-dir", str(digits_dir), "--out", str(out), "--matmul-size", "256"]
     argv += [f"--override={pair}" for pair in TINY]
     printed = io.StringIO()
@@ -66,7 +77,7 @@ def test_bench_writes_json_and_markdown_with_the_same_stem(bench):
     machine = document["machine"]
     assert machine["cores"] >= 1 and machine["cpu"] and machine["backend"] and machine["matmul_gflops"] > 0
     assert document["overrides"] == TINY and document["budget_minutes"] == 10.0  # the last checkpoint
-    assert document["command"].startswith("python bench/bench.py digits --recipes reference,default")
+    assert document["command"].startswith(f"python -m bench.bench digits --recipes {RECIPE_ARGUMENT}")
 
 
 def test_each_recipe_has_a_curve_speed_and_flops(bench):
@@ -82,7 +93,8 @@ def test_each_recipe_has_a_curve_speed_and_flops(bench):
         for point in curve:
             assert 0 <= point["accuracy"] <= 1 and 0 <= point["extras"]["holdout.csv"] <= 1
             assert point["images_per_second"] > 0 and point["eval_seconds"] > 0
-        flops = forward_flops(create_model("small", recipe_configs("digits", [name], TINY)[name]))
+        recipe = parse_recipes(RECIPE_ARGUMENT)[RECIPES.index(name)]
+        flops = forward_flops(create_model("small", recipe_config("digits", recipe, TINY)))
         assert result["forward_flops_per_image"] == flops and result["train_flops_per_image"] == 3 * flops
         assert result["images_per_second"] > 0
         rate = result["train_flops_per_image"] * result["images_per_second_steady"] / 1e9
@@ -117,6 +129,29 @@ def test_markdown_shows_every_table(bench):
     assert "| default - reference | - | " in text  # the target: our recipe against the reference CNN
     assert "share of matmul" in text and "### Curves" in text and "**default**" in text
     assert f"{document['machine']['matmul_gflops']:,.1f} GFLOP/s" in text
+
+
+def test_every_recipe_is_tested_against_the_reference_with_mcnemar(bench):
+    out, document = bench
+    assert document["reference"] == "reference"  # chosen by the flag's default, as it is listed
+    assert document["recipe_definitions"] == ["reference", "default", "wide:width=16"]
+    assert document["recipes"]["wide"]["config"]["width"] == 16 and document["recipes"]["wide"]["overrides"] == [
+        "width=16"
+    ]
+    assert set(document["comparisons"]) == {"holdout", "holdout.csv"}
+    text = next(out.glob("*.md")).read_text()
+    for signal, tests in document["comparisons"].items():
+        assert list(tests) == ["default", "wide"]
+        for name, cells in tests.items():
+            assert cells["0.0001"] is None  # no epoch had finished
+            test = cells["10"]
+            ours, theirs = (document["checkpoints"][n]["10"] for n in (name, "reference"))
+            gain = ours["accuracy"] - theirs["accuracy"] if signal == "holdout" else None
+            if gain is not None:
+                assert test["gain"] == pytest.approx(gain, abs=1e-6)
+                assert f"| {name} - reference | - | {test['gain']:+.5f} (p = {test['p_value']:.2g}" in text
+            assert 0 <= test["p_value"] <= 1 and test["tie"] == (test["p_value"] >= 0.05)
+            assert test["only_recipe"] >= 0 and test["only_reference"] >= 0
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +248,9 @@ def test_capped_rows_is_a_stratified_subset_of_the_training_rows():
         (["digits", "--holdout", "1.5"], "--holdout must be between 0 and 1"),
         (["digits", "--recipes", "reference,nosuch"], "unknown preset 'nosuch'"),
         (["digits", "--recipes", "default,default"], "listed twice"),
+        (["digits", "--recipes", "wide:widht=48"], "unknown config key 'widht'"),
+        (["digits", "--recipes", "wide:model=mlp,width=48"], "model mlp does not use width"),
+        (["digits", "--reference", "nosuch"], "--reference 'nosuch' is not among the recipes (reference, default)"),
         (["digits", "--override", "epochs=0"], "epochs must be a positive integer"),
         (["chess"], "unknown competition 'chess'"),
     ],
@@ -226,3 +264,127 @@ def test_bad_arguments_are_one_line_errors_before_any_work(argv, message, tmp_pa
         BenchOptions(0, (5,))
     with pytest.raises(UserError, match="--matmul-size must be positive"):
         BenchOptions(5, (5,), matmul_size=0)
+
+
+def test_recipes_are_presets_default_or_named_overrides():
+    recipes = parse_recipes("reference, default,wide:width=48,epochs=20,ref10:preset=reference,epochs=10,reference2:")
+    assert recipes == [
+        Recipe("reference", "reference"),
+        Recipe("default"),
+        Recipe("wide", None, ("width=48", "epochs=20")),
+        Recipe("ref10", "reference", ("epochs=10",)),
+        Recipe("reference2"),  # not a preset: the competition's config under its own name
+    ]
+    assert parse_recipes("reference:epochs=10") == [Recipe("reference", "reference", ("epochs=10",))]
+    assert [recipe.spelled() for recipe in recipes] == [
+        "reference",
+        "default",
+        "wide:width=48,epochs=20",
+        "ref10:preset=reference,epochs=10",
+        "reference2",
+    ]
+    with pytest.raises(UserError, match="starts with 'epochs=3': give a name first"):
+        parse_recipes("epochs=3,default")
+    with pytest.raises(UserError, match="needs a name before ':'"):
+        parse_recipes(":width=48")
+
+
+def test_a_recipes_config_is_the_competitions_then_preset_then_overrides():
+    wide = recipe_config("digits", parse_recipes("wide:width=48,epochs=20")[0], ["epochs=3", "lr=0.01"])
+    assert (wide.model, wide.width, wide.epochs, wide.lr) == ("small", 48, 20, 0.01)  # the recipe's own win
+    short = recipe_config("digits", parse_recipes("reference:epochs=10")[0])
+    assert (short.model, short.schedule, short.epochs) == ("deotte", "exponential", 10)
+    resolved = recipe_configs("digits", parse_recipes("default,fast"), ["epochs=2"])
+    assert [(recipe.name, cfg.epochs) for recipe, cfg in resolved] == [("default", 2), ("fast", 2)]
+    with pytest.raises(UserError, match="unknown preset 'nosuch'"):
+        recipe_config("digits", Recipe("x", "nosuch"))
+    with pytest.raises(UserError, match="unknown model 'nosuch'"):
+        recipe_config("digits", Recipe("x", None, ("model=nosuch",)))
+
+
+def test_the_reference_is_chosen_by_flag_not_by_name():
+    assert reference_name(None, ["reference", "default"]) == "reference"
+    assert reference_name(None, ["default", "wide"]) is None
+    assert reference_name("default", ["reference", "default"]) == "default"
+    with pytest.raises(UserError, match="--reference 'wide' is not among the recipes"):
+        reference_name("wide", ["reference", "default"])
+
+
+def test_the_benchmarks_split_is_the_config_holdout_and_the_zoos_is_of_a_subset():
+    labels = np.repeat(np.arange(10), 30)
+    train, held = fixed_split(labels, 0.1, 0, HOLDOUT_SEED)
+    expected = holdout_split(labels, 0.1)
+    assert np.array_equal(train, expected[0]) and np.array_equal(held, expected[1])
+    train, held = fixed_split(labels, 0.1, 100, seed=42)
+    assert (len(train), len(held)) == (90, 10) and np.array_equal(np.bincount(labels[held]), [1] * 10)
+
+
+def curve_point(epoch: int, seconds: float, accuracy: float) -> dict:
+    return {"epoch": epoch, "seconds": seconds, "accuracy": accuracy, "extras": {}}
+
+
+def test_comparisons_test_each_recipe_against_the_reference_at_each_checkpoint():
+    truth = np.repeat(np.arange(10), 10)
+    wrong = truth.copy()
+    wrong[:12] = (truth[:12] + 1) % 10  # 12 rows wrong
+    slightly = truth.copy()
+    slightly[:2] = (truth[:2] + 1) % 10  # 2 rows wrong
+    reference = Trained({"curve": [curve_point(1, 60.0, 0.88)]}, {1: {"holdout": wrong}})
+    strong = Trained({"curve": [curve_point(1, 30.0, 1.0)]}, {1: {"holdout": truth}})
+    close = Trained({"curve": [curve_point(1, 30.0, 0.9), curve_point(2, 290.0, 0.98)]}, {1: {"holdout": wrong}})
+    close.predicted[2] = {"holdout": slightly}
+    trained = {"reference": reference, "strong": strong, "close": close}
+    tests = comparisons(trained, "reference", (0.5, 5), {"holdout": truth})["holdout"]
+    assert tests["strong"]["0.5"] is None  # the reference had no epoch at 30 s
+    assert tests["strong"]["5"] == {
+        "gain": pytest.approx(0.12),
+        "only_recipe": 12,
+        "only_reference": 0,
+        "p_value": pytest.approx(mcnemar(truth == truth, wrong == truth).p_value),
+        "tie": False,
+    }
+    assert tests["close"]["5"]["gain"] == pytest.approx(0.10) and not tests["close"]["5"]["tie"]
+    same = comparisons({"reference": reference, "same": close}, "reference", (1.5,), {"holdout": truth})
+    assert same["holdout"]["same"]["1.5"]["tie"] and same["holdout"]["same"]["1.5"]["p_value"] == 1.0
+    assert comparisons(trained, None, (5,), {"holdout": truth}) == {}
+    assert comparisons({"strong": strong}, "reference", (5,), {"holdout": truth}) == {}  # not trained yet
+
+
+def fake_trained(recipe: Recipe, sets: dict, wrong: int) -> Trained:
+    """A recipe that 'trained' one epoch in 30 s and got all but the first `wrong` rows of every set right."""
+    predicted = {name: np.where(np.arange(len(y)) < wrong, (y + 1) % 10, y) for name, (_, y) in sets.items()}
+    scores = {name: float(np.mean(predicted[name] == y)) for name, (_, y) in sets.items()}
+    point = {"epoch": 1, "seconds": 30.0, "accuracy": scores.pop("holdout"), "extras": scores, "images_per_second": 1}
+    summary = {"recipe": recipe.name, "model": "small", "parameters": 1, "train_rows": 1, "epochs_planned": 1}
+    summary |= {"epochs_finished": 1, "stopped_by_budget": False, "train_seconds": 30.0, "images_per_second": 1.0}
+    summary |= {"images_per_second_steady": 1.0, "train_flops_per_image": 3, "train_gflops_per_second": 0.0}
+    return Trained(summary | {"curve": [point]}, {1: predicted})
+
+
+def test_results_are_written_after_each_recipe(digits_dir, tmp_path, monkeypatch):
+    """A long benchmark left in the background shows every finished recipe, the comparisons included."""
+    import common.commands.bench as harness
+
+    seen = []
+
+    def fake_train_recipe(recipe, cfg, split, options):
+        seen.append([json.loads(p.read_text()) for p in tmp_path.glob("*.json")])
+        return fake_trained(recipe, split.sets, 10 if recipe.name == "reference" else 0)
+
+    monkeypatch.setattr(harness, "train_recipe", fake_train_recipe)
+    monkeypatch.setattr(harness, "matmul_gflops", lambda size: 1.0)
+    resolved = recipe_configs("digits", parse_recipes("reference,better:epochs=1"))
+    options = BenchOptions(1.0, (1.0,), data_dir=str(digits_dir), out=tmp_path, reference="better")
+    with contextlib.redirect_stdout(io.StringIO()):
+        path = run_bench("digits", resolved, options)
+    assert seen[0] == [] and len(seen[1]) == 1  # the first recipe's results were on disk before the second
+    assert seen[1][0]["complete"] is False and list(seen[1][0]["recipes"]) == ["reference"]
+    assert seen[1][0]["comparisons"] == {}  # the reference (better) had not trained yet
+    document = json.loads(path.read_text())
+    assert document["complete"] is True and document["reference"] == "better"
+    test = document["comparisons"]["holdout"]["reference"]["1"]
+    assert (test["only_recipe"], test["only_reference"], test["tie"]) == (0, 10, False)
+    assert test["p_value"] == pytest.approx(2 * 0.5**10)
+    text = path.with_suffix(".md").read_text()
+    assert f"| reference - better | {test['gain']:+.5f} (p = 0.002) |" in text
+    assert "- at 1 min: better (holdout)" in text

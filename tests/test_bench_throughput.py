@@ -1,4 +1,4 @@
-"""bench/throughput.py: whole-step and per-layer timings written as a table (small model, few steps)."""
+"""python -m bench.throughput: whole-step and per-layer timings written as a table (small model, few steps)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import keras
 
-from bench.bench import forward_flops, layer_flops
 from bench.throughput import main
+from common.commands.bench import forward_flops, layer_flops
 from common.ground.config import Config
 from common.training.models import create_model
 

@@ -1,4 +1,5 @@
-"""common/commands/zoo.py: several models on one fixed split of the offline digits competition, one table."""
+"""The model zoo, the benchmark harness's recipes model=<name> (common/commands/bench.py): several models on one
+fixed split of the offline digits competition, one table."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.commands.zoo import merged_table, run_zoo, validation_split
+from common.commands.bench import fixed_split, merged_table, run_zoo
 from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
@@ -79,12 +80,12 @@ def test_unknown_model_is_a_user_error_before_anything_is_written(tmp_path, digi
 
 def test_holdout_split_is_fixed_stratified_and_disjoint():
     labels = np.repeat(np.arange(10), 100)
-    train, valid = validation_split(labels, 0, seed=42)
-    again = validation_split(labels, 0, seed=42)
+    train, valid = fixed_split(labels, 0.1, 0, seed=42)
+    again = fixed_split(labels, 0.1, 0, seed=42)
     assert np.array_equal(train, again[0]) and np.array_equal(valid, again[1])
     assert len(valid) == 100 and not set(train) & set(valid) and len(train) + len(valid) == 1000
     assert np.array_equal(np.bincount(labels[valid]), np.full(10, 10))  # 10% of every class
-    small_train, small_valid = validation_split(labels, 500, seed=42)
+    small_train, small_valid = fixed_split(labels, 0.1, 500, seed=42)
     assert len(small_train) + len(small_valid) == 500 and np.array_equal(np.bincount(labels[small_valid]), [5] * 10)
 
 

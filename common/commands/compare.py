@@ -7,18 +7,18 @@ train.csv), so a head-to-head test uses exactly the training rows both runs scor
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 from common.ground.errors import UserError
 from common.runs import Run, atomic_write_bytes, find_run, list_runs
 from common.runs.aligned import AlignedOOF, aligned_oof
+from common.runs.stats import ALPHA, McNemarResult, mcnemar
 
-ALPHA = 0.05
+# A study's trials (python run.py tune) that stopped early keep their status; other unfinished runs are unfinished.
+STOPPED = {"pruned": "pruned", "failed": "failed"}
 # Config keys shown in their own columns, never among the "differing" ones.
 OWN_COLUMNS = ("folds", "seeds", "epochs")
 
@@ -59,7 +59,7 @@ def run_row(run: Run, keys: list[str]) -> dict:
         "run_id": run.run_id,
         "date": run_date(run),
         "preset": run.label,
-        "status": "finished" if run.finished else "unfinished",
+        "status": "finished" if run.finished else STOPPED.get(run.record.get("status"), "unfinished"),
         **{key: run.config.get(key) for key in keys},
         "folds x seeds": shape_of(run.config),
         "epochs": run.config.get("epochs"),
@@ -107,7 +107,7 @@ def print_compare(root: Path, competition: str) -> Path:
     print(format_table(table))
     unfinished = int((table["status"] != "finished").sum())
     if unfinished:
-        print(f"\n{unfinished} unfinished run(s) (still running or stopped) are listed last, without a score.")
+        print(f"\n{unfinished} unfinished run(s) (running, stopped, pruned, failed) are listed last, unscored.")
     path = root / competition / "compare.csv"
     atomic_write_bytes(path, table.to_csv(index=False).encode())
     print(f"\ntable written to {path}")
@@ -117,54 +117,6 @@ def print_compare(root: Path, competition: str) -> Path:
 # ---------------------------------------------------------------------------
 # Lining runs up row by row
 # ---------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------
-# McNemar's exact test on the rows the two runs disagree about
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class McNemarResult:
-    n: int  # rows compared
-    only_a: int  # rows only A got right
-    only_b: int  # rows only B got right
-    p_value: float  # two-sided exact binomial test on the discordant rows
-    acc_a: float
-    acc_b: float
-    ci_a: tuple[float, float]  # 95% Wilson interval
-    ci_b: tuple[float, float]
-
-    @property
-    def significant(self) -> bool:
-        return self.p_value < ALPHA
-
-
-def wilson_interval(correct: int, n: int) -> tuple[float, float]:
-    interval = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(interval.low), float(interval.high)
-
-
-def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
-    """McNemar's exact test of two classifiers scored on the same rows (True where a row was right)."""
-    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    if correct_a.shape != correct_b.shape or correct_a.size == 0:
-        raise ValueError("mcnemar needs two equally long, non-empty arrays")
-    only_a = int((correct_a & ~correct_b).sum())
-    only_b = int((correct_b & ~correct_a).sum())
-    # No discordant row: the two are right on exactly the same rows, nothing to tell apart.
-    p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    n = correct_a.size
-    return McNemarResult(
-        n=n,
-        only_a=only_a,
-        only_b=only_b,
-        p_value=float(p_value),
-        acc_a=float(correct_a.mean()),
-        acc_b=float(correct_b.mean()),
-        ci_a=wilson_interval(int(correct_a.sum()), n),
-        ci_b=wilson_interval(int(correct_b.sum()), n),
-    )
 
 
 # ---------------------------------------------------------------------------
