@@ -25,11 +25,12 @@ SUB_COMMANDS = """sub-commands (python run.py COMMAND --help for each):
   compare COMP [A B]      every run best first; or does run A beat run B (McNemar)
   blend COMP A B ...      average runs' probabilities into a new run with its own submission
   report COMP [RUN]       re-draw a run's figures and report.html
-  submit COMP [RUN]       check a submission and upload it to Kaggle
+  submit COMP [RUN]       upload a submission to Kaggle (kannada: push and submit its notebook)
   kernel COMP [RUN]       a Kaggle notebook and model dataset (code competitions: kannada)
   merge COMP RUN          finalise a run whose units were trained separately
   zoo COMP                every registered model on one split under one budget
-  predict COMP RUN IMG... predict your own images with a run's ensemble"""
+  predict COMP RUN IMG... predict your own images with a run's ensemble
+  tune COMP [key=value]   a hyper-parameter study (Optuna): every trial a run; table, plots, preset"""
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,19 +123,29 @@ def report(argv: list[str]) -> None:
 
 def submit(argv: list[str]) -> None:
     parser = command_parser(
-        "submit", "Check a finished run's submission.csv against sample_submission.csv and upload it to Kaggle."
+        "submit",
+        "Check a finished run's submission.csv against sample_submission.csv and upload it to Kaggle; for a code "
+        "competition (kannada): send its models as a dataset, push its notebook, wait for it, submit its output.",
     )
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("-m", "--message", help="a note for Kaggle; the run id and OOF accuracy are added to it")
     parser.add_argument("--dry-run", action="store_true", help="do every check and show what would be sent; no upload")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs (for sample_submission.csv)")
+    parser.add_argument("--wait-minutes", type=float, default=30.0, help="code competitions: longest wait (default 30)")
+    parser.add_argument("--dest", type=Path, help="code competitions: the notebook folder (default: kernel's)")
     args = parser.parse_args(argv)
-    from common.commands.submit import submit_run
+    from common.commands.submit import NotebookOptions, submit_notebook, submit_run
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
 
-    spec = get_spec(args.competition)
-    print(submit_run(args.out or DEFAULT_ROOT, spec, args.run, args.dry_run, args.message, args.data_dir))
+    spec, root = get_spec(args.competition), args.out or DEFAULT_ROOT
+    if spec.code_competition:  # a notebook, not a CSV: the kernel command writes it, submit sends it
+        from common.commands.kernel import write_kernel
+
+        options = NotebookOptions(args.dry_run, args.message, args.wait_minutes, args.dest)
+        print(submit_notebook(root, spec, args.run, write_kernel, options))
+    else:
+        print(submit_run(root, spec, args.run, args.dry_run, args.message, args.data_dir))
 
 
 def kernel(argv: list[str]) -> None:
@@ -205,8 +216,9 @@ def blend(argv: list[str]) -> None:
 def zoo(argv: list[str]) -> None:
     parser = command_parser(
         "zoo",
-        "Train several registered models on the same fixed 90/10 split of train.csv under the same budget "
-        "and write a comparison table (submissions/<competition>/zoo/zoo.md and zoo.csv).",
+        "Train several registered models (the benchmark harness's recipes model=<name>) on the same fixed 90/10 "
+        "split of train.csv for the same epochs and write a comparison table "
+        "(submissions/<competition>/zoo/zoo.md and zoo.csv).",
     )
     parser.add_argument("--models", help="comma-separated model names (default: every registered model)")
     parser.add_argument("--epochs", type=int, help="epochs per model (default: the competition's config)")
@@ -217,7 +229,7 @@ def zoo(argv: list[str]) -> None:
 
     spec = get_spec(args.competition)  # before TensorFlow loads: a typo fails at once
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    from common.commands.zoo import run_zoo
+    from common.commands.bench import run_zoo  # the benchmark harness, its recipes model=<name>
 
     run_zoo(spec, models, args.epochs, args.max_train_rows, args.data_dir, args.out)
 
@@ -238,6 +250,33 @@ def predict(argv: list[str]) -> None:
     print(format_predictions(predict_images(run, args.images), args.json))
 
 
+def tune(argv: list[str]) -> None:
+    parser = command_parser(
+        "tune",
+        "A hyper-parameter study (Optuna): every trial an ordinary run; the study in submissions/<competition>/"
+        "tune/<study>/ with its table, plots, page and the best trial as a preset. The same command continues it.",
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides under the searched keys")
+    parser.add_argument("--space", help="configs/search/NAME.yaml or a YAML file (default: the competition's)")
+    parser.add_argument("--study", help="the study's name (default: COMPETITION-SPACE)")
+    parser.add_argument("--storage", metavar="URL", help="an Optuna database URL (default: SQLite in the study folder)")
+    parser.add_argument("--objective", choices=("oof", "holdout"), default="oof", help="what trials are picked on")
+    parser.add_argument("--dig-weight", type=float, default=0.0, metavar="W", help="kannada: weigh Dig-MNIST in by W")
+    parser.add_argument("--trials", type=int, help="trials to add (default 20 without --timeout)")
+    parser.add_argument("--timeout", type=float, metavar="MINUTES", help="start no trial after this many minutes")
+    parser.add_argument("--scheduler", help="send each trial's units to a dask.distributed ADDRESS, or local:N")
+    parser.add_argument("--preset", help="a file in configs/presets/ under every trial")
+    parser.add_argument("--config", help="a YAML file of overrides under every trial")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    args = parser.parse_intermixed_args(argv)
+    with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
+        from common.commands.tune import StudyRequest, run_study
+
+    options = {key: getattr(args, key) for key in ("space", "study", "storage", "objective", "dig_weight", "trials")}
+    options |= {key: getattr(args, key) for key in ("timeout", "scheduler", "preset", "config", "data_dir", "out")}
+    run_study(StudyRequest(args.competition, args.overrides, **options, argv=["tune", *argv]))
+
+
 # Sub-command name -> function(argv). Anything else on the command line is a competition to train.
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "compare": compare,
@@ -248,6 +287,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "merge": merge,
     "zoo": zoo,
     "predict": predict,
+    "tune": tune,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from common.ground.spec import PIXEL_COLUMNS, get_spec
 from tests.conftest import pixel_frame
 
 DIGITS = get_spec("digits")
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
 
 
@@ -103,33 +105,135 @@ def test_run_without_models_refused(tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_path):
-    """Script alone in the working dir; test.csv and the dataset under a fake /kaggle/input."""
-    from common.runs import load_run
-    from common.training.inference import model_files, predict_with_models
-
+def kaggle_layout(tmp_path: Path, dataset: Path, script: Path, test: pd.DataFrame) -> tuple[Path, Path]:
+    """(input root, working dir) as Kaggle mounts them: the competition's test.csv and the models' dataset under
+    /kaggle/input, the script alone in /kaggle/working."""
     inputs = tmp_path / "input"
-    ids = np.random.default_rng(0).permutation(50)  # ids in an order the script can only learn from the file
-    test = pixel_frame(50, 5, ("id", ids))
     (inputs / "Kannada-MNIST").mkdir(parents=True)
     test.to_csv(inputs / "Kannada-MNIST" / "test.csv", index=False)
-    shutil.copytree(kernel_dir / "dataset", inputs / "digits-models-dataset")
+    shutil.copytree(dataset, inputs / "digits-models-dataset")
     work = tmp_path / "working"
     work.mkdir()
-    shutil.copy(kernel_dir / "predict.py", work / "predict.py")
+    shutil.copy(script, work / "predict.py")
+    return inputs, work
 
+
+def run_script(inputs: Path, work: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "predict.py", str(inputs)]
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert str(inputs / "digits-models-dataset") in done.stdout
+    return done
+
+
+def check_submission(work: Path, test: pd.DataFrame, ids: np.ndarray, run_folder: Path) -> None:
+    """submission.csv: the test file's ids in its order, labelled by the run's own ensemble, averaged the same way."""
+    from common.runs import load_run
+    from common.training.inference import model_files, predict_with_models
 
     submission = pd.read_csv(work / "submission.csv")
     assert list(submission.columns) == ["id", "label"]
     assert submission["id"].tolist() == ids.tolist()
     images = test[list(PIXEL_COLUMNS)].to_numpy(np.uint8).reshape(-1, 28, 28, 1)
-    expected = predict_with_models(model_files(load_run(digits_run[1])), images).argmax(axis=1)
-    assert submission["label"].tolist() == expected.tolist()  # the run's own ensemble, averaged the same way
+    expected = predict_with_models(model_files(load_run(run_folder)), images).argmax(axis=1)
+    assert submission["label"].tolist() == expected.tolist()
+
+
+def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_path):
+    """Script alone in the working dir; test.csv and the dataset under a fake /kaggle/input. The test set is not
+    the one the run predicted: Kaggle re-runs the notebook on a hidden test set of another size (here 1,031 rows,
+    against the run's 300, and not a whole number of the script's 1,024-row batches)."""
+    n = 1031
+    assert n != len(np.load(digits_run[1] / "test.npy"))
+    ids = np.random.default_rng(0).permutation(n)  # ids in an order the script can only learn from the file
+    test = pixel_frame(n, 5, ("id", ids))
+    inputs, work = kaggle_layout(tmp_path, kernel_dir / "dataset", kernel_dir / "predict.py", test)
+    done = run_script(inputs, work)
+    assert str(inputs / "digits-models-dataset") in done.stdout and f"{n} rows" in done.stdout
+    check_submission(work, test, ids, digits_run[1])
+
+
+def test_script_prints_the_versions_it_runs_under_and_those_of_the_run(kernel_dir, digits_run, capsys):
+    import keras
+
+    from common.runs import load_run
+
+    facts = json.loads((kernel_dir / "dataset" / "ensemble.json").read_text())
+    versions = load_run(digits_run[1]).record["versions"]
+    assert facts["trained_with"] == {"keras": versions["keras"], "backends": {"tensorflow": versions["tensorflow"]}}
+    line = load_script(kernel_dir / "predict.py").versions(keras, facts)
+    running = f"running on Keras {keras.__version__}, backend tensorflow {versions['tensorflow']}"
+    assert (
+        line
+        == f"{running}; models saved with Keras {versions['keras']}, trained on tensorflow {versions['tensorflow']}"
+    )
+
+
+def test_script_says_which_keras_cannot_load_a_model(kernel_dir, tmp_path):
+    import keras
+
+    script = load_script(kernel_dir / "predict.py")
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(SystemExit, match=rf"Keras {keras.__version__} cannot load it \(saved with Keras 9.9.9\)"):
+        script.load(keras, tmp_path / "broken.keras", {"trained_with": {"keras": "9.9.9"}})
+
+
+# ---------------------------------------------------------------------------
+# submit kannada: the notebook it would push
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kannada_root(digits_run, tmp_path) -> Path:
+    """The digits run's folder as a finished Kannada run (same 28x28 models): what `submit kannada` reads."""
+    root = tmp_path / "runs"
+    shutil.copytree(digits_run[1], root / "kannada" / digits_run[1].name)
+    return root
+
+
+def no_credentials_env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "home").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and k != "PYTHONPATH"}
+    return env | {"HOME": str(tmp_path / "home"), "KAGGLE_CONFIG_DIR": str(tmp_path / "home")}
+
+
+def test_submit_kannada_dry_run_shows_the_notebook_that_then_runs_on_kaggle_layout(kannada_root, digits_run, tmp_path):
+    run_id, folder = digits_run[1].name, tmp_path / "notebook"
+    command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--dry-run", "-m", "tiny"]
+    command += ["--out", str(kannada_root), "--dest", str(folder), "--wait-minutes", "20"]
+    done = subprocess.run(command, env=no_credentials_env(tmp_path), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan, owner = done.stdout, USERNAME_PLACEHOLDER
+    dataset, kernel = f"{owner}/kannada-models-{run_id}".lower(), f"{owner}/kannada-{run_id}".lower()
+    assert f"dry run: nothing sent; would submit run {run_id} to the code competition Kannada-MNIST" in plan
+    assert f"1. dataset {dataset}: private, CC0-1.0, 3 files from {folder / 'dataset'}" in plan
+    assert f"api.dataset_create_new(folder='{folder / 'dataset'}', public=False, quiet=True, dir_mode='skip')" in plan
+    assert f"2. notebook: api.kernels_push(folder='{folder}') with kernel-metadata.json:" in plan
+    assert re.search(r'"competition_sources": \[\s+"Kannada-MNIST"\s+\]', plan) and '"enable_internet": false' in plan
+    assert re.search(rf'"dataset_sources": \[\s+"{dataset}"\s+\]', plan)
+    assert (
+        f"3. submission: api.competition_submit_code(file_name='submission.csv', message='tiny (run {run_id}, OOF "
+        f"accuracy "
+        in plan
+        and f"competition='Kannada-MNIST', kernel='{kernel}', kernel_version=VERSION" in plan
+    )
+    assert "waits: at most 20 minutes" in plan
+
+    n = 517  # the hidden test set's size is not the public one's
+    ids = np.arange(n) + 5000
+    test = pixel_frame(n, 9, ("id", ids))
+    inputs, work = kaggle_layout(tmp_path, folder / "dataset", folder / "predict.py", test)
+    done = run_script(inputs, work)
+    assert "running on Keras" in done.stdout and f"{n} rows" in done.stdout
+    check_submission(work, test, ids, digits_run[1])
+
+
+def test_submit_kannada_without_credentials_is_one_line_and_writes_nothing(kannada_root, tmp_path):
+    command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--out", str(kannada_root)]
+    command += ["--dest", str(tmp_path / "notebook")]
+    done = subprocess.run(command, env=no_credentials_env(tmp_path), capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "no Kaggle credentials" in done.stderr and not (tmp_path / "notebook").exists()
 
 
 def test_script_falls_back_to_dataset_beside_itself(kernel_dir, tmp_path):

@@ -12,6 +12,8 @@ Code competitions (Kannada-MNIST) take no uploaded CSV: Kaggle reruns a notebook
         f<K>-s<S>.keras        every unit's model
 
 The same folder runs here: `python predict.py INPUT_ROOT` reads INPUT_ROOT/<slug>/test.csv and dataset/.
+`python run.py submit kannada` sends it through the kaggle package's API (run.py hands submit.py this
+module's write_kernel: commands never import each other).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from slugify import slugify  # python-slugify, the kaggle package's own dependency and title -> slug rule
 
 from common import runs
-from common.ground.spec import CompetitionSpec
+from common.ground.spec import CompetitionSpec, get_spec
 from common.runs import PROJECT_ROOT, Run, atomic_write_bytes, write_json
 from common.training.inference import model_files
 
@@ -93,6 +95,17 @@ def ensemble_facts(spec: CompetitionSpec, run: Run, model_names: list[str]) -> d
         "models": model_names,
         "tta": int(run.config.get("tta", 0)),  # one-pixel shifts averaged per model, as the run predicted
         "oof_accuracy": run.metrics().get("oof_accuracy"),
+        "trained_with": trained_with(run),  # the script prints these beside the versions it runs under
+    }
+
+
+def trained_with(run: Run) -> dict[str, Any]:
+    """The Keras version the models were saved with (run.json) and each backend their units trained on."""
+    versions = run.record.get("versions", {})
+    backends = sorted({json.loads(p.read_text()).get("backend", "tensorflow") for p in run.unit_files("unit.json")})
+    return {
+        "keras": versions.get("keras", "unknown"),
+        "backends": {name: versions.get(name, "unknown") for name in backends},
     }
 
 
@@ -147,8 +160,14 @@ def next_steps(folder: Path) -> str:
         if kernel_id.startswith(f"{USERNAME_PLACEHOLDER}/")
         else ""
     )
+    everything = (
+        f"  all of it, through the kaggle package: python run.py submit {facts['competition']} {facts['run_id']}"
+        " [--dry-run]\n  or by hand:\n"
+        if get_spec(facts["competition"]).code_competition
+        else ""
+    )
     return (
-        f"kernel folder: {folder}\n{edit}"
+        f"kernel folder: {folder}\n{everything}{edit}"
         f"  1. kaggle datasets create -p {folder / DATASET_DIR}\n"
         f"  2. kaggle kernels push -p {folder}\n"
         f"  3. once it has run: kaggle competitions submit {slug} -k {kernel_id} -v VERSION -f submission.csv "

@@ -1,7 +1,9 @@
 """Predicts a Kaggle digit competition's test.csv with a saved ensemble of Keras models.
 
-Written by `python run.py kernel COMPETITION RUN` and pushed with `kaggle kernels push`. It runs on Kaggle
-with internet off, using only Kaggle's own numpy, pandas and Keras, and imports nothing from the project.
+Written by `python run.py kernel COMPETITION RUN` and pushed with `kaggle kernels push` (or all the way to a
+submission by `python run.py submit COMPETITION RUN`). It runs on Kaggle with internet off, using only Kaggle's
+own numpy, pandas and Keras, imports nothing from the project, and prints the Keras and backend versions it
+runs under beside those the models were saved with.
 
     python predict.py [INPUT_ROOT]     # INPUT_ROOT (or $KERNEL_INPUT_ROOT) defaults to /kaggle/input
 
@@ -105,17 +107,52 @@ def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return moved
 
 
-def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
-    """The mean of every model's softmax (over the run's test-time views): the run's own ensemble."""
+def keras_module():
     try:
         import keras
     except ImportError:  # older images ship Keras only inside TensorFlow
         from tensorflow import keras
+    return keras
 
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def versions(keras, facts: dict) -> str:
+    """The Keras and backend versions this runs under, and those the models were saved with (the run's record)."""
+    backend = keras.backend.backend()
+    trained = facts.get("trained_with") or {}
+    saved_on = ", ".join(f"{name} {v}" for name, v in trained.get("backends", {}).items()) or "an unrecorded backend"
+    return (
+        f"running on Keras {keras.__version__}, backend {backend} {package_version(backend)}; "
+        f"models saved with Keras {trained.get('keras', 'unknown')}, trained on {saved_on}"
+    )
+
+
+def load(keras, path: Path, facts: dict):
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - most likely a Keras older than the one that saved it: say both
+        saved = (facts.get("trained_with") or {}).get("keras", "unknown")
+        raise SystemExit(
+            f"{path}: Keras {keras.__version__} cannot load it (saved with Keras {saved}): {error}"
+        ) from error
+
+
+def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
+    """The mean of every model's softmax (over the run's test-time views): the run's own ensemble."""
+    keras = keras_module()
+    print(versions(keras, facts))
     views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[: facts.get("tta", 0)])]
     total = np.zeros((len(images), 10), np.float64)
     for name in facts["models"]:
-        model = keras.models.load_model(folder / name, compile=False)
+        model = load(keras, folder / name, facts)
         total += sum(model.predict(view, batch_size=1024, verbose=0) for view in views) / len(views)
         print(f"predicted with {name}")
     return total / len(facts["models"])

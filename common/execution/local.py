@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 from common.data.files import Dataset
 from common.data.trainset import TrainSet
@@ -14,9 +15,10 @@ log = logging.getLogger("digits")
 
 
 def train_here(
-    cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet
+    cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, folder: Path | None = None
 ) -> Iterator[tuple[UnitKey, UnitOutput]]:
-    """Each unit of `todo` in order, with an epoch progress bar; the caller saves and logs what it yields."""
+    """Each unit of `todo` in order, with an epoch progress bar; the caller saves and logs what it yields.
+    `folder`: the run's, for what a unit writes while it trains (tensorboard=true)."""
     from tqdm.keras import TqdmCallback  # imports Keras: after the checks that need none
 
     from common.training.backend import setup_hardware
@@ -26,4 +28,4 @@ def train_here(
     log.info("training %d unit(s) here, on %s", len(todo), hardware.description)
     for key in todo:
         progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {key[0]} seed {key[1]}")
-        yield key, fit_unit(cfg, key, train, data, hardware, progress)
+        yield key, fit_unit(cfg, key, train, data, hardware, progress, folder)

@@ -70,6 +70,9 @@ class Config:
     xla: str = "auto"  # auto | on | off: jit_compile (auto: always on JAX, on GPUs on TensorFlow)
     deterministic: bool = False  # the backend's deterministic ops: repeatable to the bit, slower
     save_models: bool = True  # model.keras per unit (needed to predict new images later)
+    # Keras' TensorBoard logs per unit, in units/f<K>-s<S>/tensorboard/ (units trained here, not on a Dask cluster);
+    # the callback writes with TensorFlow: refused on another backend before a run folder exists
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         positive = ["folds", "seeds", "epochs", "batch_size", "width"]

@@ -9,6 +9,7 @@ runs with TensorFlow not installed. Every choice a device cannot honour is one U
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -147,6 +148,7 @@ def torch_sees_a_gpu() -> bool:
 def resolve_hardware(cfg: Config) -> Hardware:
     """What cfg asks for on this machine; UserError for a GPU asked for but absent or a precision it lacks."""
     backend = backend_name()
+    check_tensorboard(cfg, backend)
     found = gpus(backend, cfg.deterministic, cpu_only=cfg.device == "cpu")
     if cfg.device == "cpu" and backend == "torch" and torch_sees_a_gpu():
         raise UserError("device=cpu: Keras on torch takes the GPU it finds; hide it with CUDA_VISIBLE_DEVICES=''")
@@ -159,6 +161,14 @@ def resolve_hardware(cfg: Config) -> Hardware:
     jit = cfg.xla == "on" or (cfg.xla == "auto" and (backend == "jax" or (backend == "tensorflow" and on_gpu)))
     threads = cfg.threads if backend != "jax" else 0  # XLA's CPU thread pool is its own: not set here
     return Hardware(backend, "gpu" if on_gpu else "cpu", name, precision, jit, threads)
+
+
+def check_tensorboard(cfg: Config, backend: str) -> None:
+    """Keras' TensorBoard callback writes with tf.summary, which needs TensorFlow and the tensorboard package."""
+    if cfg.tensorboard and backend != "tensorflow":
+        raise UserError(f"tensorboard=true: Keras' TensorBoard callback needs TensorFlow, not the {backend} backend")
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("tensorboard=true: the tensorboard package is not installed (pip install tensorboard)")
 
 
 def choose_precision(asked: str, on_gpu: bool, found: list[tuple[str, float]]) -> str:

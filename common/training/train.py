@@ -124,8 +124,12 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, tta: int = 0) 
     return predict_sets(model, {"images": images}, tta)["images"]
 
 
-def fit_callbacks(cfg: Config, progress: keras.callbacks.Callback | None, timer: EpochTimer) -> list:
+def fit_callbacks(
+    cfg: Config, progress: keras.callbacks.Callback | None, timer: EpochTimer, log_dir: Path | None = None
+) -> list:
     callbacks = [timer, *([progress] if progress else [])]
+    if cfg.tensorboard and log_dir is not None:  # the unit's folder: curves to watch live with `tensorboard --logdir`
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))  # scalars per epoch
     if cfg.early_stopping:
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping, restore_best_weights=True)
         callbacks.append(stop)
@@ -154,10 +158,11 @@ def train_unit(
     hardware: Hardware,
     progress: keras.callbacks.Callback | None = None,
     init: Path | None = None,
+    log_dir: Path | None = None,
 ) -> tuple[keras.Model, UnitResult]:
     """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
     probabilities for `valid` and every set of `predict`. The fold is validated every epoch only when early
-    stopping needs it."""
+    stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`."""
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     batches = TrainBatches(*train, cfg, seed)
@@ -170,7 +175,7 @@ def train_unit(
         validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
         shuffle=False,  # TrainBatches shuffles rows from the seed; Keras would draw from Python's `random`
-        callbacks=fit_callbacks(cfg, progress, timer),
+        callbacks=fit_callbacks(cfg, progress, timer, log_dir),
         verbose=0,
     )
     predicting = time.perf_counter()

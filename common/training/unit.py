@@ -11,6 +11,7 @@ import numpy as np
 from common.data.files import Dataset
 from common.data.trainset import TrainSet
 from common.ground.config import Config
+from common.runs import unit_dir
 from common.runs.units import UnitKey, UnitOutput
 
 
@@ -19,8 +20,11 @@ def unit_seed(cfg: Config, key: UnitKey) -> int:
     return cfg.seed + 10_000 * seed_index + fold
 
 
-def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None) -> UnitOutput:
-    """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets."""
+def fit_unit(
+    cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None, folder: Path | None = None
+) -> UnitOutput:
+    """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets. `folder`:
+    the run's, where tensorboard=true puts the unit's TensorBoard logs (none without it)."""
     from common.training.pseudo import pseudo_labels
     from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
     from common.training.transfer import source_model_file
@@ -41,6 +45,7 @@ def fit_unit(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware
         hardware,
         progress,
         source_model_file(cfg, key),
+        unit_dir(folder, key) / "tensorboard" if cfg.tensorboard and folder is not None else None,
     )
     record = {
         "hardware": hardware.description,
