@@ -1,0 +1,211 @@
+"""common/commands/tune.py: `python run.py tune` as a user runs it, on the offline digits competition with a tiny
+search space (2 folds of 1 epoch on 200 rows), in this process (TensorFlow loads once)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+import run
+from common import runs
+from common.commands import tune
+from common.commands.compare import compare_table
+from common.ground.config import read_yaml
+
+TINY = """# a tiny space for the tests
+fixed: {max_train_rows: 200, epochs: 1, folds: 2, holdout: 0.2, save_models: false}
+lr: {low: 0.001, high: 0.02, log: true}
+dropout: {low: 0.0, high: 0.4}
+"""
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def tune_args(space: Path, out: Path, data: Path, *more: str) -> list[str]:
+    return ["tune", "digits", "--space", str(space), "--out", str(out), "--data-dir", str(data), *more]
+
+
+def states(folder: Path, name: str) -> list[TrialState]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}")
+    return [trial.state for trial in study.trials]
+
+
+def leave_running_trial(storage: str, name: str, out: Path, label_of) -> Path:
+    """What a study killed mid-trial leaves: a RUNNING trial and its unfinished run folder."""
+    trial = optuna.load_study(study_name=name, storage=storage).ask()
+    folder = runs.create_run_dir(out, "digits", label_of(trial.number))
+    runs.start_run(folder, {"folds": 2}, ["digits"], label=label_of(trial.number))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def study(digits_dir, tmp_path_factory):
+    """2 trials; then a trial left running as by a kill; then the same command with 2 more trials."""
+    base = tmp_path_factory.mktemp("tune")
+    space, out = base / "tiny.yaml", base / "runs"
+    space.write_text(TINY)
+    folder = out / "digits" / "tune" / "digits-tiny"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tune, "PRESETS_DIR", base / "presets")
+        patch.setattr(tune, "make_pruner", optuna.pruners.NopPruner)  # every trial completes: a known table
+        assert run.main(tune_args(space, out, digits_dir, "--trials", "2")) == 0
+        assert states(folder, "digits-tiny") == [TrialState.COMPLETE] * 2
+        stale = leave_running_trial(
+            f"sqlite:///{folder / 'study.db'}", "digits-tiny", out, lambda n: f"tune-digits-tiny-t{n}"
+        )
+        assert run.main(tune_args(space, out, digits_dir, "--trials", "2")) == 0
+    return {"folder": folder, "out": out, "space": space, "stale": stale, "presets": base / "presets"}
+
+
+def test_a_stopped_study_continues_in_the_same_database(study):
+    assert (
+        states(study["folder"], "digits-tiny")
+        == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+    )
+    trials = {run.label: run for run in runs.list_runs(study["out"], "digits") if run.label.startswith("tune-")}
+    for number in (0, 1, 3, 4):
+        trial = trials[f"tune-digits-tiny-t{number}"]
+        assert trial.finished and trial.config["holdout"] == 0.2 and trial.config["epochs"] == 1
+        assert trial.record["command"].startswith("python run.py digits ") and " lr=" in trial.record["command"]
+
+
+def test_a_trial_left_running_is_failed_on_resume(study):
+    assert runs.load_run(study["stale"]).record["status"] == "failed"
+    table = compare_table(study["out"], "digits")
+    assert table.loc[table["run_id"] == study["stale"].name, "status"].item() == "failed"
+    assert (table["status"] == "finished").sum() == 4
+
+
+def test_table_plots_page_and_preset(study):
+    folder = study["folder"]
+    table = pd.read_csv(folder / "trials.csv")
+    assert list(table.columns) == ["trial", "state", "score (oof)", "holdout (reports)", "lr", "dropout", "run_id"]
+    assert table["state"].tolist() == ["complete"] * 4 + ["fail"] and len(table) == 5
+    scores = table["score (oof)"].iloc[:4]
+    assert scores.is_monotonic_decreasing and table["run_id"].iloc[4] == study["stale"].name
+    markdown = (folder / "trials.md").read_text()
+    assert "| trial" in markdown and "flatters by selection" in markdown and "mean gap" in markdown
+    for name in ("history", "slices", "importances"):
+        assert (folder / f"{name}.png").read_bytes().startswith(PNG)
+        assert f'src="{name}.png"' in (folder / "study.html").read_text()
+    preset = folder / "tune-digits-tiny.yaml"
+    assert preset.read_bytes() == (study["presets"] / "tune-digits-tiny.yaml").read_bytes()
+    best = table.iloc[0]
+    values = read_yaml(preset)  # typed like any preset
+    assert values["lr"] == pytest.approx(best["lr"]) and values["dropout"] == pytest.approx(best["dropout"])
+    assert values["holdout"] == 0.2 and "threads" not in values
+    assert f"trial {best['trial']}, run {best['run_id']}" in preset.read_text()
+
+
+def test_a_changed_setup_is_refused_without_touching_the_study(study, digits_dir, capsys):
+    args = tune_args(study["space"], study["out"], digits_dir, "--trials", "1", "epochs=2")
+    assert run.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "was started with another config (epochs: 1 then, 2 now)" in err
+    assert len(states(study["folder"], "digits-tiny")) == 5
+
+
+def test_pruned_trials_show_as_pruned(digits_dir, tmp_path, monkeypatch):
+    space, out = tmp_path / "tiny.yaml", tmp_path / "runs"
+    space.write_text(TINY)
+    monkeypatch.setattr(tune, "PRESETS_DIR", tmp_path / "presets")
+    monkeypatch.setattr(tune, "make_pruner", AlwaysPrune)
+    assert run.main(tune_args(space, out, digits_dir, "--trials", "2", "--study", "pruned")) == 0
+    folder = out / "digits" / "tune" / "pruned"
+    assert states(folder, "pruned") == [TrialState.PRUNED] * 2
+    table = compare_table(out, "digits")
+    assert table["status"].tolist() == ["pruned", "pruned"]
+    for run_id in table["run_id"]:
+        assert len(list((out / "digits" / run_id / "units").iterdir())) == 1  # stopped after its first unit
+    assert (folder / "history.png").is_file() and not (tmp_path / "presets").exists()
+
+
+def test_a_dead_trial_of_a_shared_storage_fails_when_its_heartbeat_is_stale(digits_dir, tmp_path):
+    space, db = tmp_path / "tiny.yaml", tmp_path / "shared.db"
+    space.write_text(TINY)
+    request = tune.StudyRequest("digits", space=str(space), storage=f"sqlite:///{db}", out=tmp_path / "runs")
+    setup = tune.prepare(request)
+    with tune.opened_study(setup):
+        pass
+    folder = leave_running_trial(request.storage, setup.name, setup.root, setup.label)
+    with sqlite3.connect(db) as connection:  # its process died an hour ago, after one heartbeat
+        connection.execute(
+            "INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, datetime('now', '-1 hour') "
+            "FROM trials WHERE state = 'RUNNING'"
+        )
+    with tune.opened_study(setup) as study:
+        assert [trial.state for trial in study.trials] == [TrialState.FAIL]
+    assert runs.load_run(folder).record["status"] == "failed"
+
+
+BAD_SPACES = [
+    ("lrr: {low: 0.1, high: 0.2}", "unknown config key 'lrr'"),
+    ("lr: {low: 0.01, high: 0.001}", "lr: low 0.01 must be below high 0.001"),
+    ("weight_decay: {low: 0.0, high: 0.01, log: true}", "weight_decay: a log range needs low > 0"),
+    ("width: {choices: []}", "width: choices must be a non-empty list"),
+    ("width: {low: 8.5, high: 32}", "width must be int, got 8.5"),
+    ("model: {choices: [small, 3]}", "model must be str, got 3"),
+    ("dropout: {low: 0.1, high: 1.5}", "dropout=1.5: config: dropout"),
+    ("distort: {low: 0, high: 1}", "distort is a str: give choices, not a range"),
+    ("holdout: {low: 0.1, high: 0.2}", "holdout cannot be searched"),
+    ("lr: 0.01", "lr: expected {low: A, high: B}"),
+    ("fixed: {epochz: 2}\nlr: {low: 0.001, high: 0.01}", "unknown config key 'epochz'"),
+    ("lr: {low: 0.001, high: 0.01", "invalid YAML"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_SPACES)
+def test_bad_search_spaces_give_one_line_and_leave_nothing(text, message, tmp_path, capsys):
+    space = tmp_path / "bad.yaml"
+    space.write_text(text)
+    assert run.main(["tune", "digits", "--space", str(space), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
+        (["--storage", "sqlite:////no/such/folder/study.db"], "unable to open database file"),
+        (["--objective", "holdout", "holdout=0"], "--objective holdout needs a holdout"),
+        (["--dig-weight", "0.3"], "--dig-weight: digits has no Dig-MNIST set"),
+        (["--study", "a b"], "--study 'a b': use letters"),
+        (["--space", "nosuch"], "unknown search space 'nosuch'"),
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["model=lenet5"], "model lenet5 does not use dropout, width"),
+        (["extra_train=dig_mnist"], "extra_train 'dig_mnist' is not an extra set of digits"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_leave_nothing(args, message, digits_dir, tmp_path, capsys):
+    assert run.main(["tune", "digits", *args, "--data-dir", str(digits_dir), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_dig_weight_is_refused_when_trials_train_on_dig_mnist(tmp_path, capsys):
+    args = ["tune", "kannada", "--dig-weight", "0.5", "extra_train=dig_mnist", "--out", str(tmp_path / "out")]
+    assert run.main(args) == 2
+    assert "would train on Dig-MNIST" in capsys.readouterr().err
+
+
+def test_every_competition_has_a_valid_default_space():
+    for competition in ("digits", "mnist", "kannada"):
+        request = tune.StudyRequest(competition)
+        space = tune.read_space(tune.space_file(competition, None))
+        base = tune.base_config(competition, request, space)
+        tune.check_space(space, base, request)
+        assert space.name == competition and len(space.params) >= 5
+        assert base.holdout > 0  # each default space holds out rows that report the best trial honestly
+    assert "tune COMP" in run.SUB_COMMANDS and run.COMMANDS["tune"] is run.tune
