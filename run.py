@@ -261,7 +261,9 @@ def tune(argv: list[str]) -> None:
     parser.add_argument("--study", help="the study's name (default: COMPETITION-SPACE)")
     parser.add_argument("--storage", metavar="URL", help="an Optuna database URL (default: SQLite in the study folder)")
     parser.add_argument("--objective", choices=("oof", "holdout"), default="oof", help="what trials are picked on")
-    parser.add_argument("--dig-weight", type=float, default=0.0, metavar="W", help="kannada: weigh Dig-MNIST in by W")
+    parser.add_argument(
+        "--dig-weight", type=float, default=0.0, metavar="W", help="kannada: weigh Dig-MNIST's picking half in by W"
+    )
     parser.add_argument("--trials", type=int, help="trials to add (default 20 without --timeout)")
     parser.add_argument("--timeout", type=float, metavar="MINUTES", help="start no trial after this many minutes")
     parser.add_argument("--scheduler", help="send each trial's units to a dask.distributed ADDRESS, or local:N")

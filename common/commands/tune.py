@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
 from common import runs
-from common.data.files import load_dataset
+from common.data.files import judged_half_names, load_dataset
 from common.data.trainset import HOLDOUT_SET, prepare_train_set
 from common.execution.pipeline import RunOptions, run_competition
 from common.ground.atomic import atomic_path
@@ -56,6 +56,7 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 RANGE_KEYS = {"low", "high", "log", "step"}
 UNSEARCHABLE = {"holdout": "every trial must hold out the same rows"}
 STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "fail": 4}
+DIG_PICK, DIG_REPORT = judged_half_names("dig_mnist")  # Kannada: one half of Dig-MNIST picks, the other reports
 
 
 # ---------------------------------------------------------------------------
@@ -185,7 +186,7 @@ class StudyRequest:
     study: str | None = None  # default: <competition>-<space>
     storage: str | None = None  # any database URL Optuna takes; default: SQLite in the study folder
     objective: str = "oof"
-    dig_weight: float = 0.0  # kannada: score = (1 - W) * objective + W * Dig-MNIST accuracy
+    dig_weight: float = 0.0  # kannada: score = (1 - W) * objective + W * accuracy on Dig-MNIST's picking half
     trials: int | None = None  # trials this command adds
     timeout: float | None = None  # minutes; no trial starts after it
     scheduler: str | None = None
@@ -223,13 +224,14 @@ class Setup:
         weight, objective = self.request.dig_weight, self.request.objective
         if not weight:
             return f"score ({objective})"
-        return f"score ({1 - weight:.3g} {objective} + {weight:.3g} dig_mnist)"
+        return f"score ({1 - weight:.3g} {objective} + {weight:.3g} {DIG_PICK})"
 
     @property
     def columns(self) -> dict[str, str]:
         """The trial's scores shown beside its score: user attribute -> column name."""
         objective = self.request.objective
-        shown = {objective: objective, "dig_mnist": "dig_mnist"} if self.request.dig_weight else {}
+        shown = {objective: objective, DIG_PICK: DIG_PICK, DIG_REPORT: f"{DIG_REPORT} (reports)"}
+        shown = shown if self.request.dig_weight else {}
         if self.reporting:
             shown[self.reporting] = f"{self.reporting} (reports)"
         return shown
@@ -467,10 +469,11 @@ def objective(setup: Setup, trial: optuna.Trial) -> float:
 
 def trial_scores(setup: Setup, metrics: dict[str, Any]) -> dict[str, float]:
     extra = metrics.get("extra_accuracy", {})
-    found = {"oof": metrics["oof_accuracy"], "holdout": extra.get(HOLDOUT_SET), "dig_mnist": extra.get("dig_mnist")}
+    found = {"oof": metrics["oof_accuracy"], "holdout": extra.get(HOLDOUT_SET)}
+    found |= {name: extra.get(name) for name in (DIG_PICK, DIG_REPORT)}  # picks; only reports
     scores = {name: float(value) for name, value in found.items() if value is not None}
     weight = setup.request.dig_weight
-    scores["score"] = (1 - weight) * scores[setup.request.objective] + weight * scores.get("dig_mnist", 0.0)
+    scores["score"] = (1 - weight) * scores[setup.request.objective] + weight * scores.get(DIG_PICK, 0.0)
     return scores
 
 
