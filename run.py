@@ -131,21 +131,16 @@ def submit(argv: list[str]) -> None:
     parser.add_argument("-m", "--message", help="a note for Kaggle; the run id and OOF accuracy are added to it")
     parser.add_argument("--dry-run", action="store_true", help="do every check and show what would be sent; no upload")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs (for sample_submission.csv)")
-    parser.add_argument("--wait-minutes", type=float, default=30.0, help="code competitions: longest wait (default 30)")
+    parser.add_argument("--wait-minutes", type=float, help="code competitions: longest wait (default 30)")
     parser.add_argument("--dest", type=Path, help="code competitions: the notebook folder (default: kernel's)")
     args = parser.parse_args(argv)
-    from common.commands.submit import NotebookOptions, submit_notebook, submit_run
+    from common.commands.submit import NotebookOptions, submit
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
 
-    spec, root = get_spec(args.competition), args.out or DEFAULT_ROOT
-    if spec.code_competition:  # a notebook, not a CSV: the kernel command writes it, submit sends it
-        from common.commands.kernel import write_kernel
-
-        options = NotebookOptions(args.dry_run, args.message, args.wait_minutes, args.dest)
-        print(submit_notebook(root, spec, args.run, write_kernel, options))
-    else:
-        print(submit_run(root, spec, args.run, args.dry_run, args.message, args.data_dir))
+    waits = {} if args.wait_minutes is None else {"wait_minutes": args.wait_minutes}
+    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, **waits)
+    print(submit(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.data_dir, options))
 
 
 def kernel(argv: list[str]) -> None:
@@ -155,9 +150,9 @@ def kernel(argv: list[str]) -> None:
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("--dest", type=Path, help="folder to write (default: kernels/<competition>-<run id>/)")
     args = parser.parse_args(argv)
-    from common.commands.kernel import next_steps, write_kernel
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
+    from common.runs.notebook import next_steps, write_kernel
 
     folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest)
     print(next_steps(folder))

@@ -77,7 +77,7 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
 
 def throughput(tiny: bool, log) -> dict[str, Any]:
     """Images per second of the default mnist model alone and inside the trainer (bench/speed.py)."""
-    from bench.speed import model_rates
+    from common.commands.bench import model_rates
     from common.ground.config import load_config
 
     cfg, _ = load_config("digits" if tiny else "mnist", overrides=["model=small", "width=8"] if tiny else [])

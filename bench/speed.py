@@ -31,62 +31,18 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import runs  # noqa: E402
-from common.commands.bench import RESULTS_DIR, cpu_flags, cpu_model, markdown_table, write_result_files  # noqa: E402
+from common.commands.bench import RESULTS_DIR, markdown_table, model_rates, write_result_files  # noqa: E402
 from common.ground.config import Config, load_config  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.training.backend import cpu_flags, cpu_model  # noqa: E402
 
-ROUNDS = 5
 
 
 # ---------------------------------------------------------------------------
 # The model alone, and the training wrapper, on batches in memory
 # ---------------------------------------------------------------------------
-
-
-def interleaved_rates(fits: dict[str, Any], images: int, rounds: int) -> dict[str, list[float]]:
-    """Images per second of each fit in each round, the fits taking turns (the machine's speed drifts), after
-    one untimed call each (tracing, compiling, warm-up)."""
-    for fit in fits.values():
-        fit()
-    rates: dict[str, list[float]] = {name: [] for name in fits}
-    for _ in range(rounds):
-        for name, fit in fits.items():
-            start = time.perf_counter()
-            fit()
-            rates[name].append(images / (time.perf_counter() - start))
-    return rates
-
-
-def model_rates(cfg: Config, steps: int, rounds: int = ROUNDS) -> dict[str, Any]:
-    """Median images per second of the model alone (arrays in memory) and of the training wrapper
-    (TrainBatches, in-graph affine), with every round's rate."""
-    import keras
-
-    from common.training.backend import setup_hardware
-    from common.training.batches import TrainBatches
-    from common.training.models import create_model
-    from common.training.train import compile_for_training, compiled_model
-
-    hardware = setup_hardware(cfg)
-    rng = np.random.default_rng(0)
-    n = steps * cfg.batch_size
-    images, labels = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
-    one_hot = np.eye(10, dtype=np.float32)[labels]
-    alone = compile_for_training(create_model(cfg.model, cfg), cfg, steps, hardware)
-    _, trainer = compiled_model(cfg, steps, hardware)
-    batches = TrainBatches(images, labels, cfg, seed=0)
-    fits = {
-        "model_alone": lambda: alone.fit(images, one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0),
-        "model_in_trainer": lambda: trainer.fit(batches, shuffle=False, verbose=0),
-    }
-    rates = interleaved_rates(fits, n, rounds)
-    keras.backend.clear_session()
-    return {name: float(np.median(values)) for name, values in rates.items()} | {
-        "rounds": rates,
-        "hardware": hardware.description,
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -108,7 +64,7 @@ def train_run(competition: str, overrides: list[str], out: Path, data_dir: str |
 
 def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
     """Per unit: rows trained, epochs, seconds in and out of the epochs, TTA's share of the prediction."""
-    cfg = Config(**run.config)
+    cfg = run.cfg
     rows = []
     for unit in run.unit_files("unit.json"):
         record = json.loads(unit.read_text())
@@ -218,7 +174,7 @@ def markdown(document: dict[str, Any]) -> str:
 def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[str, Any]:
     """Model-alone rates before and after the run (the best counts: other work only slows a round)."""
     run = runs.find_run(args.runs, args.competition, args.run) if args.run else None
-    cfg = Config(**run.config) if run else cfg  # the run's own model and batch size
+    cfg = run.cfg if run else cfg  # the run's own model and batch size
     before = model_rates(cfg, args.steps)
     outside = None
     if args.train:

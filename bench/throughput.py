@@ -27,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from bench.speed import model_rates  # noqa: E402
 from common import runs  # noqa: E402
 from common.commands.bench import (  # noqa: E402
     RESULTS_DIR,
@@ -37,6 +36,7 @@ from common.commands.bench import (  # noqa: E402
     machine_description,
     markdown_table,
     matmul_gflops,
+    model_rates,  # noqa: E402
     write_result_files,
 )
 from common.ground.config import Config, load_config  # noqa: E402

@@ -25,8 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from common import runs  # noqa: E402
 from common.commands.bench import RESULTS_DIR, markdown_table  # noqa: E402
 from common.data.files import load_dataset  # noqa: E402
-from common.data.trainset import folds_rows  # noqa: E402
-from common.ground.config import Config  # noqa: E402
 from common.ground.errors import exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.runs.metrics import accuracy  # noqa: E402
@@ -41,7 +39,7 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
 
     folds = run.folds()
     per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), 10), np.float64)
-    units = all_units(Config(**run.config))
+    units = all_units(run.cfg)
     start = time.perf_counter()
     for key in tqdm(units, desc="units", unit="unit"):
         model = keras.models.load_model(run.unit_dir(key) / "model.keras", compile=False)
@@ -100,7 +98,7 @@ def tta_bench(argv: list[str]) -> Path:
     spec = get_spec(args.competition)
     run = runs.find_run(args.out or runs.DEFAULT_ROOT, spec.name, args.run)
     data = load_dataset(spec, args.data_dir)
-    images, _ = folds_rows(data, run.folds(), run.folder / "folds.csv")
+    images, _ = run.training_images(data)
     per_view, seconds = view_probabilities(run, images)
     rows = tta_table(per_view, run.folds()["label"].to_numpy())
     path = write_results(run, rows, seconds, "python -m bench.tta " + " ".join(argv), args.results)

@@ -26,6 +26,15 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("KAGGLE_DATA_DIR", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def no_kaggle_credentials(tmp_path_factory, monkeypatch):
+    """Nothing in the suite may reach Kaggle, even on a machine that holds credentials: tests that need a token
+    set a fake one and cut the network at the HTTP boundary themselves."""
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path_factory.mktemp("no-kaggle-credentials")))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory) -> Path:
     """The offline sklearn-digits competition, written once per test session."""

@@ -114,7 +114,7 @@ def test_the_kaggle_notebook_makes_the_same_test_time_views():
     the copy's order and its shift function must give exactly the views that training predicted with."""
     import ast
 
-    from common.commands import kernel
+    from common.runs import notebook as kernel
 
     tree = ast.parse(kernel.TEMPLATE.read_text())
     wanted = [n for n in tree.body if isinstance(n, ast.Assign | ast.FunctionDef)]

@@ -83,9 +83,9 @@ def test_a_jax_run_without_tensorflow_records_its_backend(jax_run):
 def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, tmp_path):
     import keras
 
-    from common.commands.kernel import write_kernel
     from common.ground.spec import get_spec
     from common.runs import load_run
+    from common.runs.notebook import write_kernel
     from common.training.inference import model_files, predict_with_models
 
     assert keras.backend.backend() == "tensorflow"

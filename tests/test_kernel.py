@@ -1,4 +1,4 @@
-"""common/commands/kernel.py: the notebook folder, and its script run end to end on a Kaggle-like /kaggle/input."""
+"""common/runs/notebook.py: the notebook folder, and its script run end to end on a Kaggle-like /kaggle/input."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.commands.kernel import USERNAME_PLACEHOLDER, next_steps, write_kernel
 from common.ground.errors import UserError
 from common.ground.spec import PIXEL_COLUMNS, get_spec
+from common.runs.notebook import USERNAME_PLACEHOLDER, next_steps, write_kernel
 from tests.conftest import pixel_frame
 
 DIGITS = get_spec("digits")

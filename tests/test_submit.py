@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 import requests
 
-from common.commands.kernel import write_kernel
 from common.commands.submit import NotebookOptions, Waiter, submit_notebook, submit_run
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
@@ -352,7 +351,7 @@ def notebook_options(tmp_path: Path, progress: list[str] | None = None, **change
 
 def test_notebook_dry_run_shows_every_call_without_credentials(tmp_path, no_credentials, no_kaggle):
     kannada_run(tmp_path)
-    plan = submit_notebook(tmp_path, KANNADA, None, write_kernel, notebook_options(tmp_path, dry_run=True))
+    plan = submit_notebook(tmp_path, KANNADA, None, notebook_options(tmp_path, dry_run=True))
     folder = tmp_path / "notebook"
     owner = "your-kaggle-username"
     assert f"api.dataset_create_new(folder='{folder / 'dataset'}', public=False, quiet=True, dir_mode='skip')" in plan
@@ -373,7 +372,7 @@ def test_notebook_submitted_through_the_kaggle_client(tmp_path, kaggle_http, cap
     kannada_run(tmp_path)
     progress = []
     options = notebook_options(tmp_path, progress, message="first notebook")
-    report = submit_notebook(tmp_path, KANNADA, None, write_kernel, options)
+    report = submit_notebook(tmp_path, KANNADA, None, options)
 
     uploads = ["StartBlobUpload", f"PUT {UPLOAD_URL}"] * 3
     statuses = ["GetKernelSessionStatus"] * 3
@@ -422,7 +421,7 @@ def test_an_existing_dataset_gets_a_new_version(tmp_path, kaggle_http):
     }
     kaggle = kaggle_http(answers)
     kannada_run(tmp_path)
-    submit_notebook(tmp_path, KANNADA, None, write_kernel, notebook_options(tmp_path))
+    submit_notebook(tmp_path, KANNADA, None, notebook_options(tmp_path))
     assert "CreateDataset" not in kaggle.calls()
     (version,) = kaggle.payloads("CreateDatasetVersion")
     assert (version["ownerSlug"], version["datasetSlug"]) == (OWNER, DATASET)
@@ -469,7 +468,7 @@ def test_refusals_and_failures_are_one_line(tmp_path, kaggle_http, changes, expe
     kaggle = kaggle_http(happy_answers() | {"GetDatasetStatus": READY_AT_ONCE} | changes)
     kannada_run(tmp_path)
     with pytest.raises(UserError, match=re.escape(expected)) as error:
-        submit_notebook(tmp_path, KANNADA, None, write_kernel, notebook_options(tmp_path))
+        submit_notebook(tmp_path, KANNADA, None, notebook_options(tmp_path))
     assert "\n" not in str(error.value)
     assert kaggle.calls()[-1] == last  # nothing more is asked of Kaggle after the refusal
 
@@ -480,7 +479,7 @@ def test_a_notebook_still_running_at_the_deadline_is_one_line(tmp_path, kaggle_h
     kannada_run(tmp_path)
     options = notebook_options(tmp_path, wait_minutes=0)
     with pytest.raises(UserError, match=f"notebook {OWNER}/{KERNEL}/3: still running after 0 minutes") as error:
-        submit_notebook(tmp_path, KANNADA, None, write_kernel, options)
+        submit_notebook(tmp_path, KANNADA, None, options)
     assert f"kaggle competitions submit Kannada-MNIST -k {OWNER}/{KERNEL} -v 3 -f submission.csv" in str(error.value)
     assert "CreateCodeSubmission" not in kaggle.calls()
 
@@ -498,11 +497,11 @@ def test_notebook_credentials_rejected_or_missing(tmp_path, kaggle_http, monkeyp
     kaggle = kaggle_http(happy_answers() | {"IntrospectToken": [(200, {"active": False})]})
     kannada_run(tmp_path)
     with pytest.raises(UserError, match="credentials found were rejected"):
-        submit_notebook(tmp_path, KANNADA, None, write_kernel, notebook_options(tmp_path))
+        submit_notebook(tmp_path, KANNADA, None, notebook_options(tmp_path))
     assert kaggle.calls() == [] and not (tmp_path / "notebook").exists()
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     with pytest.raises(UserError, match="no Kaggle credentials: create a token"):
-        submit_notebook(tmp_path, KANNADA, None, write_kernel, notebook_options(tmp_path))
+        submit_notebook(tmp_path, KANNADA, None, notebook_options(tmp_path))
     assert not (tmp_path / "notebook").exists()
     assert "Authentication required" not in capsys.readouterr().out
 
@@ -510,9 +509,9 @@ def test_notebook_credentials_rejected_or_missing(tmp_path, kaggle_http, monkeyp
 def test_notebook_of_an_unfinished_run_refused(tmp_path, no_kaggle):
     kannada_run(tmp_path, status="running")
     with pytest.raises(UserError, match=r"is not finished \(status running\)"):
-        submit_notebook(tmp_path, KANNADA, RUN_ID, write_kernel, notebook_options(tmp_path, dry_run=True))
+        submit_notebook(tmp_path, KANNADA, RUN_ID, notebook_options(tmp_path, dry_run=True))
     with pytest.raises(UserError, match="no finished run of kannada"):
-        submit_notebook(tmp_path, KANNADA, None, write_kernel, notebook_options(tmp_path, dry_run=True))
+        submit_notebook(tmp_path, KANNADA, None, notebook_options(tmp_path, dry_run=True))
 
 
 def test_real_code_submission_signature(no_credentials, capsys):

@@ -9,15 +9,20 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.training.backend import setup_hardware
 from common.training.batches import TrainBatches
-from common.training.train import compiled_model
+from common.training.train import averaged_weights, compiled_model
+
+
+def tiny_training(cfg: Config, rows: int):
+    """(plain model, compiled trainer, batches) of `rows` random images."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (rows, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, rows)
+    batches = TrainBatches(images, labels, cfg, seed=0)
+    return (*compiled_model(cfg, len(batches), setup_hardware(cfg)), batches)
 
 
 def test_with_ema_the_plain_model_ends_with_the_averaged_weights():
     cfg = Config(model="mlp", epochs=2, batch_size=64, ema=0.5)
-    rng = np.random.default_rng(0)
-    images, labels = rng.integers(0, 256, (256, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 256)
-    batches = TrainBatches(images, labels, cfg, seed=0)
-    model, trainer = compiled_model(cfg, len(batches), setup_hardware(cfg))
+    model, trainer, batches = tiny_training(cfg, 256)
     trainer.fit(batches, epochs=cfg.epochs, shuffle=False, verbose=0)
     averages = [np.asarray(v) for v in trainer.optimizer._model_variables_moving_average]  # Keras 3.15 internals
     assert len(averages) == len(model.trainable_weights)
@@ -28,3 +33,24 @@ def test_with_ema_the_plain_model_ends_with_the_averaged_weights():
 def test_ema_momentum_must_be_below_one():
     with pytest.raises(UserError, match="ema"):
         Config(ema=1.0)
+
+
+def test_ema_and_early_stopping_are_refused_together():
+    with pytest.raises(UserError, match="ema and early_stopping"):
+        Config(ema=0.99, early_stopping=2)
+
+
+def test_averaged_weights_are_swapped_in_for_scoring_and_back_out():
+    _, trainer, batches = tiny_training(Config(model="mlp", epochs=1, batch_size=64, ema=0.5), 128)
+    trainer.optimizer.build(trainer.trainable_variables)
+    for step in range(2):  # Keras starts the averages at the first step's weights: after a second they differ
+        trainer.train_on_batch(*batches[step])
+    before = [np.asarray(v).copy() for v in trainer.trainable_variables]
+    averages = [np.asarray(v) for v in trainer.optimizer._model_variables_moving_average]
+    with averaged_weights(trainer):
+        inside = [np.asarray(v).copy() for v in trainer.trainable_variables]
+    after = [np.asarray(v) for v in trainer.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(before, averages, strict=True))
+    for weights, expected in ((inside, averages), (after, before)):
+        for got, want in zip(weights, expected, strict=True):
+            np.testing.assert_allclose(got, want)

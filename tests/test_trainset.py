@@ -71,18 +71,25 @@ def judged(digits_dir):
 
 
 def test_a_judged_set_splits_once_into_a_picking_and_a_reporting_half(judged, digits_dir):
-    whole, pick, report = (judged.extras[name] for name in ("holdout", "holdout_pick", "holdout_report"))
-    assert len(pick.labels) + len(report.labels) == len(whole.labels)
-    assert abs(np.bincount(pick.labels) - np.bincount(report.labels)).max() <= 1  # stratified by label
-    rows = {image.tobytes() for image in whole.images}
-    assert {image.tobytes() for image in pick.images} | {image.tobytes() for image in report.images} == rows
-    again = load_dataset(replace(DIGITS, judged_sets=("holdout",)), digits_dir)
-    assert np.array_equal(again.extras["holdout_pick"].images, pick.images)  # the same halves every time
+    halves = judged.judged_halves()
+    assert list(halves) == ["holdout_pick", "holdout_report"]
+    (_, pick), (_, report) = halves.values()
+    labels = judged.extras["holdout"].labels
+    assert sorted([*pick, *report]) == list(range(len(labels)))  # disjoint, and together the whole set
+    assert abs(np.bincount(labels[pick]) - np.bincount(labels[report])).max() <= 1  # stratified by label
+    again = load_dataset(replace(DIGITS, judged_sets=("holdout",)), digits_dir).judged_halves()
+    assert np.array_equal(again["holdout_pick"][1], pick)  # the same halves every time
+    probabilities = np.eye(10, dtype=np.float32)[labels]
+    probabilities[pick] = np.roll(probabilities[pick], 1, axis=1)  # every row of the picking half wrong
+    scored = judged.scored_sets({"holdout": probabilities})
+    assert set(scored) == {"holdout", "holdout_pick", "holdout_report"}
+    assert np.array_equal(scored["holdout_report"][1], probabilities[report])
+    assert (scored["holdout_pick"][1].argmax(axis=1) != scored["holdout_pick"][0]).all()
 
 
 def test_a_judged_set_trained_on_loses_both_halves(judged):
     data, _ = prepare_train_set(judged, Config(folds=3, extra_train="holdout"))
-    assert not {"holdout", "holdout_pick", "holdout_report"} & set(data.extras)
+    assert "holdout" not in data.extras and data.judged_halves() == {}
 
 
 def test_kannada_judges_recipes_on_half_of_dig_mnist():

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -31,28 +30,28 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from common import runs
 from common.data.files import Dataset, load_dataset
-from common.data.folds import HOLDOUT_SEED, stratified_subset
+from common.data.folds import HOLDOUT_SEED, holdout_split, stratified_subset
 from common.ground.config import Config, available_presets, chosen_keys, load_config
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
 from common.ground.spec import CompetitionSpec, get_spec
 from common.runs.metrics import accuracy
 from common.runs.stats import mcnemar
-from common.training.backend import setup_hardware
+from common.training.backend import cpu_flags, cpu_model, setup_hardware
 from common.training.batches import TrainBatches
 from common.training.models import MODELS, check_model_keys
-from common.training.train import compiled_model, predict_sets
+from common.training.train import averaged_weights, compiled_model, predict_sets
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (gradients of inputs and of weights) ~ 3x the forward pass
 HOLDOUT = "holdout"
 DEFAULT_RECIPE = "default"
 REFERENCE_RECIPE = "reference"
+SPEED_ROUNDS = 5  # rounds of the model alone and the trainer, taking turns (bench/speed.py)
 PRESET_KEY = "preset"  # NAME:preset=P,... starts a recipe from preset P
 
 
@@ -185,18 +184,18 @@ class BenchSplit:
         (Dig-MNIST.csv), which cannot be mistaken for the split's holdout (digits' extra set is holdout.csv)."""
         images, labels = self.data.train.images, self.data.train.labels
         sets = {HOLDOUT: (images[self.holdout_rows], labels[self.holdout_rows])}
-        return sets | {self.data.spec.extra_sets[name]: (t.images, t.labels) for name, t in self.data.extras.items()}
+        sets |= {self.data.spec.extra_sets[name]: (t.images, t.labels) for name, t in self.data.extras.items()}
+        for half, (name, rows) in self.data.judged_halves().items():  # Kannada: one half picks, one reports
+            sets[half] = (self.data.extras[name].images[rows], self.data.extras[name].labels[rows])
+        return sets
 
 
 def fixed_split(labels: np.ndarray, fraction: float, subset_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted row indices (train, holdout): a stratified subset of `subset_rows` rows (all when 0), of which a
     stratified `fraction` is held out. With subset_rows 0 and HOLDOUT_SEED, the config key `holdout`'s rows."""
     rows = stratified_subset(labels, subset_rows, seed)
-    try:
-        train, held = train_test_split(rows, test_size=fraction, stratify=labels[rows], random_state=seed)
-    except ValueError as error:  # too few rows of some label for a stratified split
-        raise UserError(f"cannot hold out {fraction} of {len(rows)} rows by label: {error}") from None
-    return np.sort(train), np.sort(held)
+    train, held = holdout_split(labels[rows], fraction, seed)
+    return rows[train], rows[held]
 
 
 def prepare_split(competition: str, options: BenchOptions) -> BenchSplit:
@@ -255,18 +254,48 @@ def matmul_gflops(size: int = 2048, seconds_per_round: float = 0.5, rounds: int 
     return 2 * size**3 * reps / best / 1e9
 
 
-def cpu_model() -> str:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.is_file() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or platform.machine()
+def interleaved_rates(fits: dict[str, Any], images: int, rounds: int) -> dict[str, list[float]]:
+    """Images per second of each fit in each round, the fits taking turns (the machine's speed drifts), after
+    one untimed call each (tracing, compiling, warm-up)."""
+    for fit in fits.values():
+        fit()
+    rates: dict[str, list[float]] = {name: [] for name in fits}
+    for _ in range(rounds):
+        for name, fit in fits.items():
+            start = time.perf_counter()
+            fit()
+            rates[name].append(images / (time.perf_counter() - start))
+    return rates
 
 
-def cpu_flags() -> str:
-    """The vector extensions that decide CPU speed here (AVX2 only, or AVX-512 with BF16): recorded with results."""
-    info = Path("/proc/cpuinfo")
-    flags = set(info.read_text().split()) if info.is_file() else set()
-    return " ".join(sorted(f for f in flags if f.startswith(("avx", "amx"))))
+def model_rates(cfg: Config, steps: int, rounds: int = SPEED_ROUNDS) -> dict[str, Any]:
+    """Median images per second of the model alone (arrays in memory) and of the training wrapper
+    (TrainBatches, in-graph affine), with every round's rate."""
+    import keras
+
+    from common.training.backend import setup_hardware
+    from common.training.batches import TrainBatches
+    from common.training.models import create_model
+    from common.training.train import compile_for_training, compiled_model
+
+    hardware = setup_hardware(cfg)
+    rng = np.random.default_rng(0)
+    n = steps * cfg.batch_size
+    images, labels = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
+    one_hot = np.eye(10, dtype=np.float32)[labels]
+    alone = compile_for_training(create_model(cfg.model, cfg), cfg, steps, hardware)
+    _, trainer = compiled_model(cfg, steps, hardware)
+    batches = TrainBatches(images, labels, cfg, seed=0)
+    fits = {
+        "model_alone": lambda: alone.fit(images, one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0),
+        "model_in_trainer": lambda: trainer.fit(batches, shuffle=False, verbose=0),
+    }
+    rates = interleaved_rates(fits, n, rounds)
+    keras.backend.clear_session()
+    return {name: float(np.median(values)) for name, values in rates.items()} | {
+        "rounds": rates,
+        "hardware": hardware.description,
+    }
 
 
 def machine_description(matmul_rate: float, matmul_size: int) -> dict[str, Any]:
@@ -355,7 +384,8 @@ class BudgetedEpochs(keras.callbacks.Callback):
 
     def scored(self, epoch: int, loss: float | None) -> dict[str, Any]:
         start = self.now()
-        probabilities = predict_sets(self.model, {name: images for name, (images, _) in self.sets.items()})
+        with averaged_weights(self.model):  # with `ema`, score the weights the recipe would save
+            probabilities = predict_sets(self.model, {name: images for name, (images, _) in self.sets.items()})
         self.predicted[epoch] = {name: p.argmax(axis=1).astype(np.int8) for name, p in probabilities.items()}
         scores = {name: accuracy(self.sets[name][1], p) for name, p in probabilities.items()}
         seconds = self.trained - self.epoch_start

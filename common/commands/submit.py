@@ -27,9 +27,10 @@ from requests import HTTPError  # the kaggle package's client raises requests' H
 
 from common import runs
 from common.data.files import kaggle_credentials_present, locate, read_csv_bytes, read_sample
-from common.ground.errors import UserError
+from common.ground.errors import UserError, first_line
 from common.ground.spec import CompetitionSpec
 from common.runs import Run, write_json
+from common.runs.notebook import write_kernel
 from common.runs.submission import check_submission
 
 NO_CREDENTIALS = (
@@ -95,11 +96,6 @@ def authenticated_api():
         except Exception as error:  # noqa: BLE001 - network and HTTP errors of many types all mean "cannot log in"
             raise UserError(f"Kaggle authentication failed (no network?): {error}") from None
     return api
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def http_reason(error: HTTPError) -> str:
@@ -186,7 +182,6 @@ OUTPUT_FILE = "submission.csv"  # what the notebook writes into /kaggle/working,
 POLL_SECONDS = 15.0
 
 # write_kernel(root, spec, run_id, dest) -> the notebook folder; run.py hands in the `kernel` command's.
-Package = Callable[[Path, CompetitionSpec, str, Path | None], Path]
 
 
 def print_at_once(line: str) -> None:
@@ -419,16 +414,14 @@ def send_notebook(
     )
 
 
-def submit_notebook(
-    root: Path, spec: CompetitionSpec, run_id: str | None, package: Package, options: NotebookOptions
-) -> str:
-    """A code competition's whole path for a finished run: its notebook folder (written by `package`, the kernel
-    command's writer), the dataset of its models, the notebook, the submission. Dry: what would be sent."""
+def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, options: NotebookOptions) -> str:
+    """A code competition's whole path for a finished run: its notebook folder (as `kernel` writes it), the
+    dataset of its models, the notebook, the submission. Dry: what would be sent."""
     if options.wait_minutes < 0:
         raise UserError(f"--wait-minutes {options.wait_minutes:g}: expected 0 or more minutes")
     run = runs.finished_run(root, spec.name, run_id)
     api = None if options.dry_run else authenticated_api()  # credentials are checked before anything is written
-    notebook = read_notebook(package(root, spec, run.run_id, options.dest))
+    notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest))
     if api is not None:
         notebook = owned_by(notebook, kaggle_username(api))
     description = describe(run, options.message)
@@ -442,3 +435,12 @@ def submit_notebook(
         f"try the notebook here: python {notebook.folder / notebook.metadata['code_file']} INPUT_ROOT"
         f" (a folder holding {spec.slug}/{spec.test_file})"
     )
+
+
+def submit(
+    root: Path, spec: CompetitionSpec, run_id: str | None, data_dir: str | None, options: NotebookOptions
+) -> str:
+    """`python run.py submit`: a checked CSV upload, or for a code competition its notebook's whole path."""
+    if spec.code_competition:
+        return submit_notebook(root, spec, run_id, options)
+    return submit_run(root, spec, run_id, options.dry_run, options.message, data_dir)

@@ -56,7 +56,8 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 RANGE_KEYS = {"low", "high", "log", "step"}
 UNSEARCHABLE = {"holdout": "every trial must hold out the same rows"}
 STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "fail": 4}
-DIG_PICK, DIG_REPORT = judged_half_names("dig_mnist")  # Kannada: one half of Dig-MNIST picks, the other reports
+DIG_MNIST = "dig_mnist"  # Kannada's judged set (kannada/__init__.py, judged_sets)
+DIG_PICK, DIG_REPORT = judged_half_names(DIG_MNIST)  # Kannada: one half of Dig-MNIST picks, the other reports
 
 
 # ---------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Setup:
         return shown
 
     def label(self, number: int) -> str:
-        return f"tune-{self.name}-t{number}"
+        return f"{runs.TRIAL_PREFIX}{self.name}-t{number}"
 
     def command(self) -> str:
         return shlex.join(["python", "run.py", *self.request.argv])
@@ -302,10 +303,10 @@ def check_objective(spec: CompetitionSpec, base: Config, space: Space, request: 
         raise UserError(f"--dig-weight must be between 0 and 1, got {request.dig_weight}")
     if not request.dig_weight:
         return
-    if "dig_mnist" not in spec.extra_sets:
+    if DIG_MNIST not in spec.judged_sets:
         raise UserError(f"--dig-weight: {spec.name} has no Dig-MNIST set (kannada has)")
     searched = next((param.extremes for param in space.params if param.key == "extra_train"), ())
-    if base.extra_train == "dig_mnist" or "dig_mnist" in searched:
+    if base.extra_train == DIG_MNIST or DIG_MNIST in searched:
         raise UserError("--dig-weight: the trials would train on Dig-MNIST (extra_train), so it would score nothing")
 
 

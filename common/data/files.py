@@ -259,6 +259,22 @@ class Dataset:
     def test_ids(self) -> np.ndarray:
         return self.test.ids
 
+    def judged_halves(self) -> dict[str, tuple[str, np.ndarray]]:
+        """Half name -> (its extra set, row indices) for each judged set still scored (not trained on)."""
+        halves = {}
+        for name in self.spec.judged_sets:
+            if name in self.extras:
+                rows = judged_rows(self.extras[name].labels)
+                halves |= dict(zip(judged_half_names(name), ((name, r) for r in rows), strict=True))
+        return halves
+
+    def scored_sets(self, probabilities: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(labels, probabilities) of every extra set, and of each judged set's halves cut from its rows."""
+        sets = {name: (table.labels, probabilities[name]) for name, table in self.extras.items()}
+        for half, (name, rows) in self.judged_halves().items():
+            sets[half] = (self.extras[name].labels[rows], probabilities[name][rows])
+        return sets
+
 
 def read_sample(source: Source, spec: CompetitionSpec) -> pd.DataFrame:
     where = source.where(spec.sample_file)
@@ -313,18 +329,14 @@ def load_dataset(spec: CompetitionSpec, data_dir: str | Path | None = None, cach
         name: cached_table(source, member, cache, label_column=spec.label_column)
         for name, member in spec.extra_sets.items()
     }
-    for name in spec.judged_sets:
-        extras |= judge_halves(name, extras[name])
     return Dataset(spec, train, test, sample, extras)
 
 
 def judged_half_names(name: str) -> tuple[str, str]:
-    """The extra sets that `judged_sets` derives from the set `name`: (picks recipes, only reports)."""
+    """The halves that `judged_sets` cuts from the extra set `name`: (picks recipes, only reports)."""
     return f"{name}_pick", f"{name}_report"
 
 
-def judge_halves(name: str, table: Table) -> dict[str, Table]:
-    """The set `name` split in two stratified halves, the same on every run and machine (HOLDOUT_SEED)."""
-    pick, report = holdout_split(table.labels, 0.5)
-    names = judged_half_names(name)
-    return {names[0]: Table(table.images[pick], table.labels[pick]), names[1]: Table(table.images[report], table.labels[report])}
+def judged_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of a judged set's two stratified halves, the same on every run and machine (HOLDOUT_SEED)."""
+    return holdout_split(labels, 0.5)

@@ -37,11 +37,12 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
 HOLDOUT_SEED = 0  # the holdout never depends on a run's seed, so runs and benchmarks hold out the same rows
 
 
-def holdout_split(labels: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted row indices (kept, held out): one stratified split of `fraction` of the rows, the same every time."""
+def holdout_split(labels: np.ndarray, fraction: float, seed: int = HOLDOUT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted row indices (kept, held out): one stratified split of `fraction` of the rows, the same every time
+    for a seed (HOLDOUT_SEED: the config key `holdout`'s rows)."""
     rows = np.arange(len(labels))
     try:
-        kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=HOLDOUT_SEED)
+        kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     except ValueError as error:  # too few rows of some label for a stratified split
         raise UserError(f"cannot hold out {fraction} of {len(labels)} rows by label: {error}") from None
     return np.sort(kept), np.sort(held)

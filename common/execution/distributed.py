@@ -26,7 +26,7 @@ from distributed.scheduler import KilledWorker
 from common.data.files import load_dataset
 from common.data.trainset import prepare_train_set
 from common.ground.config import Config
-from common.ground.errors import UserError
+from common.ground.errors import UserError, first_line
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, UnitOutput
 from common.training.unit import fit_unit
@@ -59,11 +59,6 @@ def worker_environment(threads: int) -> dict[str, str]:
     threads = str(threads)
     quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
     return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": quiet}
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 @contextmanager

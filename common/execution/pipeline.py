@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,14 +71,21 @@ def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, t
     """The one place where finished units are saved and logged, whichever executor trained them."""
     if not todo:
         return
-    finished = executor(folder, cfg, todo, data, train, options)
-    for key, output in tqdm(finished, total=len(todo), desc="units (fold x seed)", unit="unit"):
-        save_unit(folder, key, output)
-        where = output.record.get("hardware", "not recorded")
-        runs.note_hardware(folder, f"dask {options.scheduler}: {where}" if options.scheduler else where)
-        log_unit(key, train, output)
-        if options.on_unit:
-            options.on_unit(folder, key, output)
+    units = executor(folder, cfg, todo, data, train, options)
+    # closing: a run stopped here (an error, a study's pruner) stops its executor too, Dask futures included
+    with closing(units) as finished, tqdm(total=len(todo), desc="units (fold x seed)", unit="unit") as bar:
+        for key, output in finished:
+            save_and_log(folder, key, output, train, options)
+            bar.update()
+
+
+def save_and_log(folder: Path, key: UnitKey, output: UnitOutput, train: TrainSet, options: RunOptions) -> None:
+    save_unit(folder, key, output)
+    where = output.record.get("hardware", "not recorded")
+    runs.note_hardware(folder, f"dask {options.scheduler}: {where}" if options.scheduler else where)
+    log_unit(key, train, output)
+    if options.on_unit:
+        options.on_unit(folder, key, output)
 
 
 def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
@@ -101,13 +108,13 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     averaged = {name: np.mean([u.probabilities[name] for u in units.values()], axis=0) for name in names}
     for name, probabilities in {"oof": oof, **averaged}.items():
         runs.save_array(folder / f"{name}.npy", probabilities)
-    extras = {name: (table.labels, averaged[name]) for name, table in data.extras.items()}
+    extras = data.scored_sets(averaged)
     seconds = {key: unit.seconds for key, unit in units.items()}
     note_mixed_hardware(units)
     metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
     metrics |= scores_by_origin(train, oof)
     if HOLDOUT_SET in data.extras:
-        unit_holdout = [unit.probabilities[HOLDOUT_SET] for unit in units.values()]
+        unit_holdout = {key: unit.probabilities[HOLDOUT_SET] for key, unit in units.items()}
         holdout = data.extras[HOLDOUT_SET].labels, unit_holdout, averaged[HOLDOUT_SET]
         metrics |= leaderboard_estimate(metrics["oof_accuracy"], *holdout)
     runs.write_json(folder / "metrics.json", metrics)
@@ -167,7 +174,7 @@ def describe_units(keys: list[UnitKey]) -> str:
 def resumable_run(root: Path, competition: str, run_id: str) -> runs.Run:
     """The run to continue: by id or prefix, or 'latest' for the newest unfinished one."""
     if run_id == "latest":
-        unfinished = [run for run in runs.list_runs(root, competition) if not run.finished]
+        unfinished = [run for run in runs.list_runs(root, competition) if run.record.get("status") == "running"]
         if not unfinished:
             raise UserError(f"--resume latest: no unfinished run of {competition} under {root / competition}")
         return unfinished[-1]
@@ -208,6 +215,25 @@ def run_log(folder: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------
 
 
+def check_before_folder(cfg: Config, options: RunOptions) -> None:
+    """What can be refused before the data is read and any run folder exists."""
+    require_model(cfg.model)
+    if options.scheduler:
+        from common.execution.distributed import local_workers
+
+        local_workers(options.scheduler)  # a malformed local:N
+        if cfg.tensorboard:
+            raise UserError(
+                "tensorboard=true: logs come from units trained here, into this run folder; not with --scheduler"
+            )
+    else:
+        resolve_hardware(cfg)  # a GPU asked for but absent, a precision the device lacks, tensorboard off TensorFlow
+    if options.only and options.only not in all_units(cfg):
+        raise UserError(
+            f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
+        )
+
+
 def run_competition(
     spec: CompetitionSpec, cfg: Config, label: str, argv: list[str], options: RunOptions = RunOptions()
 ) -> Path:
@@ -215,20 +241,10 @@ def run_competition(
     start = time.perf_counter()
     root = options.out_root or runs.DEFAULT_ROOT
     resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
-    cfg = Config(**resumed.config) if resumed else cfg  # a resumed run keeps its own config
+    cfg = resumed.cfg if resumed else cfg  # a resumed run keeps its own config
     if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
         cfg = replace(cfg, threads=available_cores())
-    require_model(cfg.model)
-    if not options.scheduler:  # a GPU asked for but absent, or a precision the device lacks: before any folder
-        resolve_hardware(cfg)
-    if options.scheduler:
-        from common.execution.distributed import local_workers
-
-        local_workers(options.scheduler)  # a malformed local:N fails before a run folder exists
-    if options.only and options.only not in all_units(cfg):
-        raise UserError(
-            f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
-        )
+    check_before_folder(cfg, options)
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
@@ -266,7 +282,7 @@ def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, o
     """Finalises a run whose units were trained separately; refuses with the list of missing units."""
     start = time.perf_counter()
     run = runs.find_run(out_root or runs.DEFAULT_ROOT, spec.name, run_id)
-    cfg = Config(**run.config)
+    cfg = run.cfg
     data, train = prepare_train_set(load_dataset(spec, data_dir), cfg)
     check_same_folds(run.folder, train)
     missing = missing_units(run.folder, cfg)
@@ -295,7 +311,8 @@ def print_summary(folder: Path, spec: CompetitionSpec, metrics: dict, seconds: f
     rows = [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics["folds"].items()]
     rows += [(f"seed {s}", a, None) for s, a in metrics["seeds"].items()] if len(metrics["seeds"]) > 1 else []
     rows += [("OOF ensemble", metrics["oof_accuracy"], seconds)]
-    rows += [("LB estimate", metrics["leaderboard_estimate"], None)] if "leaderboard_estimate" in metrics else []
+    estimate = "leaderboard_estimate" in metrics and not spec.judged_sets  # OOF flatters where others wrote test
+    rows += [("LB estimate", metrics["leaderboard_estimate"], None)] if estimate else []
     rows += [(name, a, None) for name, a in metrics.get("oof_extra_accuracy", {}).items()]
     rows += [(name, a, None) for name, a in metrics["extra_accuracy"].items()]
     print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")

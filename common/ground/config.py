@@ -92,6 +92,8 @@ class Config:
         fractions = ("dropout", "label_smoothing", "warmup_fraction", "ema")
         if not all(0 <= getattr(self, name) < 1 for name in fractions):
             raise UserError(f"config: {', '.join(fractions)} must be in [0, 1)")
+        if self.ema and self.early_stopping:  # Keras puts the best raw weights back after averaging them in
+            raise UserError("config: ema and early_stopping cannot go together (the best epoch's raw weights win)")
         if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts
             raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
         if not 0 <= self.holdout < 1 or not 0 < self.pseudo_threshold <= 1:

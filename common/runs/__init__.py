@@ -22,7 +22,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.data.files import Dataset
+from common.data.trainset import folds_rows
 from common.ground.atomic import atomic_path, atomic_write_bytes
+from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
 
@@ -31,6 +34,7 @@ __all__ = ["atomic_write_bytes"]  # re-exported: the run-folder writers use runs
 DEFAULT_ROOT = PROJECT_ROOT / "submissions"
 
 
+TRIAL_PREFIX = "tune-"  # labels of a study's trials: runs like any other, but never a competition's "latest"
 UNITS = "units"  # each unit's folder is units/f<fold>-s<seed index>/
 
 
@@ -181,6 +185,10 @@ class Run:
         return "-".join(parts[2:-1]) if len(parts) >= 4 else ""
 
     @property
+    def is_trial(self) -> bool:
+        return self.label.startswith(TRIAL_PREFIX)
+
+    @property
     def finished(self) -> bool:
         return self.record.get("status") == "finished"
 
@@ -189,6 +197,23 @@ class Run:
 
     def unit_files(self, name: str, fold: int | None = None) -> list[Path]:
         return unit_files(self.folder, name, fold)
+
+    @property
+    def cfg(self) -> Config:
+        """config.yaml as the typed Config it was resolved from."""
+        return Config(**self.config)
+
+    def training_images(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels of folds.csv's rows, in order (train.csv's and any extra_train set's), checked
+        against the competition's files."""
+        return folds_rows(data, self.folds(), self.folder / "folds.csv")
+
+    def model_files(self) -> list[Path]:
+        """Every unit's model.keras, in unit order; UserError when the run saved none."""
+        files = self.unit_files("model.keras")
+        if not files:
+            raise UserError(f"{self.folder}: no saved models (was it trained with save_models=false?)")
+        return files
 
     def require_finished(self, purpose: str = "") -> Run:
         """This run when it is finished; one error wording otherwise, whichever command asks."""
@@ -233,7 +258,7 @@ def find_run(root: Path, competition: str, run_id: str | None) -> Run:
     """A run by id (or unique prefix); None or 'latest' means the newest finished run."""
     all_runs = list_runs(root, competition)
     if run_id in (None, "latest"):
-        finished = [r for r in all_runs if r.finished]
+        finished = [r for r in all_runs if r.finished and not r.is_trial]  # a study's trial is never "latest"
         if not finished:
             raise UserError(f"no finished run of {competition} under {root / competition}")
         return finished[-1]

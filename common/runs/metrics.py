@@ -77,11 +77,13 @@ def run_metrics(
 
 
 def leaderboard_estimate(
-    oof_accuracy: float, labels: np.ndarray, unit_probabilities: list[np.ndarray], ensemble: np.ndarray
+    oof_accuracy: float, labels: np.ndarray, units: dict[tuple[int, int], np.ndarray], ensemble: np.ndarray
 ) -> dict[str, float]:
-    """OOF scores single fold models, but Kaggle scores their ensemble. On a set that every unit predicted and
-    none trained on (the holdout), the ensemble's gain over its average unit is measured; OOF plus that gain
-    estimates the leaderboard, for a test set written like train.csv (not Kannada's: other hands wrote it)."""
-    mean_unit = float(np.mean([accuracy(labels, p) for p in unit_probabilities]))
-    gain = accuracy(labels, ensemble) - mean_unit
+    """OOF scores each fold's model (its seeds averaged), but Kaggle scores the ensemble of all folds. On a set
+    that every unit predicted and none trained on (the holdout), the ensemble's gain over the average fold model
+    is measured; OOF plus that gain estimates the leaderboard, for a test set written like train.csv (not
+    Kannada's: other hands wrote it)."""
+    folds = sorted({fold for fold, _ in units})
+    per_fold = [np.mean([p for (f, _), p in units.items() if f == fold], axis=0) for fold in folds]
+    gain = accuracy(labels, ensemble) - float(np.mean([accuracy(labels, p) for p in per_fold]))
     return {"ensemble_gain": gain, "leaderboard_estimate": oof_accuracy + gain}

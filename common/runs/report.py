@@ -268,8 +268,6 @@ def write_report(folder: Path, images: np.ndarray, labels: np.ndarray) -> Path:
 def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     """The images and labels of a run's folds.csv rows (extra_train rows included), from the competition's files."""
     from common.data.files import load_dataset
-    from common.data.trainset import folds_rows
     from common.ground.spec import get_spec
 
-    data = load_dataset(get_spec(run.competition), data_dir)
-    return folds_rows(data, run.folds(), run.folder / "folds.csv")
+    return run.training_images(load_dataset(get_spec(run.competition), data_dir))

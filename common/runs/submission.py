@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common import runs
 from common.data.files import Dataset
 from common.ground.atomic import atomic_write_bytes
 from common.ground.errors import UserError
@@ -50,9 +51,11 @@ def write_submission(submission: pd.DataFrame, path: Path) -> None:
 
 
 def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.ndarray) -> Path:
-    """The run's submission.csv, checked against sample_submission, copied as the competition's latest."""
+    """The run's submission.csv, checked against sample_submission, copied as the competition's latest (unless
+    the run is a study's trial)."""
     submission = build_submission(data.spec, data.sample, data.test_ids, test_probabilities.argmax(axis=1))
     check_submission(data.spec, data.sample, submission, str(folder / "submission.csv"))
     write_submission(submission, folder / "submission.csv")
-    atomic_write_bytes(folder.parent / "submission.csv", (folder / "submission.csv").read_bytes())
+    if not runs.load_run(folder).is_trial:
+        atomic_write_bytes(folder.parent / "submission.csv", (folder / "submission.csv").read_bytes())
     return folder / "submission.csv"

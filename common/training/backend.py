@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,23 +69,33 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cpu_name() -> str:
+def cpu_info() -> tuple[str, set[str]]:
+    """(model name, flags) from /proc/cpuinfo; the platform's processor name and no flags elsewhere."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"CPU ({line.split(':', 1)[1].strip()}, {os.cpu_count()} cores)"
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return f"CPU ({os.cpu_count()} cores)"
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    flags = {flag for line in lines if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    return (names[0] if names else platform.processor() or platform.machine()), flags
+
+
+def cpu_model() -> str:
+    return cpu_info()[0]
+
+
+def cpu_flags() -> str:
+    """The vector extensions that decide CPU speed here (AVX2 only, or AVX-512 with BF16): recorded with results."""
+    return " ".join(sorted(flag for flag in cpu_info()[1] if flag.startswith(("avx", "amx"))))
+
+
+def cpu_name() -> str:
+    return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def cpu_has_bfloat16() -> bool:
     """AVX512-BF16 or AMX: the CPUs on which oneDNN/XLA run bfloat16 matmuls natively."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])
 
 
 @contextmanager

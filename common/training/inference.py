@@ -6,16 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common.ground.errors import UserError
 from common.runs import Run
 
 
 def model_files(run: Run) -> list[Path]:
-    """Every unit's model.keras, in unit order; raises UserError when the run saved none."""
-    files = run.unit_files("model.keras")
-    if not files:
-        raise UserError(f"{run.folder}: no saved models (was it trained with save_models=false?)")
-    return files
+    return run.model_files()
 
 
 def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:

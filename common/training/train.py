@@ -8,6 +8,8 @@ that load on any backend. This module knows no model by name and no folder: arra
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +84,25 @@ def compiled_model(
     if init is not None:
         warm_start(model, init, cfg.freeze_convs)
     return model, compile_for_training(training_wrapper(model, cfg, seed), cfg, steps_per_epoch, hardware)
+
+
+@contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """Inside: with `ema`, the weights that fit will end with (the optimiser's moving averages) in place of the
+    current ones, to score an epoch as the saved model would be; without `ema`, nothing changes."""
+    optimizer = getattr(model, "optimizer", None)  # none on a model that was never compiled
+    if not getattr(optimizer, "use_ema", False):
+        yield
+        return
+    current = [variable.numpy() for variable in model.trainable_variables]
+    averages = optimizer._model_variables_moving_average  # Keras 3.15 internals; tests/test_train.py checks them
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        variable.assign(average)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, current, strict=True):
+            variable.assign(value)
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def fit_unit(
         hardware,
         progress,
         source_model_file(cfg, key),
-        unit_dir(folder, key) / "tensorboard" if cfg.tensorboard and folder is not None else None,
+        fresh_log_dir(cfg, folder, key),
     )
     record = {
         "hardware": hardware.description,
@@ -63,3 +64,13 @@ def model_bytes(model) -> bytes:
         path = Path(folder) / "model.keras"
         model.save(path)
         return path.read_bytes()
+
+
+def fresh_log_dir(cfg: Config, folder: Path | None, key: UnitKey) -> Path | None:
+    """The unit's TensorBoard folder, emptied (a killed attempt's events would mix with this one's); None when
+    tensorboard is off or the unit trains away from its run folder."""
+    if not cfg.tensorboard or folder is None:
+        return None
+    log_dir = unit_dir(folder, key) / "tensorboard"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return log_dir

@@ -12,8 +12,8 @@ Code competitions (Kannada-MNIST) take no uploaded CSV: Kaggle reruns a notebook
         f<K>-s<S>.keras        every unit's model
 
 The same folder runs here: `python predict.py INPUT_ROOT` reads INPUT_ROOT/<slug>/test.csv and dataset/.
-`python run.py submit kannada` sends it through the kaggle package's API (run.py hands submit.py this
-module's write_kernel: commands never import each other).
+`python run.py kernel COMP` writes it; `python run.py submit kannada` writes it and sends it through the
+kaggle package's API. It lives with the run folder, below the commands, so both can use it.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from slugify import slugify  # python-slugify, the kaggle package's own dependen
 from common import runs
 from common.ground.spec import CompetitionSpec, get_spec
 from common.runs import PROJECT_ROOT, Run, atomic_write_bytes, write_json
-from common.training.inference import model_files
 
-TEMPLATE = Path(__file__).with_name("kernel_template.py")
+TEMPLATE = Path(__file__).with_name("notebook_template.py")
 DEFAULT_KERNELS_DIR = PROJECT_ROOT / "kernels"
 SCRIPT_NAME = "predict.py"
 DATASET_DIR = "dataset"
@@ -116,7 +115,7 @@ def trained_with(run: Run) -> dict[str, Any]:
 
 def write_dataset(folder: Path, spec: CompetitionSpec, run: Run, username: str) -> None:
     """The run's models, flat (`kaggle datasets create` skips sub-folders), plus ensemble.json."""
-    files = model_files(run)
+    files = run.model_files()
     names = [f"{file.parent.name}.keras" for file in files]
     folder.mkdir(parents=True, exist_ok=True)
     for stale in set(folder.glob("*.keras")) - {folder / name for name in names}:
