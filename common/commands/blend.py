@@ -20,8 +20,8 @@ from common.data.trainset import folds_rows
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.aligned import AlignedOOF, aligned_oof
+from common.runs.ensemble import write_ensemble_files
 from common.runs.metrics import accuracy, per_class_table
-from common.runs.submission import write_run_submission
 
 # ---------------------------------------------------------------------------
 # Checking the inputs (all before the new run folder exists)
@@ -113,13 +113,8 @@ def write_blend(
     folder: Path, aligned: AlignedOOF, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset
 ) -> None:
     """The run-folder files: folds.csv (first run's folds on the shared rows), arrays, metrics, submission."""
-    runs.atomic_write_bytes(folder / "folds.csv", folds.to_csv(index=False).encode())
-    for name, probabilities in arrays.items():
-        runs.save_array(folder / f"{name}.npy", probabilities)
-    runs.write_json(folder / "metrics.json", metrics)
-    table = per_class_table(aligned.labels, arrays["oof"])
-    runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
-    write_run_submission(folder, data, arrays["test"])
+    runs.write_folds(folder, folds)
+    write_ensemble_files(folder, data, arrays, aligned.labels, metrics)
 
 
 def print_blend(folder: Path, metrics: dict) -> None:

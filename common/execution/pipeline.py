@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -27,9 +26,9 @@ from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_tra
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
-from common.runs.metrics import accuracy, leaderboard_estimate, oof_from_units, per_class_table, run_metrics
+from common.runs.ensemble import write_ensemble_files
+from common.runs.metrics import accuracy, leaderboard_estimate, oof_from_units, run_metrics
 from common.runs.report import write_report
-from common.runs.submission import write_run_submission
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
 from common.training.backend import available_cores, resolve_hardware
 from common.training.models import require_model
@@ -100,14 +99,12 @@ def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
 
 
 def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> dict:
-    """Averages the saved units, scores the ensemble, writes oof/test/extras .npy, metrics and submission."""
+    """Averages the saved units, scores the ensemble, writes its files (common/runs/ensemble.py)."""
     units = {key: load_unit(folder, key) for key in all_units(cfg)}
     held_out = {key: unit.probabilities["valid"] for key, unit in units.items()}
     oof = oof_from_units(train.folds, held_out)
     names = ["test", *data.extras]
     averaged = {name: np.mean([u.probabilities[name] for u in units.values()], axis=0) for name in names}
-    for name, probabilities in {"oof": oof, **averaged}.items():
-        runs.save_array(folder / f"{name}.npy", probabilities)
     extras = data.scored_sets(averaged)
     seconds = {key: unit.seconds for key, unit in units.items()}
     note_mixed_hardware(units)
@@ -117,10 +114,7 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
         unit_holdout = {key: unit.probabilities[HOLDOUT_SET] for key, unit in units.items()}
         holdout = data.extras[HOLDOUT_SET].labels, unit_holdout, averaged[HOLDOUT_SET]
         metrics |= leaderboard_estimate(metrics["oof_accuracy"], *holdout)
-    runs.write_json(folder / "metrics.json", metrics)
-    table = per_class_table(train.labels, oof)
-    runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
-    write_run_submission(folder, data, averaged["test"])
+    write_ensemble_files(folder, data, {"oof": oof, **averaged}, train.labels, metrics)
     return metrics
 
 
@@ -186,7 +180,7 @@ def resumable_run(root: Path, competition: str, run_id: str) -> runs.Run:
 
 def check_same_folds(folder: Path, train: TrainSet) -> None:
     """A resumed or merged run must see the very rows and folds its units were trained on."""
-    if not same_folds(pd.read_csv(folder / "folds.csv"), folds_table(train)):
+    if not same_folds(runs.load_run(folder).folds(), folds_table(train)):
         raise UserError(f"{folder / 'folds.csv'}: the data or config changed since this run started; folds differ")
 
 
@@ -274,7 +268,7 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)
     runs.start_run(folder, cfg.to_dict(), argv, label=label)
-    runs.atomic_write_bytes(folder / "folds.csv", folds_table(train).to_csv(index=False).encode())
+    runs.write_folds(folder, folds_table(train))
     return folder
 
 

@@ -127,6 +127,11 @@ def start_run(
     return record
 
 
+def write_folds(folder: Path, table: pd.DataFrame) -> None:
+    """folds.csv: row, label, fold (and origin): what lines runs up row by row for every command."""
+    atomic_write_bytes(folder / "folds.csv", table.to_csv(index=False).encode())
+
+
 def note_hardware(folder: Path, description: str) -> None:
     """Adds what this process trains on to run.json's `hardware` list (a resumed run may change machine)."""
     known = json.loads((folder / "run.json").read_text()).get("hardware", [])

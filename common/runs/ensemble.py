@@ -1,0 +1,25 @@
+"""The ensemble's files in a run folder: what a trained run and a blend both leave, written in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common import runs
+from common.data.files import Dataset
+from common.runs.metrics import per_class_table
+from common.runs.submission import write_run_submission
+
+
+def write_ensemble_files(
+    folder: Path, data: Dataset, arrays: dict[str, np.ndarray], labels: np.ndarray, metrics: dict
+) -> None:
+    """<name>.npy for oof, test and each extra set, metrics.json, per_class.csv (OOF against `labels`), and the
+    checked submission.csv."""
+    for name, probabilities in arrays.items():
+        runs.save_array(folder / f"{name}.npy", probabilities)
+    runs.write_json(folder / "metrics.json", metrics)
+    table = per_class_table(labels, arrays["oof"])
+    runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
+    write_run_submission(folder, data, arrays["test"])
