@@ -38,8 +38,6 @@ from common.ground.paths import PROJECT_ROOT  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.training.backend import cpu_flags, cpu_model  # noqa: E402
 
-
-
 # ---------------------------------------------------------------------------
 # The model alone, and the training wrapper, on batches in memory
 # ---------------------------------------------------------------------------
