@@ -388,3 +388,42 @@ def test_results_are_written_after_each_recipe(digits_dir, tmp_path, monkeypatch
     text = path.with_suffix(".md").read_text()
     assert f"| reference - better | {test['gain']:+.5f} (p = 0.002) |" in text
     assert "- at 1 min: better (holdout)" in text
+
+
+class FirstPixelModel:
+    """Predicts an image's first pixel (mod 10) as its class."""
+
+    stop_training = False
+
+    def predict(self, images, batch_size=None, verbose=0):
+        return np.eye(10, dtype=np.float32)[images[:, 0, 0, 0] % 10]
+
+
+def test_a_judged_sets_halves_are_scored_from_the_whole_sets_predictions(digits_dir, monkeypatch):
+    from dataclasses import replace
+
+    from common.commands import bench as harness
+    from common.data.files import load_dataset
+    from common.ground.spec import get_spec
+
+    data = load_dataset(replace(get_spec("digits"), judged_sets=("holdout",)), digits_dir)
+    split = harness.BenchSplit(data, *fixed_split(data.train.labels, 0.1, 0, HOLDOUT_SEED), HOLDOUT_SEED)
+    sets, cuts = split.sets, split.cuts
+    assert list(cuts) == ["holdout_pick", "holdout_report"] and {parent for parent, _ in cuts.values()} == {
+        "holdout.csv"
+    }
+    for half, (parent, rows) in cuts.items():
+        np.testing.assert_array_equal(sets[half][0], sets[parent][0][rows])
+    asked = []
+    real = harness.predict_sets
+    monkeypatch.setattr(harness, "predict_sets", lambda model, named: asked.append(list(named)) or real(model, named))
+    callback = BudgetedEpochs(60.0, steps_per_epoch=1, batch_size=8, sets=sets, cuts=cuts)
+    callback.set_model(FirstPixelModel())
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    point = callback.scored(1, None)
+    assert asked == [["holdout", "holdout.csv"]]  # the halves are not predicted a second time
+    for half, (parent, rows) in cuts.items():
+        images, truth = sets[half]
+        assert point["extras"][half] == pytest.approx(np.mean(images[:, 0, 0, 0] % 10 == truth))
+        np.testing.assert_array_equal(callback.predicted[1][half], callback.predicted[1][parent][rows])

@@ -185,9 +185,16 @@ class BenchSplit:
         images, labels = self.data.train.images, self.data.train.labels
         sets = {HOLDOUT: (images[self.holdout_rows], labels[self.holdout_rows])}
         sets |= {self.data.spec.extra_sets[name]: (t.images, t.labels) for name, t in self.data.extras.items()}
-        for half, (name, rows) in self.data.judged_halves().items():  # Kannada: one half picks, one reports
-            sets[half] = (self.data.extras[name].images[rows], self.data.extras[name].labels[rows])
+        for half, (name, rows) in self.cuts.items():  # Kannada: one half of Dig-MNIST picks, the other reports
+            images, labels = sets[name]
+            sets[half] = (images[rows], labels[rows])
         return sets
+
+    @property
+    def cuts(self) -> dict[str, tuple[str, np.ndarray]]:
+        """Sets scored from another set's predictions (half -> (that set, its rows)): each judged set's halves."""
+        halves = self.data.judged_halves().items()
+        return {half: (self.data.spec.extra_sets[name], rows) for half, (name, rows) in halves}
 
 
 def fixed_split(labels: np.ndarray, fraction: float, subset_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -346,7 +353,14 @@ class BudgetedEpochs(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, budget_seconds: float, steps_per_epoch: int, batch_size: int, sets: dict, bar=None, now=time.perf_counter
+        self,
+        budget_seconds: float,
+        steps_per_epoch: int,
+        batch_size: int,
+        sets: dict,
+        bar=None,
+        now=time.perf_counter,
+        cuts: dict | None = None,
     ) -> None:
         super().__init__()
         self.now = now  # the clock; tests pass a fake one
@@ -354,6 +368,7 @@ class BudgetedEpochs(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.batch_size = batch_size
         self.sets = sets  # name -> (images, labels); HOLDOUT first
+        self.cuts = cuts or {}  # sets scored from rows of another set's predictions (BenchSplit.cuts)
         self.bar = bar
         self.curve: list[dict[str, Any]] = []
         self.predicted: dict[int, dict[str, np.ndarray]] = {}  # epoch -> set -> predicted labels
@@ -385,7 +400,9 @@ class BudgetedEpochs(keras.callbacks.Callback):
     def scored(self, epoch: int, loss: float | None) -> dict[str, Any]:
         start = self.now()
         with averaged_weights(self.model):  # with `ema`, score the weights the recipe would save
-            probabilities = predict_sets(self.model, {name: images for name, (images, _) in self.sets.items()})
+            predicted = {name: images for name, (images, _) in self.sets.items() if name not in self.cuts}
+            probabilities = predict_sets(self.model, predicted)
+        probabilities |= {half: probabilities[name][rows] for half, (name, rows) in self.cuts.items()}
         self.predicted[epoch] = {name: p.argmax(axis=1).astype(np.int8) for name, p in probabilities.items()}
         scores = {name: accuracy(self.sets[name][1], p) for name, p in probabilities.items()}
         seconds = self.trained - self.epoch_start
@@ -426,7 +443,7 @@ def train_recipe(recipe: Recipe, cfg: Config, split: BenchSplit, options: BenchO
     model, trainer = compiled_model(cfg, len(batches), hardware, seed=cfg.seed)
     budget = math.inf if options.budget_minutes is None else options.budget_minutes * 60
     with tqdm(total=cfg.epochs, desc=recipe.name, unit="epoch", leave=False) as bar:
-        callback = BudgetedEpochs(budget, len(batches), cfg.batch_size, split.sets, bar)
+        callback = BudgetedEpochs(budget, len(batches), cfg.batch_size, split.sets, bar, cuts=split.cuts)
         trainer.fit(batches, epochs=cfg.epochs, callbacks=[callback], shuffle=False, verbose=0)
     summary = recipe_summary(recipe, cfg, model, callback, hardware.description, len(rows))
     del model, trainer
