@@ -86,7 +86,7 @@ def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, 
     from common.ground.spec import get_spec
     from common.runs import load_run
     from common.runs.notebook import write_kernel
-    from common.training.inference import model_files, predict_with_models
+    from common.training.inference import predict_with_models
 
     assert keras.backend.backend() == "tensorflow"
     run = load_run(jax_run)
@@ -95,7 +95,7 @@ def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, 
 
     images = load_dataset(get_spec("digits"), str(digits_dir)).test.images
     # The same saved models, loaded on another backend, give the same probabilities as on JAX.
-    assert np.abs(predict_with_models(model_files(run), images) - test).max() < 1e-4
+    assert np.abs(predict_with_models(run.model_files(), images) - test).max() < 1e-4
     kernel = write_kernel(jax_run.parent.parent, get_spec("digits"), jax_run.name, tmp_path / "kernel")
     assert (kernel / "dataset" / "f0-s0.keras").is_file()
 

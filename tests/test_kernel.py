@@ -129,13 +129,13 @@ def run_script(inputs: Path, work: Path) -> subprocess.CompletedProcess:
 def check_submission(work: Path, test: pd.DataFrame, ids: np.ndarray, run_folder: Path) -> None:
     """submission.csv: the test file's ids in its order, labelled by the run's own ensemble, averaged the same way."""
     from common.runs import load_run
-    from common.training.inference import model_files, predict_with_models
+    from common.training.inference import predict_with_models
 
     submission = pd.read_csv(work / "submission.csv")
     assert list(submission.columns) == ["id", "label"]
     assert submission["id"].tolist() == ids.tolist()
     images = test[list(PIXEL_COLUMNS)].to_numpy(np.uint8).reshape(-1, 28, 28, 1)
-    expected = predict_with_models(model_files(load_run(run_folder)), images).argmax(axis=1)
+    expected = predict_with_models(load_run(run_folder).model_files(), images).argmax(axis=1)
     assert submission["label"].tolist() == expected.tolist()
 
 

@@ -15,7 +15,7 @@ from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs import find_run
-from common.training.inference import model_files, predict_with_models
+from common.training.inference import predict_with_models
 from tests.conftest import real_rows
 
 PAPER, INK = 235, 20
@@ -150,7 +150,7 @@ def test_predict_images_returns_label_and_top3(tiny_run, tmp_path):
     paths = [saved(draw_seven(), tmp_path / "seven.png"), saved(draw_seven((600, 400)), tmp_path / "big.png")]
     results = predict_images(tiny_run, paths)
     assert [r["path"] for r in results] == paths
-    expected = predict_with_models(model_files(tiny_run), np.stack([load_digit_image(p) for p in paths]))
+    expected = predict_with_models(tiny_run.model_files(), np.stack([load_digit_image(p) for p in paths]))
     for result, probabilities in zip(results, expected, strict=True):
         labels = [label for label, _ in result["top3"]]
         assert result["label"] == labels[0] == int(probabilities.argmax())

@@ -6,12 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from common.runs import Run
-
-
-def model_files(run: Run) -> list[Path]:
-    return run.model_files()
-
 
 def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:
     """(n, 10) float32: the mean of every model's softmax over uint8 images (n, 28, 28, 1), each model's
