@@ -30,7 +30,7 @@ from common.data.files import kaggle_credentials_present, locate, read_csv_bytes
 from common.ground.errors import UserError, first_line
 from common.ground.spec import CompetitionSpec
 from common.runs import Run, write_json
-from common.runs.notebook import write_kernel
+from common.runs.notebook import DATASET_DIR, DATASET_METADATA, KERNEL_METADATA, write_kernel
 from common.runs.submission import check_submission
 
 NO_CREDENTIALS = (
@@ -176,8 +176,6 @@ def submit_run(
 # Code competitions: the notebook folder, read in Kaggle's own formats
 # ---------------------------------------------------------------------------
 
-KERNEL_METADATA = "kernel-metadata.json"  # `kaggle kernels push -p FOLDER` reads it
-DATASET_METADATA = "dataset-metadata.json"  # `kaggle datasets create -p FOLDER` reads it; never uploaded itself
 OUTPUT_FILE = "submission.csv"  # what the notebook writes into /kaggle/working, and what is submitted
 POLL_SECONDS = 15.0
 
@@ -219,11 +217,13 @@ class Notebook:
 
 
 def read_notebook(folder: Path) -> Notebook:
-    found = sorted(folder.glob(f"*/{DATASET_METADATA}"))
-    if not (folder / KERNEL_METADATA).is_file() or len(found) != 1:
-        raise UserError(f"{folder}: not a notebook folder (expected {KERNEL_METADATA} and one dataset folder)")
+    dataset = folder / DATASET_DIR
+    if not (folder / KERNEL_METADATA).is_file() or not (dataset / DATASET_METADATA).is_file():
+        raise UserError(
+            f"{folder}: not a notebook folder (expected {KERNEL_METADATA} and {DATASET_DIR}/{DATASET_METADATA})"
+        )
     metadata = json.loads((folder / KERNEL_METADATA).read_text())
-    return Notebook(folder, metadata, found[0].parent, json.loads(found[0].read_text()))
+    return Notebook(folder, metadata, dataset, json.loads((dataset / DATASET_METADATA).read_text()))
 
 
 def kaggle_username(api) -> str:

@@ -34,6 +34,8 @@ TEMPLATE = Path(__file__).with_name("notebook_template.py")
 DEFAULT_KERNELS_DIR = PROJECT_ROOT / "kernels"
 SCRIPT_NAME = "predict.py"
 DATASET_DIR = "dataset"
+KERNEL_METADATA = "kernel-metadata.json"  # `kaggle kernels push -p FOLDER` reads it
+DATASET_METADATA = "dataset-metadata.json"  # `kaggle datasets create -p FOLDER` reads it; never uploaded itself
 FACTS_FILE = "ensemble.json"  # the script looks for this file name under /kaggle/input
 RUN_ID_LINE = 'RUN_ID = ""'
 USERNAME_PLACEHOLDER = "your-kaggle-username"
@@ -125,7 +127,7 @@ def write_dataset(folder: Path, spec: CompetitionSpec, run: Run, username: str) 
         shutil.copyfile(file, partial)
         partial.replace(folder / name)
     write_json(folder / FACTS_FILE, ensemble_facts(spec, run, names))
-    write_json(folder / "dataset-metadata.json", dataset_metadata(spec, run, username))
+    write_json(folder / DATASET_METADATA, dataset_metadata(spec, run, username))
 
 
 def write_script(folder: Path, run: Run) -> Path:
@@ -144,13 +146,13 @@ def write_kernel(root: Path, spec: CompetitionSpec, run_id: str | None = None, o
     username = kaggle_username()
     write_dataset(folder / DATASET_DIR, spec, run, username)
     write_script(folder, run)
-    write_json(folder / "kernel-metadata.json", kernel_metadata(spec, run, username))
+    write_json(folder / KERNEL_METADATA, kernel_metadata(spec, run, username))
     return folder
 
 
 def next_steps(folder: Path) -> str:
     """What to type next, printed by `run.py kernel`."""
-    metadata = json.loads((folder / "kernel-metadata.json").read_text())
+    metadata = json.loads((folder / KERNEL_METADATA).read_text())
     facts = json.loads((folder / DATASET_DIR / FACTS_FILE).read_text())
     slug, kernel_id = facts["slug"], metadata["id"]
     edit = (
