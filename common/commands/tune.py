@@ -380,7 +380,7 @@ def setup_record(setup: Setup) -> dict[str, Any]:
         "dig_weight": setup.request.dig_weight,
         "config": setup.base.to_dict(),
     }
-    return json.loads(json.dumps(record))
+    return json.loads(json.dumps(record))  # as the study stores it (tuples as lists), so the two compare
 
 
 def setup_difference(stored: dict[str, Any], record: dict[str, Any]) -> str:
