@@ -9,6 +9,11 @@ python -m bench.speed mnist [--run RUN | --train [run.py flags]] [KEY=VALUE ...]
 3. A whole run (`--train`: `python run.py COMP --out DIR KEY=VALUE...` in a subprocess, timed from outside; or
    `--run RUN`: a finished run): each unit's rate inside its epochs, its time outside them (TTA stated apart),
    and the run's wall time against the pure training time that the model-alone rate implies.
+4. `--paired`: one full unit (fold 0, seed 0) trained by the real trainer (`fit_unit`), with a round of the
+   model alone right before its first epoch and after every epoch, outside the epochs' timer. Each epoch's rate
+   is set against the mean of the two rounds around it: on a machine whose speed flips between half and full
+   within minutes, only rates measured seconds apart can be compared. With a run, its wall time is then set
+   against the pure training time implied by its own epoch seconds and this paired ratio.
 Results: bench/results/speed-<competition>-<UTC stamp>.json and .md (with the CPU and its flags).
 """
 
@@ -41,6 +46,76 @@ from common.training.backend import cpu_flags, cpu_model  # noqa: E402
 # ---------------------------------------------------------------------------
 # The model alone, and the training wrapper, on batches in memory
 # ---------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# One full unit, the model alone taking turns with its epochs
+# ---------------------------------------------------------------------------
+
+
+def alone_rounds_callback(cfg: Config, hardware, steps: int):
+    """A Keras callback that times a round of the model alone (`steps` batches from memory) when training begins
+    and after every epoch. The trainer's EpochTimer comes first in the callback list, so rounds stay outside the
+    epochs' seconds. Made by a function: Keras is imported only once the backend is chosen."""
+    import keras
+
+    from common.training.models import create_model
+    from common.training.train import compile_for_training
+
+    class AloneRounds(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            rng = np.random.default_rng(0)
+            self.images = rng.integers(0, 256, (steps * cfg.batch_size, 28, 28, 1), dtype=np.uint8)
+            self.one_hot = np.eye(10, dtype=np.float32)[rng.integers(0, 10, len(self.images))]
+            self.alone = compile_for_training(create_model(cfg.model, cfg), cfg, steps, hardware)
+            self.rates: list[float] = []
+
+        def fit_round(self) -> float:
+            start = time.perf_counter()
+            self.alone.fit(self.images, self.one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0)
+            return len(self.images) / (time.perf_counter() - start)
+
+        def on_train_begin(self, logs=None):
+            self.fit_round()  # traces and compiles: untimed
+            self.rates.append(self.fit_round())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.rates.append(self.fit_round())
+
+    return AloneRounds()
+
+
+def paired_unit(cfg: Config, competition: str, data_dir: str | None, steps: int) -> dict[str, Any]:
+    """Fold 0, seed 0 of `cfg`, trained as a run trains it, each epoch against the model-alone rounds around it;
+    the first epoch (tracing, compiling) is left out of the median."""
+    from common.data.files import load_dataset
+    from common.data.trainset import prepare_train_set
+    from common.training.backend import setup_hardware
+    from common.training.unit import fit_unit
+
+    data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
+    hardware = setup_hardware(cfg)
+    rounds = alone_rounds_callback(cfg, hardware, steps)
+    output = fit_unit(cfg, (0, 0), train, data, hardware, progress=rounds)
+    per_epoch = output.record["images_trained"] / len(output.history)
+    epochs = [
+        {
+            "epoch": e + 1,
+            "images_per_second": per_epoch / seconds,
+            "alone_around": (rounds.rates[e] + rounds.rates[e + 1]) / 2,
+        }
+        for e, seconds in enumerate(output.history["seconds"])
+    ]
+    ratios = [row["images_per_second"] / row["alone_around"] for row in epochs[1:]]
+    return {
+        "epochs": [row | {"ratio": round(row["images_per_second"] / row["alone_around"], 3)} for row in epochs],
+        "median_ratio": round(float(np.median(ratios)), 3),
+        "quartiles": [round(float(q), 3) for q in np.percentile(ratios, [25, 75])],
+        "alone_rounds": rounds.rates,
+        "unit_seconds": round(output.seconds, 1),
+        "fold_accuracy": float(output.history["val_accuracy"].iloc[-1]),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -166,7 +241,29 @@ def markdown(document: dict[str, Any]) -> str:
         run = document["run"]
         lines += ["", f"Run `{run['run']}`: OOF {run['oof_accuracy']}, extra sets {run['extra_accuracy']}.", ""]
         lines += [markdown_table(["measure", "value"], run_rows(run))]
+    if document.get("paired"):
+        lines += ["", *paired_lines(document["paired"], document.get("run"))]
     return "\n".join(lines) + "\n"
+
+
+def paired_lines(paired: dict[str, Any], run: dict[str, Any] | None) -> list[str]:
+    q1, q3 = paired["quartiles"]
+    lines = [
+        "### One full unit, the model alone taking turns with its epochs (fold 0, seed 0)",
+        "",
+        f"Median epoch rate / model alone around it: **{paired['median_ratio']}** (quartiles {q1}, {q3}; "
+        f"first epoch left out); unit {paired['unit_seconds']} s, fold accuracy {paired['fold_accuracy']:.5f}.",
+    ]
+    if run:
+        lines.append(
+            f"With the run above: (wall - TTA) / epoch seconds {run['wall_minus_tta_over_epochs']}, so "
+            f"(wall - TTA) / pure training at the paired ratio **{run['wall_over_pure_paired']}**."
+        )
+    rows = [
+        [e["epoch"], f"{e['images_per_second']:,.0f}", f"{e['alone_around']:,.0f}", e["ratio"]]
+        for e in paired["epochs"]
+    ]
+    return [*lines, "", markdown_table(["epoch", "trainer img/s", "model alone around it, img/s", "ratio"], rows)]
 
 
 def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[str, Any]:
@@ -185,7 +282,21 @@ def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[
     if run:
         units = unit_rows(run)
         document |= {"units": units, "run": run_summary(run, units, rates["model_alone"], outside)}
+    if args.paired:
+        document["paired"] = paired_unit(cfg, args.competition, args.data_dir, args.steps)
+        if run:
+            document["run"] |= paired_run_ratio(document["run"], units, document["paired"]["median_ratio"])
     return document
+
+
+def paired_run_ratio(run: dict[str, Any], units: list[dict[str, Any]], ratio: float) -> dict[str, float]:
+    """The run's (wall - TTA) against the pure training time its own epochs imply at the paired ratio: epochs
+    that ran at `ratio` of the model alone would have taken `ratio` x their seconds at the model-alone rate."""
+    epoch_seconds = sum(u["epoch_seconds"] for u in units)
+    return {
+        "wall_minus_tta_over_epochs": round((run["wall_seconds"] - run["tta_seconds"]) / epoch_seconds, 3),
+        "wall_over_pure_paired": round((run["wall_seconds"] - run["tta_seconds"]) / (epoch_seconds * ratio), 3),
+    }
 
 
 def speed_parser() -> argparse.ArgumentParser:
@@ -196,6 +307,9 @@ def speed_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--train", action="store_true", help="train a whole run with run.py and time it")
     parser.add_argument("--run", help="analyse this finished run (id, prefix or latest) instead")
+    parser.add_argument(
+        "--paired", action="store_true", help="train one full unit with model-alone rounds between its epochs"
+    )
     parser.add_argument(
         "--runs", type=Path, default=runs.DEFAULT_ROOT, help="where run folders are (default: submissions/)"
     )

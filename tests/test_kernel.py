@@ -269,3 +269,45 @@ def test_script_reads_implicit_ids_and_refuses_wrong_columns(kernel_dir, tmp_pat
         script.read_test(tmp_path / "test.csv", {"test_id_column": "id", "first_id": 0})
     script.write_submission(ids, np.array([7, 0, 3, 9]), mnist_facts, tmp_path / "submission.csv")
     assert (tmp_path / "submission.csv").read_text().splitlines()[:2] == ["ImageId,Label", "1,7"]
+
+
+# ---------------------------------------------------------------------------
+# The transductive round
+# ---------------------------------------------------------------------------
+
+
+def transductive_layout(
+    tmp_path: Path, digits_run, settings: dict, n: int
+) -> tuple[Path, Path, pd.DataFrame, np.ndarray]:
+    """A kernel with the round, on a Kaggle-like input holding a test set of `n` rows and a labelled train.csv."""
+    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", transductive=settings)
+    ids = np.arange(n) + 100
+    test = pixel_frame(n, 3, ("id", ids))
+    inputs, work = kaggle_layout(tmp_path, folder / "dataset", folder / "predict.py", test)
+    train = pixel_frame(60, 4, ("label", np.arange(60) % 10))
+    train.to_csv(inputs / "Kannada-MNIST" / "train.csv", index=False)
+    return inputs, work, test, ids
+
+
+def test_transductive_round_fine_tunes_every_model_on_a_hidden_test_set_of_another_size(digits_run, tmp_path):
+    settings = {"threshold": 0.0, "epochs": 1, "train_rows": 40, "batch_size": 32}  # every test image is "sure"
+    inputs, work, test, ids = transductive_layout(tmp_path, digits_run, settings, n=137)
+    facts = json.loads((tmp_path / "kernel" / "dataset" / "ensemble.json").read_text())
+    assert facts["transductive"]["epochs"] == 1 and facts["transductive"]["rotate"] == 8.0  # the run's own range
+    done = run_script(inputs, work)
+    assert "transductive round: 137 of 137 test images sure at 0.0" in done.stdout
+    assert done.stdout.count("fine-tuned and predicted with") == 2  # both units' models
+    submission = pd.read_csv(work / "submission.csv")
+    assert submission["id"].tolist() == ids.tolist() and submission["label"].between(0, 9).all()
+
+
+def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_run, tmp_path):
+    inputs, work, test, ids = transductive_layout(tmp_path, digits_run, {"max_minutes": 0}, n=50)
+    done = run_script(inputs, work)
+    assert "time limit reached: 2 models keep their first predictions" in done.stdout
+    check_submission(work, test, ids, digits_run[1])
+
+
+def test_transductive_setting_unknown_is_refused(digits_run, tmp_path):
+    with pytest.raises(UserError, match="unknown setting 'epoch'"):
+        write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", transductive={"epoch": 3})

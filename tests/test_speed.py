@@ -27,3 +27,20 @@ def test_a_trained_run_is_measured_against_the_model_alone(tmp_path, digits_dir,
 def test_run_flags_without_train_are_refused(capsys):
     assert main(["digits", "--preset", "smoke"]) == 2
     assert "run.py's flags go with --train" in capsys.readouterr().err
+
+
+def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(tmp_path, digits_dir, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    argv = ["digits", "--train", "--paired", "--preset", "smoke", *TINY, "--runs", str(runs), "--out", str(out)]
+    assert main([*argv, "--data-dir", str(digits_dir), "--steps", "2"]) == 0
+    (path,) = out.glob("speed-digits-*.json")
+    document = json.loads(path.read_text())
+    paired, run = document["paired"], document["run"]
+    assert [row["epoch"] for row in paired["epochs"]] == [1, 2]  # epochs=2
+    assert len(paired["alone_rounds"]) == 3  # before the first epoch and after each
+    assert all(row["images_per_second"] > 0 and row["alone_around"] > 0 for row in paired["epochs"])
+    assert paired["median_ratio"] == round(paired["epochs"][1]["ratio"], 3)
+    assert run["wall_over_pure_paired"] == round(
+        run["wall_minus_tta_over_epochs"] / paired["median_ratio"], 3
+    ) or abs(run["wall_over_pure_paired"] - run["wall_minus_tta_over_epochs"] / paired["median_ratio"]) < 0.01
+    assert "taking turns with its epochs" in capsys.readouterr().out

@@ -27,6 +27,7 @@ from typing import Any
 from slugify import slugify  # python-slugify, the kaggle package's own dependency and title -> slug rule
 
 from common import runs
+from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec, get_spec
 from common.runs import PROJECT_ROOT, Run, atomic_write_bytes, write_json
 
@@ -40,6 +41,10 @@ FACTS_FILE = "ensemble.json"  # the script looks for this file name under /kaggl
 RUN_ID_LINE = 'RUN_ID = ""'
 USERNAME_PLACEHOLDER = "your-kaggle-username"
 MAX_SLUG = 50  # Kaggle's limit for dataset slugs and titles
+# The notebook's optional transductive round (`kernel --transductive`; notebook_template.transductive): fine-tune
+# every model on the hidden test images the ensemble is sure of, mixed with training rows, then predict again.
+# Measured with `python -m bench.transductive` (README, "The transductive round").
+TRANSDUCTIVE = {"threshold": 0.99, "epochs": 2, "train_rows": 10_000, "lr": 3e-4, "batch_size": 128, "max_minutes": 60}
 
 
 # ---------------------------------------------------------------------------
@@ -83,13 +88,29 @@ def dataset_metadata(spec: CompetitionSpec, run: Run, username: str) -> dict[str
     return {"title": slug, "id": f"{username}/{slug}", "licenses": [{"name": "CC0-1.0"}]}
 
 
-def ensemble_facts(spec: CompetitionSpec, run: Run, model_names: list[str]) -> dict[str, Any]:
-    """What the script needs to know of the competition, so one script serves every spec."""
+def transductive_settings(run: Run, overrides: dict[str, float] | None) -> dict[str, float]:
+    """TRANSDUCTIVE with `overrides`, plus the run's own affine ranges for the round's augmentation."""
+    unknown = set(overrides or {}) - set(TRANSDUCTIVE)
+    if unknown:
+        raise UserError(
+            f"transductive: unknown setting {sorted(unknown)[0]!r}; expected one of {', '.join(TRANSDUCTIVE)}"
+        )
+    ranges = {key: float(run.config.get(key, 0.0)) for key in ("rotate", "shift", "scale")}
+    return TRANSDUCTIVE | (overrides or {}) | ranges
+
+
+def ensemble_facts(
+    spec: CompetitionSpec, run: Run, model_names: list[str], transductive: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """What the script needs to know of the competition, so one script serves every spec; `transductive`: the
+    round's settings, None for none."""
     return {
         "run_id": run.run_id,
         "competition": spec.name,
         "slug": spec.slug,
         "test_file": spec.test_file,
+        "train_file": spec.train_file,  # the transductive round's labelled rows
+        "label_column": spec.label_column,
         "test_id_column": spec.test_id_column,  # None: ids are first_id + row number
         "first_id": spec.first_id,
         "submission_columns": list(spec.submission_columns),
@@ -97,6 +118,7 @@ def ensemble_facts(spec: CompetitionSpec, run: Run, model_names: list[str]) -> d
         "tta": int(run.config.get("tta", 0)),  # one-pixel shifts averaged per model, as the run predicted
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "trained_with": trained_with(run),  # the script prints these beside the versions it runs under
+        "transductive": transductive,
     }
 
 
@@ -115,7 +137,9 @@ def trained_with(run: Run) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def write_dataset(folder: Path, spec: CompetitionSpec, run: Run, username: str) -> None:
+def write_dataset(
+    folder: Path, spec: CompetitionSpec, run: Run, username: str, transductive: dict[str, float] | None = None
+) -> None:
     """The run's models, flat (`kaggle datasets create` skips sub-folders), plus ensemble.json."""
     files = run.model_files()
     names = [f"{file.parent.name}.keras" for file in files]
@@ -126,7 +150,7 @@ def write_dataset(folder: Path, spec: CompetitionSpec, run: Run, username: str) 
         partial = folder / f".{name}.partial"
         shutil.copyfile(file, partial)
         partial.replace(folder / name)
-    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, names))
+    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, names, transductive))
     write_json(folder / DATASET_METADATA, dataset_metadata(spec, run, username))
 
 
@@ -139,12 +163,20 @@ def write_script(folder: Path, run: Run) -> Path:
     return script
 
 
-def write_kernel(root: Path, spec: CompetitionSpec, run_id: str | None = None, out_dir: Path | None = None) -> Path:
-    """Writes the notebook folder for a finished run (default: the latest); returns the folder."""
+def write_kernel(
+    root: Path,
+    spec: CompetitionSpec,
+    run_id: str | None = None,
+    out_dir: Path | None = None,
+    transductive: dict[str, float] | None = None,
+) -> Path:
+    """Writes the notebook folder for a finished run (default: the latest); returns the folder. `transductive`:
+    None for a plain ensemble, else settings over TRANSDUCTIVE ({} for its defaults)."""
     run = runs.finished_run(root, spec.name, run_id)
     folder = Path(out_dir) if out_dir else DEFAULT_KERNELS_DIR / f"{spec.name}-{run.run_id}"
     username = kaggle_username()
-    write_dataset(folder / DATASET_DIR, spec, run, username)
+    settings = None if transductive is None else transductive_settings(run, transductive)
+    write_dataset(folder / DATASET_DIR, spec, run, username, settings)
     write_script(folder, run)
     write_json(folder / KERNEL_METADATA, kernel_metadata(spec, run, username))
     return folder

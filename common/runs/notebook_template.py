@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,10 @@ def read_facts(folder: Path) -> dict:
     return json.loads((folder / FACTS_FILE).read_text())
 
 
-def find_test_file(root: Path, facts: dict) -> Path:
-    """<root>/<slug>/<test file> as Kaggle mounts a competition, else the first one anywhere under root."""
-    name = facts["test_file"]
+def find_test_file(root: Path, facts: dict, name: str | None = None) -> Path:
+    """<root>/<slug>/<name> (default: the test file) as Kaggle mounts a competition, else the first one anywhere
+    under root."""
+    name = name or facts["test_file"]
     expected = root / facts["slug"] / name
     if expected.is_file():
         return expected
@@ -149,12 +151,74 @@ def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
     """The mean of every model's softmax (over the run's test-time views): the run's own ensemble."""
     keras = keras_module()
     print(versions(keras, facts))
-    views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[: facts.get("tta", 0)])]
     total = np.zeros((len(images), 10), np.float64)
     for name in facts["models"]:
-        model = load(keras, folder / name, facts)
-        total += sum(model.predict(view, batch_size=1024, verbose=0) for view in views) / len(views)
+        total += model_probabilities(load(keras, folder / name, facts), images, facts)
         print(f"predicted with {name}")
+    return total / len(facts["models"])
+
+
+def model_probabilities(model, images: np.ndarray, facts: dict) -> np.ndarray:
+    """One model's softmax, averaged over the run's test-time views."""
+    views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[: facts.get("tta", 0)])]
+    return sum(model.predict(view, batch_size=1024, verbose=0).astype(np.float64) for view in views) / len(views)
+
+
+# ---------------------------------------------------------------------------
+# The transductive round: learn the hidden test set's hands from the ensemble's own sure answers
+# ---------------------------------------------------------------------------
+
+
+def read_train_sample(root: Path, facts: dict, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` random labelled rows of the competition's training file: they keep the models anchored to the
+    labels they learnt while the round fits the test set's sure images."""
+    path = find_test_file(root, facts, facts["train_file"])
+    frame = pd.read_csv(path)
+    frame = frame.sample(n=min(rows, len(frame)), random_state=seed)
+    images = frame[[f"pixel{i}" for i in range(N_PIXELS)]].to_numpy().clip(0, 255).astype(np.uint8)
+    return images.reshape(-1, 28, 28, 1), frame[facts["label_column"]].to_numpy()
+
+
+def fine_tuned(keras, model, images: np.ndarray, labels: np.ndarray, settings: dict, seed: int):
+    """`model` trained further on (images, labels) under Keras' own random affine layers (training only)."""
+    keras.utils.set_random_seed(seed)
+    shift, turn = settings["shift"], settings["rotate"] / 360
+    trainer = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.RandomRotation(turn, fill_mode="constant"),
+            keras.layers.RandomTranslation(shift, shift, fill_mode="constant"),
+            keras.layers.RandomZoom(settings["scale"], fill_mode="constant"),
+            model,
+        ]
+    )
+    steps = settings["epochs"] * int(np.ceil(len(images) / settings["batch_size"]))
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(settings["lr"], steps)),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,  # the random layers are not jit-compatible
+    )
+    trainer.fit(images, labels, batch_size=settings["batch_size"], epochs=settings["epochs"], shuffle=True, verbose=0)
+    return model
+
+
+def transductive(root: Path, folder: Path, facts: dict, images: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Fine-tunes every model on the test images whose first prediction is sure (labelled with it) mixed with
+    training rows, then predicts again. Models not reached within the time limit keep their first answers."""
+    settings, started = facts["transductive"], time.perf_counter()
+    sure = first.max(axis=1) >= settings["threshold"]
+    train_images, train_labels = read_train_sample(root, facts, settings["train_rows"], seed=0)
+    fit_images = np.concatenate([images[sure], train_images])
+    fit_labels = np.concatenate([first[sure].argmax(axis=1), train_labels])
+    print(f"transductive round: {sure.sum()} of {len(images)} test images sure at {settings['threshold']}")
+    keras, total = keras_module(), np.zeros_like(first, dtype=np.float64)
+    for index, name in enumerate(facts["models"]):
+        if time.perf_counter() - started > settings["max_minutes"] * 60:
+            print(f"time limit reached: {len(facts['models']) - index} models keep their first predictions")
+            return (total + first * (len(facts["models"]) - index)) / len(facts["models"])
+        model = fine_tuned(keras, load(keras, folder / name, facts), fit_images, fit_labels, settings, seed=index)
+        total += model_probabilities(model, images, facts)
+        print(f"fine-tuned and predicted with {name}")
     return total / len(facts["models"])
 
 
@@ -170,7 +234,10 @@ def main() -> None:
     test_file = find_test_file(root, facts)
     ids, images = read_test(test_file, facts)
     print(f"run {facts['run_id']}: {len(facts['models'])} models from {folder}; {len(ids)} rows from {test_file}")
-    labels = predict(folder, facts, images).argmax(axis=1)
+    probabilities = predict(folder, facts, images)
+    if facts.get("transductive"):
+        probabilities = transductive(root, folder, facts, images, probabilities)
+    labels = probabilities.argmax(axis=1)
     write_submission(ids, labels, facts, Path("submission.csv"))
     print(f"wrote {Path('submission.csv').resolve()}: {len(ids)} rows")
 

@@ -1,0 +1,223 @@
+"""Benchmark: the notebook's transductive round, on a labelled set written by other hands standing in for the
+hidden test set.
+
+python -m bench.transductive kannada [RUN] [--variant NAME:key=value,...] [--data-dir DIR]
+
+Kannada-MNIST's notebook is re-run by Kaggle on a hidden test set written by other hands than train.csv. Its
+stand-in here is Dig-MNIST, which the run did not train on, cut into the halves that `judged_sets` fixes: each
+half is written as the competition's test.csv (an `id` column and pixels, no labels) beside the real train.csv,
+in Kaggle's folder layout, and the notebook that `kernel` writes runs on it as a subprocess, as on Kaggle:
+once without the round (the run's plain ensemble) and once per variant of the round's settings
+(common/runs/notebook.py's TRANSDUCTIVE). The labels only score submission.csv. The variant that does best on the
+picking half is named; the reporting half then says what it is worth. Every gain is tested with McNemar's test
+against the plain ensemble on the same rows.
+Results: bench/results/transductive-<competition>-<UTC stamp>.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from common import runs  # noqa: E402
+from common.commands.bench import RESULTS_DIR, markdown_table, write_result_files  # noqa: E402
+from common.data.files import Dataset, load_dataset  # noqa: E402
+from common.ground.errors import UserError, exit_status  # noqa: E402
+from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
+from common.runs.notebook import SCRIPT_NAME, TRANSDUCTIVE, write_kernel  # noqa: E402
+from common.runs.stats import mcnemar  # noqa: E402
+from common.training.backend import cpu_flags, cpu_model  # noqa: E402
+
+PLAIN = "plain ensemble"
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, float]]:
+    """`NAME:key=value,key=value` -> (NAME, settings over TRANSDUCTIVE); `NAME` alone is the defaults."""
+    name, _, pairs = text.partition(":")
+    settings: dict[str, float] = {}
+    for pair in filter(None, pairs.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep or key not in TRANSDUCTIVE:
+            raise UserError(f"--variant {text}: expected key=value with a key among {', '.join(TRANSDUCTIVE)}")
+        try:
+            settings[key] = type(TRANSDUCTIVE[key])(float(value))
+        except ValueError:
+            raise UserError(f"--variant {text}: {key} must be a number, got {value!r}") from None
+    if not name:
+        raise UserError(f"--variant {text}: a variant needs a name before its settings")
+    return name, settings
+
+
+def transductive_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.transductive", description=__doc__.splitlines()[0])
+    parser.add_argument("competition", help="a competition with a judged set (kannada)")
+    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:key=value,...",
+        help=f"settings of the round over {TRANSDUCTIVE} (repeatable; default: one variant, `default`)",
+    )
+    parser.add_argument("--runs", type=Path, default=runs.DEFAULT_ROOT, help="where run folders are")
+    parser.add_argument("--data-dir", help="folder holding the competition files")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# A Kaggle-like input folder, the notebook, its score
+# ---------------------------------------------------------------------------
+
+
+def write_inputs(root: Path, spec: CompetitionSpec, data: Dataset, images: np.ndarray) -> None:
+    """root/<slug>/: `images` as the test file (ids from 0) and the real training file, as Kaggle mounts them."""
+    folder = root / spec.slug
+    folder.mkdir(parents=True)
+    pixels = pd.DataFrame(images.reshape(len(images), -1), columns=list(PIXEL_COLUMNS))
+    pixels.insert(0, spec.test_id_column or "id", np.arange(len(images)))
+    pixels.to_csv(folder / spec.test_file, index=False)
+    train = pd.DataFrame(data.train.images.reshape(len(data.train.images), -1), columns=list(PIXEL_COLUMNS))
+    train.insert(0, spec.label_column, data.train.labels)
+    train.to_csv(folder / spec.train_file, index=False)
+
+
+def notebook_answers(kernel: Path, inputs: Path, work: Path) -> tuple[np.ndarray, float]:
+    """The labels the notebook writes to submission.csv, run as on Kaggle (its own process), and its seconds."""
+    work.mkdir(parents=True)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(kernel / SCRIPT_NAME), str(inputs)], check=False, cwd=work, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise UserError(f"transductive: the notebook {kernel / SCRIPT_NAME} failed: {done.stderr.strip()[-500:]}")
+    print(done.stdout.strip())
+    return pd.read_csv(work / "submission.csv").iloc[:, 1].to_numpy(), time.perf_counter() - start
+
+
+def half_rows(half: str, labels: np.ndarray, answers: dict[str, tuple[np.ndarray, float]]) -> list[dict[str, Any]]:
+    """Each notebook's accuracy on one half, and its gain over the plain ensemble with McNemar's p-value."""
+    plain = answers[PLAIN][0] == labels
+    rows = []
+    for name, (predicted, seconds) in answers.items():
+        right = predicted == labels
+        test = mcnemar(right, plain)
+        rows.append(
+            {
+                "half": half,
+                "variant": name,
+                "accuracy": round(float(right.mean()), 5),
+                "gain": round(float(right.mean() - plain.mean()), 5),
+                "only_this": test.only_a,
+                "only_plain": test.only_b,
+                "p_value": test.p_value,
+                "seconds": round(seconds, 1),
+            }
+        )
+    return rows
+
+
+def measure(args: argparse.Namespace, spec: CompetitionSpec, run: runs.Run) -> list[dict[str, Any]]:
+    """Every half of every judged set: the plain ensemble and each variant, as the notebook answers them."""
+    data = load_dataset(spec, args.data_dir)
+    variants = dict(parse_variant(text) for text in args.variant or ["default"])
+    rows = []
+    for half, (name, picked) in data.judged_halves().items():
+        with tempfile.TemporaryDirectory() as folder:
+            folder = Path(folder)
+            write_inputs(folder / "input", spec, data, data.extras[name].images[picked])
+            answers = {}
+            for variant, settings in {PLAIN: None, **variants}.items():
+                kernel = write_kernel(args.runs, spec, run.run_id, folder / f"kernel-{len(answers)}", settings)
+                print(f"{half}: {variant} ({len(picked)} images)", flush=True)
+                answers[variant] = notebook_answers(kernel, folder / "input", folder / f"work-{len(answers)}")
+            rows += half_rows(half, data.extras[name].labels[picked], answers)
+    return rows
+
+
+def picked_variant(rows: list[dict[str, Any]]) -> str:
+    """The best of all (the plain ensemble included) on the halves that pick; the first on a tie."""
+    picking = [row for row in rows if row["half"].endswith("_pick")]
+    return max(picking, key=lambda row: row["accuracy"])["variant"]
+
+
+def markdown(document: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["half"],
+            r["variant"],
+            f"{r['accuracy']:.5f}",
+            ""
+            if r["variant"] == PLAIN
+            else f"{r['gain']:+.5f} ({r['only_this']} vs {r['only_plain']} rows, p = {r['p_value']:.2g})",
+            f"{r['seconds']:,.0f}",
+        ]
+        for r in document["rows"]
+    ]
+    settings = "\n".join(f"- `{name}`: {values}" for name, values in document["variants"].items())
+    return (
+        "\n".join(
+            [
+                f"# Transductive round: {document['competition']}, {document['created']}",
+                "",
+                f"`{document['command']}` (commit {document['git_commit'] or 'unknown'})",
+                "",
+                f"- machine: {document['machine']['cpu']}, {document['machine']['cores']} cores; flags: "
+                f"{document['machine']['cpu_flags']}",
+                f"- run `{document['run']}`: OOF {document['oof_accuracy']}; its models never trained on the judged set",
+                f"- settings over {TRANSDUCTIVE} (the run's own affine ranges added):",
+                settings,
+                "",
+                markdown_table(["half", "notebook", "accuracy", "gain over the plain ensemble", "seconds"], rows),
+                "",
+                f"Picked on the picking half: **{document['picked']}**; the reporting half above says what it is worth.",
+            ]
+        )
+        + "\n"
+    )
+
+
+def transductive(argv: list[str]) -> Path:
+    args = transductive_parser().parse_args(argv)
+    spec = get_spec(args.competition)
+    if not spec.judged_sets:
+        raise UserError(f"transductive: {spec.name} has no judged set to stand in for its hidden test set")
+    run = runs.finished_run(args.runs, spec.name, args.run)
+    rows = measure(args, spec, run)
+    document = {
+        "competition": spec.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.transductive", *argv]),
+        "run": run.run_id,
+        "oof_accuracy": run.metrics().get("oof_accuracy"),
+        "variants": dict(parse_variant(text) for text in args.variant or ["default"]),
+        "rows": rows,
+        "picked": picked_variant(rows),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},
+        "git_commit": runs.git_commit(),
+    }
+    return write_result_files(args.out, f"transductive-{spec.name}", document, markdown(document))
+
+
+def main(argv: list[str]) -> int:
+    return exit_status(lambda: transductive(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
