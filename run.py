@@ -121,6 +121,11 @@ def report(argv: list[str]) -> None:
     print(f"report: {write_report(run.folder, *report_images(run, args.data_dir))}")
 
 
+TRANSDUCTIVE_HELP = (
+    "the notebook fine-tunes every model on the hidden test images the ensemble is sure of, then predicts again"
+)
+
+
 def submit(argv: list[str]) -> None:
     parser = command_parser(
         "submit",
@@ -133,13 +138,14 @@ def submit(argv: list[str]) -> None:
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs (for sample_submission.csv)")
     parser.add_argument("--wait-minutes", type=float, help="code competitions: longest wait (default 30)")
     parser.add_argument("--dest", type=Path, help="code competitions: the notebook folder (default: kernel's)")
+    parser.add_argument("--transductive", action="store_true", help=TRANSDUCTIVE_HELP)
     args = parser.parse_args(argv)
     from common.commands.submit import NotebookOptions, submit
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
 
     waits = {} if args.wait_minutes is None else {"wait_minutes": args.wait_minutes}
-    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, **waits)
+    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, transductive=args.transductive, **waits)
     print(submit(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.data_dir, options))
 
 
@@ -149,12 +155,14 @@ def kernel(argv: list[str]) -> None:
     )
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("--dest", type=Path, help="folder to write (default: kernels/<competition>-<run id>/)")
+    parser.add_argument("--transductive", action="store_true", help=TRANSDUCTIVE_HELP)
     args = parser.parse_args(argv)
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
     from common.runs.notebook import next_steps, write_kernel
 
-    folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest)
+    transductive = {} if args.transductive else None
+    folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest, transductive)
     print(next_steps(folder))
 
 

@@ -311,3 +311,22 @@ def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_
 def test_transductive_setting_unknown_is_refused(digits_run, tmp_path):
     with pytest.raises(UserError, match="unknown setting 'epoch'"):
         write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", transductive={"epoch": 3})
+
+
+def test_kernel_and_submit_dry_run_take_the_transductive_round_from_the_command_line(kannada_root, tmp_path):
+    folder, env = tmp_path / "notebook", no_credentials_env(tmp_path)
+    for command, dest in (("kernel", tmp_path / "k"), ("submit", folder)):
+        argv = [sys.executable, str(ROOT / "run.py"), command, "kannada", "--transductive", "--out", str(kannada_root)]
+        argv += ["--dest", str(dest), *(["--dry-run"] if command == "submit" else [])]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        facts = json.loads((dest / "dataset" / "ensemble.json").read_text())
+        assert facts["transductive"]["threshold"] == 0.99 and facts["train_file"] == "train.csv"
+    assert "(the notebook with its transductive round)" in done.stdout
+
+
+def test_submit_transductive_for_a_csv_competition_is_one_line(digits_run, tmp_path):
+    argv = [sys.executable, str(ROOT / "run.py"), "submit", "digits", "--transductive", "--dry-run"]
+    done = subprocess.run([*argv, "--out", str(digits_run[0])], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "--transductive is a notebook's round" in done.stderr
+    assert done.stderr.strip().count("\n") == 0

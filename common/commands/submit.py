@@ -192,6 +192,7 @@ class NotebookOptions:
     message: str | None = None
     wait_minutes: float = 30.0  # for the dataset and the notebook together
     dest: Path | None = None  # the notebook folder (default: the kernel command's)
+    transductive: bool = False  # the notebook's transductive round (common/runs/notebook.py), with its defaults
     poll_seconds: float = POLL_SECONDS
     say: Callable[[str], None] = print_at_once  # progress lines
 
@@ -421,7 +422,8 @@ def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, optio
         raise UserError(f"--wait-minutes {options.wait_minutes:g}: expected 0 or more minutes")
     run = runs.finished_run(root, spec.name, run_id)
     api = None if options.dry_run else authenticated_api()  # credentials are checked before anything is written
-    notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest))
+    transductive = {} if options.transductive else None
+    notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest, transductive))
     if api is not None:
         notebook = owned_by(notebook, kaggle_username(api))
     description = describe(run, options.message)
@@ -429,7 +431,8 @@ def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, optio
         return send_notebook(api, notebook, spec, run.run_id, description, options)
     owner = notebook.kernel_id.split("/")[0]
     return (
-        f"dry run: nothing sent; would submit run {run.run_id} to the code competition {spec.slug}\n"
+        f"dry run: nothing sent; would submit run {run.run_id} to the code competition {spec.slug}"
+        f"{' (the notebook with its transductive round)' if options.transductive else ''}\n"
         f"notebook folder: {notebook.folder} (owner {owner!r}: replaced by your token's Kaggle account)\n"
         f"{plan(notebook, spec, run.run_id, description, options)}\n"
         f"try the notebook here: python {notebook.folder / notebook.metadata['code_file']} INPUT_ROOT"
@@ -443,4 +446,6 @@ def submit(
     """`python run.py submit`: a checked CSV upload, or for a code competition its notebook's whole path."""
     if spec.code_competition:
         return submit_notebook(root, spec, run_id, options)
+    if options.transductive:
+        raise UserError(f"--transductive is a notebook's round, for code competitions; {spec.name} takes a CSV")
     return submit_run(root, spec, run_id, options.dry_run, options.message, data_dir)
