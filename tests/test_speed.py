@@ -40,7 +40,8 @@ def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(tmp_path,
     assert len(paired["alone_rounds"]) == 3  # before the first epoch and after each
     assert all(row["images_per_second"] > 0 and row["alone_around"] > 0 for row in paired["epochs"])
     assert paired["median_ratio"] == round(paired["epochs"][1]["ratio"], 3)
-    assert run["wall_over_pure_paired"] == round(
-        run["wall_minus_tta_over_epochs"] / paired["median_ratio"], 3
-    ) or abs(run["wall_over_pure_paired"] - run["wall_minus_tta_over_epochs"] / paired["median_ratio"]) < 0.01
+    assert (
+        run["wall_over_pure_paired"] == round(run["wall_minus_tta_over_epochs"] / paired["median_ratio"], 3)
+        or abs(run["wall_over_pure_paired"] - run["wall_minus_tta_over_epochs"] / paired["median_ratio"]) < 0.01
+    )
     assert "taking turns with its epochs" in capsys.readouterr().out
