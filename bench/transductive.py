@@ -133,21 +133,22 @@ def half_rows(half: str, labels: np.ndarray, answers: dict[str, tuple[np.ndarray
     return rows
 
 
-def measure(args: argparse.Namespace, spec: CompetitionSpec, run: runs.Run) -> list[dict[str, Any]]:
+def measure(
+    args: argparse.Namespace, spec: CompetitionSpec, run: runs.Run, variants: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
     """Every half of every judged set: the plain ensemble and each variant, as the notebook answers them."""
     data = load_dataset(spec, args.data_dir)
-    variants = dict(parse_variant(text) for text in args.variant or ["default"])
     rows = []
-    for half, (name, picked) in data.judged_halves().items():
-        with tempfile.TemporaryDirectory() as folder:
-            folder = Path(folder)
-            write_inputs(folder / "input", spec, data, data.extras[name].images[picked])
+    for half, (name, indices) in data.judged_halves().items():
+        with tempfile.TemporaryDirectory() as temporary:
+            folder = Path(temporary)
+            write_inputs(folder / "input", spec, data, data.extras[name].images[indices])
             answers = {}
             for variant, settings in {PLAIN: None, **variants}.items():
                 kernel = write_kernel(args.runs, spec, run.run_id, folder / f"kernel-{len(answers)}", settings)
-                print(f"{half}: {variant} ({len(picked)} images)", flush=True)
+                print(f"{half}: {variant} ({len(indices)} images)", flush=True)
                 answers[variant] = notebook_answers(kernel, folder / "input", folder / f"work-{len(answers)}")
-            rows += half_rows(half, data.extras[name].labels[picked], answers)
+            rows += half_rows(half, data.extras[name].labels[indices], answers)
     return rows
 
 
@@ -198,15 +199,16 @@ def transductive(argv: list[str]) -> Path:
     spec = get_spec(args.competition)
     if not spec.judged_sets:
         raise UserError(f"transductive: {spec.name} has no judged set to stand in for its hidden test set")
+    variants = dict(parse_variant(text) for text in args.variant or ["default"])
     run = runs.finished_run(args.runs, spec.name, args.run)
-    rows = measure(args, spec, run)
+    rows = measure(args, spec, run, variants)
     document = {
         "competition": spec.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.transductive", *argv]),
         "run": run.run_id,
         "oof_accuracy": run.metrics().get("oof_accuracy"),
-        "variants": dict(parse_variant(text) for text in args.variant or ["default"]),
+        "variants": variants,
         "rows": rows,
         "picked": picked_variant(rows),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},

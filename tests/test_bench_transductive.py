@@ -1,0 +1,55 @@
+"""bench/transductive.py: the notebook's transductive round scored on a judged set's halves (tiny digits run)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+import bench.transductive as transductive
+from common.ground.spec import get_spec
+
+TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
+
+
+@pytest.fixture
+def judged_digits(monkeypatch):
+    """digits with its holdout.csv declared judged, as Kannada's Dig-MNIST is: it stands in for a hidden test set."""
+    spec = replace(get_spec("digits"), judged_sets=("holdout",))
+    monkeypatch.setattr(transductive, "get_spec", lambda name: spec)
+    return spec
+
+
+def test_each_half_is_scored_plain_and_with_each_variant(judged_digits, digits_dir, tmp_path, capsys):
+    from common.execution.pipeline import RunOptions, run_competition
+    from common.ground.config import load_config
+
+    root, out = tmp_path / "runs", tmp_path / "results"
+    cfg, label = load_config("digits", "smoke", None, TINY)
+    run_competition(judged_digits, cfg, label, ["digits", *TINY], RunOptions(str(digits_dir), root))
+    argv = ["digits", "--variant", "quick:epochs=1,train_rows=50,threshold=0.5", "--runs", str(root)]
+    assert transductive.main([*argv, "--data-dir", str(digits_dir), "--out", str(out)]) == 0
+    (path,) = out.glob("transductive-digits-*.json")
+    document = json.loads(path.read_text())
+    assert [(row["half"], row["variant"]) for row in document["rows"]] == [
+        (half, variant) for half in ("holdout_pick", "holdout_report") for variant in ("plain ensemble", "quick")
+    ]
+    assert all(0 <= row["accuracy"] <= 1 and 0 <= row["p_value"] <= 1 for row in document["rows"])
+    assert document["variants"] == {"quick": {"epochs": 1, "train_rows": 50, "threshold": 0.5}}
+    assert document["picked"] in ("plain ensemble", "quick")
+    assert "transductive round:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "variant, message",
+    [("quick:epoch=1", "a key among"), ("quick:epochs=many", "epochs must be a number"), (":epochs=1", "needs a name")],
+)
+def test_a_bad_variant_is_one_line(variant, message, capsys):
+    assert transductive.main(["kannada", "--variant", variant]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_competition_without_a_judged_set_is_refused(capsys):
+    assert transductive.main(["mnist"]) == 2
+    assert "has no judged set" in capsys.readouterr().err
