@@ -10,6 +10,10 @@ runs under beside those the models were saved with.
 It finds its dataset (ensemble.json beside the models) under INPUT_ROOT, or in dataset/ beside this file
 when absent; it finds the competition's test file under INPUT_ROOT/<slug>/ or anywhere under INPUT_ROOT.
 It writes submission.csv into the working directory (/kaggle/working on Kaggle).
+
+With a transductive round in ensemble.json (`kernel --transductive`), it then fine-tunes every model on the test
+images the ensemble is sure of, labelled with its answers, mixed with rows of the competition's train.csv, and
+predicts again: the hidden test set's writers are not train.csv's.
 """
 
 from __future__ import annotations
@@ -66,10 +70,8 @@ def read_facts(folder: Path) -> dict:
     return json.loads((folder / FACTS_FILE).read_text())
 
 
-def find_test_file(root: Path, facts: dict, name: str | None = None) -> Path:
-    """<root>/<slug>/<name> (default: the test file) as Kaggle mounts a competition, else the first one anywhere
-    under root."""
-    name = name or facts["test_file"]
+def find_competition_file(root: Path, facts: dict, name: str) -> Path:
+    """<root>/<slug>/<name> as Kaggle mounts a competition's files, else the first one anywhere under root."""
     expected = root / facts["slug"] / name
     if expected.is_file():
         return expected
@@ -172,7 +174,7 @@ def model_probabilities(model, images: np.ndarray, facts: dict) -> np.ndarray:
 def read_train_sample(root: Path, facts: dict, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`rows` random labelled rows of the competition's training file: they keep the models anchored to the
     labels they learnt while the round fits the test set's sure images."""
-    path = find_test_file(root, facts, facts["train_file"])
+    path = find_competition_file(root, facts, facts["train_file"])
     frame = pd.read_csv(path)
     frame = frame.sample(n=min(rows, len(frame)), random_state=seed)
     images = frame[[f"pixel{i}" for i in range(N_PIXELS)]].to_numpy().clip(0, 255).astype(np.uint8)
@@ -231,7 +233,7 @@ def main() -> None:
     root = input_root()
     folder = find_dataset(root)
     facts = read_facts(folder)
-    test_file = find_test_file(root, facts)
+    test_file = find_competition_file(root, facts, facts["test_file"])
     ids, images = read_test(test_file, facts)
     print(f"run {facts['run_id']}: {len(facts['models'])} models from {folder}; {len(ids)} rows from {test_file}")
     probabilities = predict(folder, facts, images)
