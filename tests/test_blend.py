@@ -103,3 +103,27 @@ def test_blend_refuses_bad_inputs_before_writing_anything(tmp_path, digits_dir, 
         with pytest.raises(UserError, match=message):
             blend_runs(tmp_path, "digits", run_ids, weights=weights, data_dir=digits_dir)
     assert run_folders(tmp_path) == before
+
+
+def test_blend_scores_a_judged_sets_halves_as_a_trained_run_does(tmp_path, digits_dir, train_labels, monkeypatch):
+    """With holdout.csv judged (as Kannada's Dig-MNIST is), the blend and each input are scored on its picking
+    and reporting halves too, cut from the whole set's probabilities."""
+    from dataclasses import replace
+
+    import common.commands.blend as blend
+    from common.data.files import judged_rows
+
+    judged = replace(get_spec("digits"), judged_sets=("holdout",))
+    monkeypatch.setattr(blend, "get_spec", lambda name: judged)
+    rows = np.arange(0, 600)
+    a = write_digits_run(tmp_path, RUN_A, rows, train_labels, seed=1)
+    write_digits_run(tmp_path, RUN_B, rows, train_labels, seed=2)
+    folder = blend_runs(tmp_path, "digits", [RUN_A, RUN_B], data_dir=digits_dir)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics["extra_accuracy"]) == {"holdout", "holdout_pick", "holdout_report"}
+    labels = load_dataset(judged, digits_dir).extras["holdout"].labels
+    _, report = judged_rows(labels)
+    blended = np.load(folder / "holdout.npy")[report]
+    assert metrics["extra_accuracy"]["holdout_report"] == pytest.approx((blended.argmax(1) == labels[report]).mean())
+    own = (np.load(a / "holdout.npy")[report].argmax(1) == labels[report]).mean()
+    assert metrics["inputs"][RUN_A]["extra_accuracy"]["holdout_report"] == pytest.approx(own)

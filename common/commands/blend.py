@@ -81,6 +81,17 @@ def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
+def scored_extras(data: Dataset, names: list[str], sets: dict, arrays: dict) -> dict[str, tuple]:
+    """Set name -> (labels, each run's probabilities, the blend's) for every shared extra set and, as a trained
+    run scores them, the picking and reporting halves of each judged set (Kannada's Dig-MNIST)."""
+    extras = {name: (data.extras[name].labels, sets[name], arrays[name]) for name in names}
+    for half, (name, rows) in data.judged_halves().items():
+        if name in extras:
+            labels, per_run, blended = extras[name]
+            extras[half] = (labels[rows], [probabilities[rows] for probabilities in per_run], blended[rows])
+    return extras
+
+
 def weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, np.stack(arrays).astype(np.float64), axes=1).astype(np.float32)
 
@@ -151,8 +162,7 @@ def blend_runs(
     sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
     arrays = {"oof": weighted_mean(aligned.probabilities, weight)}
     arrays |= {name: weighted_mean(inputs, weight) for name, inputs in sets.items()}
-    extras = {name: (data.extras[name].labels, sets[name], arrays[name]) for name in names}
-    metrics = blend_metrics(aligned, arrays["oof"], extras, chosen, weight)
+    metrics = blend_metrics(aligned, arrays["oof"], scored_extras(data, names, sets, arrays), chosen, weight)
 
     folder = runs.create_run_dir(root, competition, "blend")
     config = {"blend_of": metrics["blend_of"], "weights": metrics["weights"], "folds_from": chosen[0].run_id}
