@@ -120,3 +120,13 @@ def test_units_trained_on_other_hardware_are_accepted_and_said(caplog):
     with caplog.at_level(logging.INFO, logger="digits"):
         note_mixed_hardware({(0, 0): unit("jax"), (1, 0): unit("jax")})
     assert "different hardware" not in caplog.text
+
+
+@pytest.mark.parametrize("label, hint", [("default", "continue with --resume "), ("tune-s-3", "continues its study")])
+def test_ctrl_c_says_how_to_go_on_for_a_run_and_for_a_studys_trial(tmp_path, label, hint):
+    from common import runs
+    from common.execution.pipeline import continue_hint
+
+    folder = runs.create_run_dir(tmp_path, "digits", label)
+    runs.start_run(folder, {"folds": 2}, ["digits"], label=label)
+    assert hint in continue_hint(folder) and ("--resume" in continue_hint(folder)) == (label == "default")

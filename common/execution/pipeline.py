@@ -196,12 +196,20 @@ def run_log(folder: Path) -> Iterator[None]:
         with logging_redirect_tqdm(loggers=[log]):
             yield
     except KeyboardInterrupt:
-        log.info("interrupted: continue with --resume %s", folder.name)
+        log.info("interrupted: %s", continue_hint(folder))
         raise
     finally:
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
+
+
+def continue_hint(folder: Path) -> str:
+    """How to go on after Ctrl-C: a study's trial continues with its study's own command, any other run with
+    --resume (its finished units are kept either way)."""
+    if runs.load_run(folder).is_trial:
+        return "this trial stays unfinished; the same `run.py tune` command continues its study with new trials"
+    return f"continue with --resume {folder.name}"
 
 
 # ---------------------------------------------------------------------------
