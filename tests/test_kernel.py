@@ -321,7 +321,7 @@ def test_kernel_and_submit_dry_run_take_the_transductive_round_from_the_command_
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         facts = json.loads((dest / "dataset" / "ensemble.json").read_text())
-        assert facts["transductive"]["threshold"] == 0.9 and facts["train_file"] == "train.csv"
+        assert facts["transductive"]["threshold"] == 0.8 and facts["train_file"] == "train.csv"
     assert "(the notebook with its transductive round)" in done.stdout
 
 
