@@ -290,13 +290,13 @@ def transductive_layout(
 
 
 def test_transductive_round_fine_tunes_every_model_on_a_hidden_test_set_of_another_size(digits_run, tmp_path):
-    settings = {"threshold": 0.0, "epochs": 1, "train_rows": 40, "batch_size": 32}  # every test image is "sure"
+    settings = {"threshold": 0.0, "epochs": 1, "rounds": 2, "train_rows": 40, "batch_size": 32}  # all are "sure"
     inputs, work, test, ids = transductive_layout(tmp_path, digits_run, settings, n=137)
     facts = json.loads((tmp_path / "kernel" / "dataset" / "ensemble.json").read_text())
     assert facts["transductive"]["epochs"] == 1 and facts["transductive"]["rotate"] == 8.0  # the run's own range
     done = run_script(inputs, work)
-    assert "transductive round: 137 of 137 test images sure at 0.0" in done.stdout
-    assert done.stdout.count("fine-tuned and predicted with") == 2  # both units' models
+    assert "transductive round 2: 137 of 137 test images sure" in done.stdout
+    assert done.stdout.count("fine-tuned and predicted with") == 4  # both units' models, in each of 2 rounds
     submission = pd.read_csv(work / "submission.csv")
     assert submission["id"].tolist() == ids.tolist() and submission["label"].between(0, 9).all()
 
@@ -304,7 +304,7 @@ def test_transductive_round_fine_tunes_every_model_on_a_hidden_test_set_of_anoth
 def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_run, tmp_path):
     inputs, work, test, ids = transductive_layout(tmp_path, digits_run, {"max_minutes": 0}, n=50)
     done = run_script(inputs, work)
-    assert "time limit reached: 2 models keep their first predictions" in done.stdout
+    assert "time limit reached: 2 models keep their previous answers" in done.stdout
     check_submission(work, test, ids, digits_run[1])
 
 

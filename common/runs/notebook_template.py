@@ -205,23 +205,29 @@ def fine_tuned(keras, model, images: np.ndarray, labels: np.ndarray, settings: d
 
 
 def transductive(root: Path, folder: Path, facts: dict, images: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Fine-tunes every model on the test images whose first prediction is sure (labelled with it) mixed with
-    training rows, then predicts again. Models not reached within the time limit keep their first answers."""
-    settings, started = facts["transductive"], time.perf_counter()
-    sure = first.max(axis=1) >= settings["threshold"]
+    """`rounds` times: take the test images the current ensemble is sure of, labelled with its answers, fine-tune
+    every model on them mixed with training rows, and predict again. A model not reached within the time limit
+    keeps its previous answers (the first ensemble's, before its first fine-tuning)."""
+    settings = facts["transductive"]
+    deadline = time.perf_counter() + settings["max_minutes"] * 60
     train_images, train_labels = read_train_sample(root, facts, settings["train_rows"], seed=0)
-    fit_images = np.concatenate([images[sure], train_images])
-    fit_labels = np.concatenate([first[sure].argmax(axis=1), train_labels])
-    print(f"transductive round: {sure.sum()} of {len(images)} test images sure at {settings['threshold']}")
-    keras, total = keras_module(), np.zeros_like(first, dtype=np.float64)
-    for index, name in enumerate(facts["models"]):
-        if time.perf_counter() - started > settings["max_minutes"] * 60:
-            print(f"time limit reached: {len(facts['models']) - index} models keep their first predictions")
-            return (total + first * (len(facts["models"]) - index)) / len(facts["models"])
-        model = fine_tuned(keras, load(keras, folder / name, facts), fit_images, fit_labels, settings, seed=index)
-        total += model_probabilities(model, images, facts)
-        print(f"fine-tuned and predicted with {name}")
-    return total / len(facts["models"])
+    keras, names = keras_module(), facts["models"]
+    models, answers = [None] * len(names), [first] * len(names)
+    for round_index in range(int(settings.get("rounds", 1))):
+        ensemble = np.mean(answers, axis=0)
+        sure = ensemble.max(axis=1) >= settings["threshold"]
+        fit_images = np.concatenate([images[sure], train_images])
+        fit_labels = np.concatenate([ensemble[sure].argmax(axis=1), train_labels])
+        print(f"transductive round {round_index + 1}: {sure.sum()} of {len(images)} test images sure")
+        for index, name in enumerate(names):
+            if time.perf_counter() > deadline:
+                print(f"time limit reached: {len(names) - index} models keep their previous answers")
+                return np.mean(answers, axis=0)
+            model = load(keras, folder / name, facts) if models[index] is None else models[index]
+            models[index] = fine_tuned(keras, model, fit_images, fit_labels, settings, seed=index + 100 * round_index)
+            answers[index] = model_probabilities(models[index], images, facts)
+            print(f"fine-tuned and predicted with {name}")
+    return np.mean(answers, axis=0)
 
 
 def write_submission(ids: np.ndarray, labels: np.ndarray, facts: dict, path: Path) -> None:
