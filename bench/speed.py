@@ -283,7 +283,8 @@ def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[
         units = unit_rows(run)
         document |= {"units": units, "run": run_summary(run, units, rates["model_alone"], outside)}
     if args.paired:
-        document["paired"] = paired_unit(cfg, args.competition, args.data_dir, args.steps)
+        paired_cfg = run.cfg if run else cfg  # the run's own config, as run.py resolved it
+        document["paired"] = paired_unit(paired_cfg, args.competition, args.data_dir, args.steps)
         if run:
             document["run"] |= paired_run_ratio(document["run"], units, document["paired"]["median_ratio"])
     return document
