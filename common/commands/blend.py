@@ -83,13 +83,13 @@ def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
 
 def scored_extras(data: Dataset, names: list[str], sets: dict, arrays: dict) -> dict[str, tuple]:
     """Set name -> (labels, each run's probabilities, the blend's) for every shared extra set and, as a trained
-    run scores them, the picking and reporting halves of each judged set (Kannada's Dig-MNIST)."""
-    extras = {name: (data.extras[name].labels, sets[name], arrays[name]) for name in names}
-    for half, (name, rows) in data.judged_halves().items():
-        if name in extras:
-            labels, per_run, blended = extras[name]
-            extras[half] = (labels[rows], [probabilities[rows] for probabilities in per_run], blended[rows])
-    return extras
+    run scores them (Dataset.scored_sets), the picking and reporting halves of each judged set."""
+    blended = data.scored_sets({name: arrays[name] for name in names})
+    per_run = [data.scored_sets({name: sets[name][i] for name in names}) for i in range(len(sets["test"]))]
+    return {
+        name: (labels, [scored[name][1] for scored in per_run], probabilities)
+        for name, (labels, probabilities) in blended.items()
+    }
 
 
 def weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
