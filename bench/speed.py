@@ -36,17 +36,19 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import runs  # noqa: E402
-from common.commands.bench import RESULTS_DIR, markdown_table, model_rates, write_result_files  # noqa: E402
+from common.commands.bench import (  # noqa: E402
+    RESULTS_DIR,
+    markdown_table,
+    model_alone_fit,
+    model_rates,
+    random_batches,
+    write_result_files,
+)
 from common.ground.config import Config, load_config  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.training.backend import cpu_flags, cpu_model  # noqa: E402
-
-# ---------------------------------------------------------------------------
-# The model alone, and the training wrapper, on batches in memory
-# ---------------------------------------------------------------------------
-
 
 # ---------------------------------------------------------------------------
 # One full unit, the model alone taking turns with its epochs
@@ -59,22 +61,17 @@ def alone_rounds_callback(cfg: Config, hardware, steps: int):
     epochs' seconds. Made by a function: Keras is imported only once the backend is chosen."""
     import keras
 
-    from common.training.models import create_model
-    from common.training.train import compile_for_training
-
     class AloneRounds(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
-            rng = np.random.default_rng(0)
-            self.images = rng.integers(0, 256, (steps * cfg.batch_size, 28, 28, 1), dtype=np.uint8)
-            self.one_hot = np.eye(10, dtype=np.float32)[rng.integers(0, 10, len(self.images))]
-            self.alone = compile_for_training(create_model(cfg.model, cfg), cfg, steps, hardware)
+            images, labels = random_batches(cfg, steps)
+            self.fit, self.images = model_alone_fit(cfg, hardware, images, labels), len(images)
             self.rates: list[float] = []
 
         def fit_round(self) -> float:
             start = time.perf_counter()
-            self.alone.fit(self.images, self.one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0)
-            return len(self.images) / (time.perf_counter() - start)
+            self.fit()
+            return self.images / (time.perf_counter() - start)
 
         def on_train_begin(self, logs=None):
             self.fit_round()  # traces and compiles: untimed
@@ -99,17 +96,13 @@ def paired_unit(cfg: Config, competition: str, data_dir: str | None, steps: int)
     rounds = alone_rounds_callback(cfg, hardware, steps)
     output = fit_unit(cfg, (0, 0), train, data, hardware, progress=rounds)
     per_epoch = output.record["images_trained"] / len(output.history)
-    epochs = [
-        {
-            "epoch": e + 1,
-            "images_per_second": per_epoch / seconds,
-            "alone_around": (rounds.rates[e] + rounds.rates[e + 1]) / 2,
-        }
-        for e, seconds in enumerate(output.history["seconds"])
-    ]
-    ratios = [row["images_per_second"] / row["alone_around"] for row in epochs[1:]]
+    epochs = []
+    for e, seconds in enumerate(output.history["seconds"]):
+        rate, alone = per_epoch / seconds, (rounds.rates[e] + rounds.rates[e + 1]) / 2
+        epochs.append({"epoch": e + 1, "images_per_second": rate, "alone_around": alone, "ratio": rate / alone})
+    ratios = [row["ratio"] for row in epochs[1:]]
     return {
-        "epochs": [row | {"ratio": round(row["images_per_second"] / row["alone_around"], 3)} for row in epochs],
+        "epochs": [row | {"ratio": round(row["ratio"], 3)} for row in epochs],
         "median_ratio": round(float(np.median(ratios)), 3),
         "quartiles": [round(float(q), 3) for q in np.percentile(ratios, [25, 75])],
         "alone_rounds": rounds.rates,

@@ -275,6 +275,23 @@ def interleaved_rates(fits: dict[str, Any], images: int, rounds: int) -> dict[st
     return rates
 
 
+def random_batches(cfg: Config, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """`steps` batches of random uint8 images and labels: a training step's time does not depend on the pixels."""
+    rng = np.random.default_rng(0)
+    n = steps * cfg.batch_size
+    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def model_alone_fit(cfg: Config, hardware, images: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
+    """One epoch of the config's model alone over arrays in memory (no augmentation), compiled as for training."""
+    from common.training.models import create_model
+    from common.training.train import compile_for_training
+
+    one_hot = np.eye(10, dtype=np.float32)[labels]
+    alone = compile_for_training(create_model(cfg.model, cfg), cfg, len(images) // cfg.batch_size, hardware)
+    return lambda: alone.fit(images, one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0)
+
+
 def model_rates(cfg: Config, steps: int, rounds: int = SPEED_ROUNDS) -> dict[str, Any]:
     """Median images per second of the model alone (arrays in memory) and of the training wrapper
     (TrainBatches, in-graph affine), with every round's rate."""
@@ -282,22 +299,17 @@ def model_rates(cfg: Config, steps: int, rounds: int = SPEED_ROUNDS) -> dict[str
 
     from common.training.backend import setup_hardware
     from common.training.batches import TrainBatches
-    from common.training.models import create_model
-    from common.training.train import compile_for_training, compiled_model
+    from common.training.train import compiled_model
 
     hardware = setup_hardware(cfg)
-    rng = np.random.default_rng(0)
-    n = steps * cfg.batch_size
-    images, labels = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
-    one_hot = np.eye(10, dtype=np.float32)[labels]
-    alone = compile_for_training(create_model(cfg.model, cfg), cfg, steps, hardware)
+    images, labels = random_batches(cfg, steps)
     _, trainer = compiled_model(cfg, steps, hardware)
     batches = TrainBatches(images, labels, cfg, seed=0)
     fits = {
-        "model_alone": lambda: alone.fit(images, one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0),
+        "model_alone": model_alone_fit(cfg, hardware, images, labels),
         "model_in_trainer": lambda: trainer.fit(batches, shuffle=False, verbose=0),
     }
-    rates = interleaved_rates(fits, n, rounds)
+    rates = interleaved_rates(fits, len(images), rounds)
     keras.backend.clear_session()
     return {name: float(np.median(values)) for name, values in rates.items()} | {
         "rounds": rates,
