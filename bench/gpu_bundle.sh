@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares what a GPU machine without network needs beside this project's code (at most 64 MiB together):
-#   .whl/   the wheels it lacks (it has Python 3.12, JAX and PyTorch for CUDA, numpy, pandas, scikit-learn,
-#           OpenCV, PyYAML, tqdm, matplotlib; not keras, namex, optree, albumentations and their needs)
+#   .whl/   the wheels it lacks (its image has Python 3.12, JAX and PyTorch for CUDA 13, numpy, pandas, scikit-learn,
+#           scipy, OpenCV, PyYAML, tqdm, tabulate, matplotlib, h5py, ml-dtypes, rich, absl-py: KINDS.md of the device
+#           tool). Only what it lacks travels: a second ml-dtypes ahead of the image's could break its jaxlib.
 #   .data/  the competition zips (from KAGGLE_DATA_DIR, default ../shared/kaggle)
 # Both folders are ignored by git. On the GPU machine:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
@@ -15,7 +16,6 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3
   "${platforms[@]}" -d .whl \
   keras==3.15.1 namex==0.1.0 optree==0.20.0 albumentations==2.0.8 albucore==0.0.24 simsimd==6.5.16 \
   stringzilla==5.3.2 pydantic==2.14.4 pydantic-core==2.50.5 typing-inspection==0.4.5 annotated-types==0.8.0 \
-  h5py==3.14.0 ml-dtypes==0.6.0 rich==15.0.0 markdown-it-py==4.3.0 mdurl==0.1.2 pygments \
-  typing-extensions absl-py==2.5.1
+  python-slugify==9.2.0 text-unidecode typing-extensions
 cp "${KAGGLE_DATA_DIR:-../shared/kaggle}"/{digit-recognizer,Kannada-MNIST}.zip .data/
 du -sh .whl .data

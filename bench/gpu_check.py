@@ -30,6 +30,10 @@ from common.ground.errors import exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 
 RUN_FILES = ("run.json", "metrics.json", "config.yaml", "submission.csv", "train.log")
+# Brought back for `python run.py compare` against the CPU run on the same folds; never committed (folds.csv
+# holds train.csv's labels).
+COMPARE_FILES = ("oof.npy", "folds.csv")
+UNIT_FILES = ("unit.json", "history.csv")
 
 
 def steps(tiny: bool) -> list[tuple[str, list[str]]]:
@@ -72,7 +76,22 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
         metrics = found[-1].parent / "metrics.json"
         result |= {"run": str(found[-1].parent.relative_to(out)), "hardware": record.get("hardware")}
         result["metrics"] = json.loads(metrics.read_text()) if metrics.is_file() else None
+        result["units"] = unit_speeds(found[-1].parent)
     return result
+
+
+def unit_speeds(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Each unit's seconds and its training rate (images trained / seconds inside its epochs), from unit.json."""
+    speeds = {}
+    for record_path in sorted(run_dir.glob("units/*/unit.json")):
+        record = json.loads(record_path.read_text())
+        inside = record.get("epoch_seconds") or 0
+        speeds[record_path.parent.name] = {
+            "seconds": record.get("seconds"),
+            "epoch_seconds": inside,
+            "img_per_s": round(record.get("images_trained", 0) / inside) if inside else 0,
+        }
+    return speeds
 
 
 def throughput(tiny: bool, log) -> dict[str, Any]:
@@ -90,14 +109,16 @@ def throughput(tiny: bool, log) -> dict[str, Any]:
 
 def step_row(step: dict[str, Any]) -> list[Any]:
     metrics = step.get("metrics") or {}
-    oof = metrics.get("oof_accuracy", metrics.get("folds", {}).get("0", {}).get("accuracy", "-"))
-    return [step["step"], step["status"], step["wall_seconds"], oof, metrics.get("extra_accuracy", "-")]
+    oof = metrics.get("oof_accuracy", "-")
+    rates = sorted(unit["img_per_s"] for unit in (step.get("units") or {}).values())
+    rate = rates[len(rates) // 2] if rates else "-"
+    return [step["step"], step["status"], step["wall_seconds"], rate, oof, metrics.get("extra_accuracy", "-")]
 
 
 def markdown(document: dict[str, Any]) -> str:
     from common.commands.bench import markdown_table  # late: it loads Keras (this process trains nothing)
 
-    columns = ["step", "status", "wall s", "OOF", "extra sets"]
+    columns = ["step", "status", "wall s", "median unit img/s", "OOF", "extra sets"]
     lines = [f"# GPU check, {document['created']}", "", f"- devices: {document['devices']}", ""]
     lines += [markdown_table(columns, [step_row(step) for step in document["steps"]])]
     lines += ["", f"Throughput (img/s): {json.dumps(document['throughput'])}", ""]
@@ -112,7 +133,10 @@ def pack(out: Path) -> Path:
         for name in ("check.json", "check.md", "check.log"):
             tar.add(out / name, arcname=name)
         for path in sorted((out / "runs").glob("*/*/*/*")):
-            if path.name in RUN_FILES:
+            if path.name in RUN_FILES + COMPARE_FILES:
+                tar.add(path, arcname=str(path.relative_to(out)))
+        for path in sorted((out / "runs").glob("*/*/*/units/*/*")):
+            if path.name in UNIT_FILES:
                 tar.add(path, arcname=str(path.relative_to(out)))
     return archive
 
