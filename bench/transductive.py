@@ -8,7 +8,7 @@ stand-in here is Dig-MNIST, which the run did not train on, cut into the halves 
 half is written as the competition's test.csv (an `id` column and pixels, no labels) beside the real train.csv,
 in Kaggle's folder layout, and the notebook that `kernel` writes runs on it as a subprocess, as on Kaggle:
 once without the round (the run's plain ensemble) and once per variant of the round's settings
-(common/runs/notebook.py's TRANSDUCTIVE). The labels only score submission.csv. The variant that does best on the
+(configs/transductive.yaml). The labels only score submission.csv. The variant that does best on the
 picking half is named; the reporting half then says what it is worth. Every gain is tested with McNemar's test
 against the plain ensemble on the same rows.
 Results: bench/results/transductive-<competition>-<UTC stamp>.md and .json.
@@ -17,6 +17,7 @@ Results: bench/results/transductive-<competition>-<UTC stamp>.md and .json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -34,9 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from common import runs  # noqa: E402
 from common.commands.bench import RESULTS_DIR, markdown_table, write_result_files  # noqa: E402
 from common.data.files import Dataset, load_dataset  # noqa: E402
+from common.ground.config import load_transductive  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
-from common.runs.notebook import SCRIPT_NAME, TRANSDUCTIVE, write_kernel  # noqa: E402
+from common.runs.notebook import SCRIPT_NAME, write_kernel  # noqa: E402
 from common.runs.stats import mcnemar  # noqa: E402
 from common.training.backend import cpu_flags, cpu_model  # noqa: E402
 
@@ -47,21 +49,19 @@ PLAIN = "plain ensemble"
 # ---------------------------------------------------------------------------
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, float]]:
-    """`NAME:key=value,key=value` -> (NAME, settings over TRANSDUCTIVE); `NAME` alone is the defaults."""
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME:key=value,key=value` -> (NAME, settings over configs/transductive.yaml); `NAME` alone is its values."""
     name, _, pairs = text.partition(":")
-    settings: dict[str, float] = {}
+    settings: dict[str, Any] = {}
     for pair in filter(None, pairs.split(",")):
         key, sep, value = pair.partition("=")
-        if not sep or key not in TRANSDUCTIVE:
-            raise UserError(f"--variant {text}: expected key=value with a key among {', '.join(TRANSDUCTIVE)}")
-        try:
-            settings[key] = type(TRANSDUCTIVE[key])(float(value))
-        except ValueError:
-            raise UserError(f"--variant {text}: {key} must be a number, got {value!r}") from None
+        if not sep:
+            raise UserError(f"--variant {text}: expected key=value, got {pair!r}")
+        settings[key] = value
     if not name:
         raise UserError(f"--variant {text}: a variant needs a name before its settings")
-    return name, settings
+    typed = load_transductive(settings, source=f"--variant {text}")  # one line for an unknown key or a bad value
+    return name, {key: getattr(typed, key) for key in settings}
 
 
 def transductive_parser() -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def transductive_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME:key=value,...",
-        help=f"settings of the round over {TRANSDUCTIVE} (repeatable; default: one variant, `default`)",
+        help="settings of the round over configs/transductive.yaml (repeatable; default: one variant, `default`)",
     )
     parser.add_argument("--runs", type=Path, default=runs.DEFAULT_ROOT, help="where run folders are")
     parser.add_argument("--data-dir", help="folder holding the competition files")
@@ -182,7 +182,7 @@ def markdown(document: dict[str, Any]) -> str:
                 f"- machine: {document['machine']['cpu']}, {document['machine']['cores']} cores; flags: "
                 f"{document['machine']['cpu_flags']}",
                 f"- run `{document['run']}`: OOF {document['oof_accuracy']}; its models never trained on the judged set",
-                f"- settings over {TRANSDUCTIVE} (the run's own affine ranges added):",
+                f"- settings over {document['settings']} (configs/transductive.yaml; the run's own affine ranges added):",
                 settings,
                 "",
                 markdown_table(["half", "notebook", "accuracy", "gain over the plain ensemble", "seconds"], rows),
@@ -208,6 +208,7 @@ def transductive(argv: list[str]) -> Path:
         "command": " ".join(["python -m bench.transductive", *argv]),
         "run": run.run_id,
         "oof_accuracy": run.metrics().get("oof_accuracy"),
+        "settings": dataclasses.asdict(load_transductive()),  # what each variant's settings are laid over
         "variants": variants,
         "rows": rows,
         "picked": picked_variant(rows),

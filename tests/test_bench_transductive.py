@@ -43,7 +43,13 @@ def test_each_half_is_scored_plain_and_with_each_variant(judged_digits, digits_d
 
 @pytest.mark.parametrize(
     "variant, message",
-    [("quick:epoch=1", "a key among"), ("quick:epochs=many", "epochs must be a number"), (":epochs=1", "needs a name")],
+    [
+        ("quick:epoch=1", "unknown config key 'epoch'"),
+        ("quick:epochs=many", "epochs must be int"),
+        ("quick:epochs", "expected key=value"),
+        ("quick:threshold=2", "threshold must be in [0, 1]"),
+        (":epochs=1", "needs a name"),
+    ],
 )
 def test_a_bad_variant_is_one_line(variant, message, capsys):
     assert transductive.main(["kannada", "--variant", variant]) == 2

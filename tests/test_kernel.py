@@ -309,7 +309,7 @@ def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_
 
 
 def test_transductive_setting_unknown_is_refused(digits_run, tmp_path):
-    with pytest.raises(UserError, match="unknown setting 'epoch'"):
+    with pytest.raises(UserError, match="unknown config key 'epoch'"):
         write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", transductive={"epoch": 3})
 
 

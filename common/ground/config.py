@@ -116,14 +116,38 @@ class Config:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class TransductiveConfig:
+    """The Kaggle notebook's transductive round (`kernel --transductive`); its values live in
+    configs/transductive.yaml, with what they were measured to reach."""
+
+    threshold: float  # a hidden test image joins the round when the ensemble gives its answer this probability
+    epochs: int  # fine-tuning epochs per model and round
+    rounds: int  # each round chooses the sure images again, with the ensemble the last round fine-tuned
+    train_rows: int  # rows of train.csv mixed in, so the models keep what they learnt
+    lr: float
+    batch_size: int
+    max_minutes: float  # a model the round has not reached by then keeps its previous answer
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise UserError(f"transductive: threshold must be in [0, 1], got {self.threshold}")
+        for name in ("epochs", "rounds", "train_rows", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"transductive: {name} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0 or self.max_minutes < 0:
+            raise UserError("transductive: lr must be positive and max_minutes at least 0")
+
+
 FIELD_TYPES = typing.get_type_hints(Config)
+TRANSDUCTIVE_TYPES = typing.get_type_hints(TransductiveConfig)
 
 
-def coerce(key: str, value: Any, source: str) -> Any:
+def coerce(key: str, value: Any, source: str, types: dict[str, type] = FIELD_TYPES) -> Any:
     """`value` as the field's type; strings (from the command line) are parsed as YAML scalars first."""
-    if key not in FIELD_TYPES:
-        raise UserError(f"{source}: unknown config key {key!r} (known: {', '.join(FIELD_TYPES)})")
-    wanted = FIELD_TYPES[key]
+    if key not in types:
+        raise UserError(f"{source}: unknown config key {key!r} (known: {', '.join(types)})")
+    wanted = types[key]
     if isinstance(value, str) and wanted is not str:
         value = yaml.safe_load(value)
     if isinstance(value, str) and wanted is float:
@@ -142,7 +166,7 @@ def _float_or_same(text: str) -> float | str:
         return text
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, types: dict[str, type] = FIELD_TYPES) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
@@ -151,7 +175,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: invalid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of key: value")
-    return {key: coerce(str(key), value, str(path)) for key, value in data.items()}
+    return {key: coerce(str(key), value, str(path), types) for key, value in data.items()}
 
 
 def available_presets() -> list[str]:
@@ -192,6 +216,14 @@ def load_config(
     for layer in user_layers(preset, config_file, overrides):
         values |= layer
     return Config(**values), preset or "default"
+
+
+def load_transductive(overrides: dict[str, Any] | None = None, source: str = "transductive") -> TransductiveConfig:
+    """configs/transductive.yaml with `overrides` (values or command-line strings, typed like the file's)."""
+    values = read_yaml(CONFIG_DIR / "transductive.yaml", TRANSDUCTIVE_TYPES)
+    for key, value in (overrides or {}).items():
+        values[key] = coerce(key, value, source, TRANSDUCTIVE_TYPES)
+    return TransductiveConfig(**values)
 
 
 def chosen_keys(config_file: str | Path | None, overrides: list[str]) -> set[str]:

@@ -18,6 +18,7 @@ kaggle package's API. It lives with the run folder, below the commands, so both 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from typing import Any
 from slugify import slugify  # python-slugify, the kaggle package's own dependency and title -> slug rule
 
 from common import runs
-from common.ground.errors import UserError
+from common.ground.config import load_transductive
 from common.ground.spec import CompetitionSpec, get_spec
 from common.runs import PROJECT_ROOT, Run, atomic_write_bytes, write_json
 
@@ -41,20 +42,6 @@ FACTS_FILE = "ensemble.json"  # the script looks for this file name under /kaggl
 RUN_ID_LINE = 'RUN_ID = ""'
 USERNAME_PLACEHOLDER = "your-kaggle-username"
 MAX_SLUG = 50  # Kaggle's limit for dataset slugs and titles
-# The notebook's optional transductive round (`kernel --transductive`; notebook_template.transductive): fine-tune
-# every model on the hidden test images the ensemble is sure of, mixed with training rows, then predict again.
-# Measured with `python -m bench.transductive` (README, "The transductive round"): on Dig-MNIST's reporting half as
-# the hidden test set, the default Kannada run's ensemble went from 0.87051 to 0.90527 (p = 1e-25) with these
-# settings, picked on the other half over one round (0.89687 reported), (0.9, 3 epochs) and (0.99, 2 epochs).
-TRANSDUCTIVE = {
-    "threshold": 0.8,
-    "epochs": 5,
-    "rounds": 2,  # each round chooses the sure images again, with the ensemble the last round fine-tuned
-    "train_rows": 10_000,
-    "lr": 3e-4,
-    "batch_size": 128,
-    "max_minutes": 60,
-}
 
 
 # ---------------------------------------------------------------------------
@@ -98,15 +85,10 @@ def dataset_metadata(spec: CompetitionSpec, run: Run, username: str) -> dict[str
     return {"title": slug, "id": f"{username}/{slug}", "licenses": [{"name": "CC0-1.0"}]}
 
 
-def transductive_settings(run: Run, overrides: dict[str, float] | None) -> dict[str, float]:
-    """TRANSDUCTIVE with `overrides`, plus the run's own affine ranges for the round's augmentation."""
-    unknown = set(overrides or {}) - set(TRANSDUCTIVE)
-    if unknown:
-        raise UserError(
-            f"transductive: unknown setting {sorted(unknown)[0]!r}; expected one of {', '.join(TRANSDUCTIVE)}"
-        )
+def transductive_settings(run: Run, overrides: dict[str, Any] | None) -> dict[str, float]:
+    """configs/transductive.yaml with `overrides`, plus the run's own affine ranges for the round's augmentation."""
     ranges = {key: float(run.config.get(key, 0.0)) for key in ("rotate", "shift", "scale")}
-    return TRANSDUCTIVE | (overrides or {}) | ranges
+    return dataclasses.asdict(load_transductive(overrides)) | ranges
 
 
 def ensemble_facts(
@@ -181,7 +163,7 @@ def write_kernel(
     transductive: dict[str, float] | None = None,
 ) -> Path:
     """Writes the notebook folder for a finished run (default: the latest); returns the folder. `transductive`:
-    None for a plain ensemble, else settings over TRANSDUCTIVE ({} for its defaults)."""
+    None for a plain ensemble, else settings over configs/transductive.yaml ({} for its values)."""
     run = runs.finished_run(root, spec.name, run_id)
     folder = Path(out_dir) if out_dir else DEFAULT_KERNELS_DIR / f"{spec.name}-{run.run_id}"
     username = kaggle_username()
