@@ -48,6 +48,8 @@ def steps(tiny: bool) -> list[tuple[str, list[str]]]:
         ("smoke", ["mnist", "--preset", "smoke"]),
         ("one_fold", ["mnist", "--fold", "0", "--seed", "0"]),
         ("mnist_default", ["mnist", "--folds", "5"]),
+        # Several units at once on one GPU: the units are bound by per-step dispatch (H200, 2026-11-27)
+        ("mnist_5_workers", ["mnist", "--folds", "5", "--scheduler", "local:5"]),
         ("kannada_default", ["kannada", "--folds", "5"]),
     ]
 

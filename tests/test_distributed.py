@@ -129,3 +129,9 @@ def test_worker_failures_a_user_can_fix_become_user_errors():
         distributed.unit_result(FailedFuture(distributed.KilledWorker("unit-f1-s0", None, 3)), (1, 0), "run1")
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         distributed.unit_result(FailedFuture(ZeroDivisionError()), (1, 0), "run1")
+
+
+def test_local_workers_can_share_one_gpu():
+    environment = distributed.worker_environment(1)
+    assert environment["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"  # JAX would take 75% of the GPU per worker
+    assert environment["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"

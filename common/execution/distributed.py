@@ -58,7 +58,14 @@ def worker_environment(threads: int) -> dict[str, str]:
     so its results are the same; local workers then share the cores. TensorFlow reads these when it starts."""
     threads = str(threads)
     quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
-    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": quiet}
+    # Several local workers may share one GPU (a unit of these small CNNs keeps an H200 mostly idle): each takes
+    # GPU memory as it needs it, instead of JAX's 75% at start or TensorFlow's all of it.
+    sharing = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    return {
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "TF_CPP_MIN_LOG_LEVEL": quiet,
+    } | sharing
 
 
 @contextmanager
