@@ -66,7 +66,7 @@ class Config:
     threads: int = 0  # intra-op threads per unit; 0 = this machine's cores, stored resolved when a run starts, so a
     # unit trains alike wherever it runs (resumed, merged, on a Dask worker that shares cores)
     device: str = "auto"  # auto | cpu | gpu (gpu: refused when the backend sees none)
-    mixed_precision: str = "auto"  # auto (float32: measured best on an H200 too) | on | off | bfloat16 | float16; probabilities stay float32
+    mixed_precision: str = "auto"  # auto (float32, best on an H200 too) | on | off | bfloat16 | float16
     xla: str = "auto"  # auto | on | off: jit_compile (auto: always on JAX, on GPUs on TensorFlow)
     deterministic: bool = False  # the backend's deterministic ops: repeatable to the bit, slower
     save_models: bool = True  # model.keras per unit (needed to predict new images later)
