@@ -1,6 +1,6 @@
 """The GPU check in one command: smoke run, one fold, the whole default run, throughput; one archive.
 
-python -m bench.gpu_check --out DIR [--budget-minutes 4] [--data-dir DIR]
+python -m bench.gpu_check --out DIR [--budget-minutes 8] [--data-dir DIR]
 python -m bench.gpu_check --out DIR --tiny          # the same steps on the offline digits data (tests, CPUs)
 
 Runs each step as a user would (`python run.py ...` in a subprocess), under the backend of the environment
@@ -153,7 +153,7 @@ def devices() -> str:
 def check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the results and the archive")
-    parser.add_argument("--budget-minutes", type=float, default=4.0, help="steps stop here; the throughput runs last")
+    parser.add_argument("--budget-minutes", type=float, default=8.0, help="steps stop here; the throughput runs last")
     parser.add_argument("--data-dir", help="folder holding the competition zips")
     parser.add_argument("--tiny", action="store_true", help="the offline digits data and tiny configs")
     return parser

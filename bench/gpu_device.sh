@@ -6,8 +6,8 @@
 # even when the check is cut off at LIMIT_SECONDS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-budget=${1:-7}
-limit=${2:-490}
+budget=${1:-8}
+limit=${2:-560}
 out=${OUT:-/tmp/gpu-out}
 mkdir -p "$out"
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
