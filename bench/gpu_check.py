@@ -74,26 +74,13 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     found = sorted(folder.glob("*/*/run.json"))
     if found:
-        record = json.loads(found[-1].read_text())
-        metrics = found[-1].parent / "metrics.json"
-        result |= {"run": str(found[-1].parent.relative_to(out)), "hardware": record.get("hardware")}
-        result["metrics"] = json.loads(metrics.read_text()) if metrics.is_file() else None
-        result["units"] = unit_speeds(found[-1].parent)
+        from common.commands.bench import unit_rows  # late: it loads Keras (this process trains nothing)
+
+        run = runs.load_run(found[-1].parent)
+        result |= {"run": str(run.folder.relative_to(out)), "hardware": run.record.get("hardware")}
+        result["metrics"] = run.metrics() or None
+        result["units"] = unit_rows(run)
     return result
-
-
-def unit_speeds(run_dir: Path) -> dict[str, dict[str, float]]:
-    """Each unit's seconds and its training rate (images trained / seconds inside its epochs), from unit.json."""
-    speeds = {}
-    for record_path in sorted(run_dir.glob("units/*/unit.json")):
-        record = json.loads(record_path.read_text())
-        inside = record.get("epoch_seconds") or 0
-        speeds[record_path.parent.name] = {
-            "seconds": record.get("seconds"),
-            "epoch_seconds": inside,
-            "img_per_s": round(record.get("images_trained", 0) / inside) if inside else 0,
-        }
-    return speeds
 
 
 def throughput(tiny: bool, log) -> dict[str, Any]:
@@ -112,8 +99,8 @@ def throughput(tiny: bool, log) -> dict[str, Any]:
 def step_row(step: dict[str, Any]) -> list[Any]:
     metrics = step.get("metrics") or {}
     oof = metrics.get("oof_accuracy", "-")
-    rates = sorted(unit["img_per_s"] for unit in (step.get("units") or {}).values())
-    rate = rates[len(rates) // 2] if rates else "-"
+    rates = sorted(unit["images_per_second"] for unit in step.get("units") or [])
+    rate = round(rates[len(rates) // 2]) if rates else "-"
     return [step["step"], step["status"], step["wall_seconds"], rate, oof, metrics.get("extra_accuracy", "-")]
 
 

@@ -20,7 +20,6 @@ Results: bench/results/speed-<competition>-<UTC stamp>.json and .md (with the CP
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,6 +40,7 @@ from common.commands.bench import (  # noqa: E402
     model_alone_fit,
     model_rates,
     random_batches,
+    unit_rows,
     write_result_files,
 )
 from common.ground.config import Config, load_config  # noqa: E402
@@ -126,40 +125,6 @@ def train_run(competition: str, overrides: list[str], out: Path, data_dir: str |
     if done.returncode != 0:
         raise UserError(f"speed: `{' '.join(command)}` failed with status {done.returncode}")
     return max((out / competition).glob("*/run.json"), key=lambda p: p.stat().st_mtime).parent, seconds
-
-
-def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
-    """Per unit: rows trained, epochs, seconds in and out of the epochs, TTA's share of the prediction."""
-    cfg = run.cfg
-    rows = []
-    for unit in run.unit_files("unit.json"):
-        record = json.loads(unit.read_text())
-        if "images_trained" not in record:
-            raise UserError(f"{unit}: trained before units recorded their timings; train the run again")
-        trained = record["images_trained"]
-        # Every view costs the same; the predict compilation is charged to TTA in proportion (an upper bound).
-        tta = record["predict_seconds"] * cfg.tta / (cfg.tta + 1)
-        rows.append(
-            {
-                "unit": unit.parent.name,
-                "images_trained": trained,
-                "seconds": record["seconds"],
-                "epoch_seconds": record["epoch_seconds"],
-                "tta_seconds": round(tta, 2),
-                "outside_epochs_share": (record["seconds"] - record["epoch_seconds"] - tta) / (record["seconds"] - tta),
-                "images_per_second": trained / record["epoch_seconds"],
-                "median_epoch_images_per_second": median_epoch_rate(unit.parent, trained),
-            }
-        )
-    return rows
-
-
-def median_epoch_rate(unit: Path, trained: int) -> float | None:
-    """The median epoch's images per second, the first epoch (tracing) left out; None without epoch times."""
-    history = pd.read_csv(unit / "history.csv")
-    if "seconds" not in history or len(history) < 2:
-        return None
-    return float(trained / len(history) / history["seconds"].iloc[1:].median())
 
 
 def median_ratio(units: list[dict[str, Any]], alone: float) -> float | None:

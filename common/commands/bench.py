@@ -17,6 +17,7 @@ shifts, and the clock pauses while they are. Two uses:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import statistics
@@ -315,6 +316,40 @@ def model_rates(cfg: Config, steps: int, rounds: int = SPEED_ROUNDS) -> dict[str
         "rounds": rates,
         "hardware": hardware.description,
     }
+
+
+def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
+    """Per unit: rows trained, epochs, seconds in and out of the epochs, TTA's share of the prediction."""
+    cfg = run.cfg
+    rows = []
+    for unit in run.unit_files("unit.json"):
+        record = json.loads(unit.read_text())
+        if "images_trained" not in record:
+            raise UserError(f"{unit}: trained before units recorded their timings; train the run again")
+        trained = record["images_trained"]
+        # Every view costs the same; the predict compilation is charged to TTA in proportion (an upper bound).
+        tta = record["predict_seconds"] * cfg.tta / (cfg.tta + 1)
+        rows.append(
+            {
+                "unit": unit.parent.name,
+                "images_trained": trained,
+                "seconds": record["seconds"],
+                "epoch_seconds": record["epoch_seconds"],
+                "tta_seconds": round(tta, 2),
+                "outside_epochs_share": (record["seconds"] - record["epoch_seconds"] - tta) / (record["seconds"] - tta),
+                "images_per_second": trained / record["epoch_seconds"],
+                "median_epoch_images_per_second": median_epoch_rate(unit.parent, trained),
+            }
+        )
+    return rows
+
+
+def median_epoch_rate(unit: Path, trained: int) -> float | None:
+    """The median epoch's images per second, the first epoch (tracing) left out; None without epoch times."""
+    history = pd.read_csv(unit / "history.csv")
+    if "seconds" not in history or len(history) < 2:
+        return None
+    return float(trained / len(history) / history["seconds"].iloc[1:].median())
 
 
 def machine_description(matmul_rate: float, matmul_size: int) -> dict[str, Any]:
