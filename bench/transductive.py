@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from common import runs  # noqa: E402
 from common.commands.bench import RESULTS_DIR, markdown_table, write_result_files  # noqa: E402
 from common.data.files import Dataset, load_dataset  # noqa: E402
-from common.ground.config import load_transductive  # noqa: E402
+from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
 from common.runs.notebook import SCRIPT_NAME, write_kernel  # noqa: E402
@@ -52,16 +52,11 @@ PLAIN = "plain ensemble"
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """`NAME:key=value,key=value` -> (NAME, settings over configs/transductive.yaml); `NAME` alone is its values."""
     name, _, pairs = text.partition(":")
-    settings: dict[str, Any] = {}
-    for pair in filter(None, pairs.split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise UserError(f"--variant {text}: expected key=value, got {pair!r}")
-        settings[key] = value
     if not name:
         raise UserError(f"--variant {text}: a variant needs a name before its settings")
-    typed = load_transductive(settings, source=f"--variant {text}")  # one line for an unknown key or a bad value
-    return name, {key: getattr(typed, key) for key in settings}
+    settings = parse_overrides(list(filter(None, pairs.split(","))), TRANSDUCTIVE_TYPES, f"--variant {text}")
+    load_transductive(settings)  # the round's own checks (ranges) on the whole, one line each
+    return name, settings
 
 
 def transductive_parser() -> argparse.ArgumentParser:

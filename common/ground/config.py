@@ -182,13 +182,16 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "presets").glob("*.yaml"))
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(
+    pairs: list[str], types: dict[str, type] = FIELD_TYPES, source: str = "command line"
+) -> dict[str, Any]:
+    """`key=value` strings as a dict of typed values (the run config's keys, or `types`')."""
     values = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise UserError(f"override {pair!r}: expected key=value")
-        values[key] = coerce(key, value, "command line")
+        values[key] = coerce(key, value, source, types)
     return values
 
 
