@@ -213,7 +213,7 @@ def transductive(root: Path, folder: Path, facts: dict, images: np.ndarray, firs
     train_images, train_labels = read_train_sample(root, facts, settings["train_rows"], seed=0)
     keras, names = keras_module(), facts["models"]
     models, answers = [None] * len(names), [first] * len(names)
-    for round_index in range(int(settings.get("rounds", 1))):
+    for round_index in range(settings["rounds"]):
         ensemble = np.mean(answers, axis=0)
         sure = ensemble.max(axis=1) >= settings["threshold"]
         fit_images = np.concatenate([images[sure], train_images])
