@@ -84,8 +84,12 @@ def train(argv: list[str]) -> None:
     shortcuts += [f"init_from={args.init_from}"] if args.init_from else []
     shortcuts += ["freeze_convs=true"] if args.freeze_convs else []
     shortcuts += [f"pseudo_from={args.pseudo_from}"] if args.pseudo_from else []
-    if args.resume and (shortcuts or args.overrides or args.preset or args.config):
-        raise UserError("--resume continues a run with its own saved config: drop the overrides, or start a new run")
+    more_seeds = args.seeds if args.resume and shortcuts == [f"seeds={args.seeds}"] and not args.overrides else None
+    if args.resume and (args.preset or args.config or ((shortcuts or args.overrides) and more_seeds is None)):
+        raise UserError(
+            "--resume continues a run with its own saved config: drop the overrides (only --seeds N may grow it),"
+            " or start a new run"
+        )
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
     if (args.fold is None) != (args.seed is None):
@@ -98,7 +102,9 @@ def train(argv: list[str]) -> None:
     if not args.resume:
         check_model_keys(cfg.model, chosen_keys(args.config, args.overrides))
 
-    run_competition(spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler))
+    run_competition(
+        spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler, seeds=more_seeds)
+    )
 
 
 def command_parser(name: str, description: str) -> argparse.ArgumentParser:

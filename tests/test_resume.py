@@ -95,3 +95,24 @@ def test_resume_refuses_a_finished_run(tmp_path, digits_dir):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume=folder.name))
     with pytest.raises(UserError, match="no unfinished run of digits"):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume="latest"))
+
+
+def test_more_seeds_grow_a_finished_run_into_the_run_trained_with_them(tmp_path, digits_dir):
+    """--resume RUN --seeds N trains only the new seeds' units; the grown run equals one started with N seeds."""
+    overrides = ["folds=2", "epochs=1", "max_train_rows=400", "deterministic=true", "model=small"]
+    out = tmp_path / "runs"
+    cfg, label = load_config("digits", "smoke", overrides=[*overrides, "seeds=1"])
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    first_unit = runs.unit_dir(folder, (0, 0)) / "unit.json"
+    first_mtime = first_unit.stat().st_mtime_ns
+    with pytest.raises(UserError, match="has 1 already; ask for more"):
+        run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, folder.name, seeds=1))
+
+    grown = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, folder.name, seeds=2))
+    assert grown == folder and first_unit.stat().st_mtime_ns == first_mtime  # the seed-0 units are kept
+    run = runs.load_run(folder)
+    assert run.finished and run.cfg.seeds == 2 and is_complete(folder, (1, 1))
+    two, label = load_config("digits", "smoke", overrides=[*overrides, "seeds=2"])
+    whole = run_competition(DIGITS, two, label, ["digits"], RunOptions(str(digits_dir), tmp_path / "whole"))
+    for name in ("oof.npy", "test.npy"):
+        assert np.array_equal(np.load(folder / name), np.load(whole / name)), name

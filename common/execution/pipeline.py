@@ -45,6 +45,7 @@ class RunOptions:
     resume: str | None = None  # run id, unique prefix, or "latest" (the newest unfinished run)
     only: UnitKey | None = None  # train this (fold, seed index) alone
     scheduler: str | None = None  # a dask.distributed address, or local:N
+    seeds: int | None = None  # with resume: grow the run (finished or not) to this many seeds per fold
     # Called with the run folder and each unit once it is saved and logged; it may raise to stop the run there
     # (a study's pruner).
     on_unit: Callable[[Path, UnitKey, UnitOutput], None] | None = None
@@ -165,16 +166,22 @@ def describe_units(keys: list[UnitKey]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def resumable_run(root: Path, competition: str, run_id: str) -> runs.Run:
-    """The run to continue: by id or prefix, or 'latest' for the newest unfinished one."""
+def resumable_run(root: Path, competition: str, run_id: str, seeds: int | None = None) -> runs.Run:
+    """The run to continue: by id or prefix, or 'latest' for the newest unfinished one. With `seeds`, a finished
+    run too: it grows to that many seeds per fold."""
     if run_id == "latest":
         unfinished = [run for run in runs.list_runs(root, competition) if run.record.get("status") == "running"]
         if not unfinished:
             raise UserError(f"--resume latest: no unfinished run of {competition} under {root / competition}")
-        return unfinished[-1]
-    run = runs.find_run(root, competition, run_id)
-    if run.finished:
-        raise UserError(f"run {run.run_id} is already finished; start a new run instead of --resume")
+        run = unfinished[-1]
+    else:
+        run = runs.find_run(root, competition, run_id)
+    if seeds is not None and seeds <= run.cfg.seeds:
+        raise UserError(f"--resume {run.run_id} --seeds {seeds}: the run has {run.cfg.seeds} already; ask for more")
+    if run.finished and seeds is None:
+        raise UserError(
+            f"run {run.run_id} is already finished; start a new run instead of --resume (or add seeds: --seeds N)"
+        )
     return run
 
 
@@ -242,8 +249,9 @@ def run_competition(
     """Trains (or continues) one run; finalises it once every unit is complete. Returns its folder."""
     start = time.perf_counter()
     root = options.out_root or runs.DEFAULT_ROOT
-    resumed = resumable_run(root, spec.name, options.resume) if options.resume else None
-    cfg = resumed.cfg if resumed else cfg  # a resumed run keeps its own config
+    resumed = resumable_run(root, spec.name, options.resume, options.seeds) if options.resume else None
+    cfg = resumed.cfg if resumed else cfg  # a resumed run keeps its own config, but for more seeds when asked
+    cfg = replace(cfg, seeds=options.seeds) if resumed and options.seeds else cfg
     if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
         cfg = replace(cfg, threads=available_cores())
     check_before_folder(cfg, options)
@@ -273,6 +281,8 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
     if resumed:
         check_same_folds(resumed.folder, train)
         runs.reopen_run(resumed.folder, argv)
+        if cfg.seeds != resumed.cfg.seeds:  # units' seeds do not depend on the count: the old units stay members
+            runs.grow_run(resumed.folder, cfg.to_dict())
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)
     runs.start_run(folder, cfg.to_dict(), argv, label=label)

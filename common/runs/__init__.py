@@ -154,6 +154,13 @@ def reopen_run(folder: Path, argv: list[str]) -> None:
     update_record(folder, continued=continued)
 
 
+def grow_run(folder: Path, config: dict[str, Any]) -> None:
+    """A run given more units (more seeds): its new config.yaml, and running again until they are trained (the
+    ensemble files of the smaller run stay until then, and are rewritten when the run finishes)."""
+    atomic_write_bytes(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    update_record(folder, status="running")
+
+
 def finish_run(folder: Path, seconds: float) -> None:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     update_record(folder, status="finished", finished=stamp, wall_seconds=round(seconds, 1))
