@@ -24,7 +24,6 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from common.commands.bench import (  # noqa: E402
     markdown_table,
     model_alone_fit,
     model_rates,
+    provenance,
     random_batches,
     unit_rows,
     write_result_files,
@@ -47,7 +47,6 @@ from common.ground.config import Config, load_config  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
-from common.training.backend import cpu_flags, cpu_model  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # One full unit, the model alone taking turns with its epochs
@@ -291,14 +290,8 @@ def speed(argv: list[str]) -> Path:
     if args.steps < 1:
         raise UserError(f"speed: --steps must be at least 1, got {args.steps}")
     document = measure(args, cfg, [*run_flags, *args.overrides])
-    document |= {
-        "competition": args.competition,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.speed", *argv]),
-        "config": cfg.to_dict(),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},
-        "git_commit": runs.git_commit(),
-    }
+    document |= {"competition": args.competition, "config": cfg.to_dict()}
+    document |= provenance(" ".join(["python -m bench.speed", *argv]))
     return write_result_files(args.out, f"speed-{args.competition}", document, markdown(document))
 
 

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,13 @@ import pandas as pd
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import runs  # noqa: E402
-from common.commands.bench import RESULTS_DIR, markdown_table, write_result_files  # noqa: E402
+from common.commands.bench import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common.data.files import Dataset, load_dataset  # noqa: E402
 from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
 from common.runs.notebook import SCRIPT_NAME, write_kernel  # noqa: E402
 from common.runs.stats import mcnemar  # noqa: E402
-from common.training.backend import cpu_flags, cpu_model  # noqa: E402
 
 PLAIN = "plain ensemble"
 
@@ -199,17 +197,13 @@ def transductive(argv: list[str]) -> Path:
     rows = measure(args, spec, run, variants)
     document = {
         "competition": spec.name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.transductive", *argv]),
         "run": run.run_id,
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "settings": dataclasses.asdict(load_transductive()),  # what each variant's settings are laid over
         "variants": variants,
         "rows": rows,
         "picked": picked_variant(rows),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},
-        "git_commit": runs.git_commit(),
-    }
+    } | provenance(" ".join(["python -m bench.transductive", *argv]))
     return write_result_files(args.out, f"transductive-{spec.name}", document, markdown(document))
 
 

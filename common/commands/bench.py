@@ -377,6 +377,16 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return frame.to_markdown(index=False, tablefmt="pipe", stralign=None, numalign=None, disable_numparse=True)
 
 
+def provenance(command: str) -> dict[str, Any]:
+    """What every result file states about itself: when, by which command, on which CPU, at which commit."""
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags()},
+        "git_commit": runs.git_commit(),
+    }
+
+
 def write_result_files(out: Path, stem: str, document: dict[str, Any], markdown: str) -> Path:
     """`out/<stem>-<UTC stamp>.json` and `.md`, written atomically; prints the markdown, returns its path."""
     path = out / f"{stem}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.md"
