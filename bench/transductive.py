@@ -68,6 +68,11 @@ def transductive_parser() -> argparse.ArgumentParser:
         metavar="NAME:key=value,...",
         help="settings of the round over configs/transductive.yaml (repeatable; default: one variant, `default`)",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only the reporting half: for settings picked before (configs/transductive.yaml) on another run",
+    )
     parser.add_argument("--runs", type=Path, default=runs.DEFAULT_ROOT, help="where run folders are")
     parser.add_argument("--data-dir", help="folder holding the competition files")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
@@ -133,6 +138,8 @@ def measure(
     data = load_dataset(spec, args.data_dir)
     rows = []
     for half, (name, indices) in data.judged_halves().items():
+        if args.report_only and half.endswith("_pick"):
+            continue
         with tempfile.TemporaryDirectory() as temporary:
             folder = Path(temporary)
             write_inputs(folder / "input", spec, data, data.extras[name].images[indices])
@@ -145,10 +152,11 @@ def measure(
     return rows
 
 
-def picked_variant(rows: list[dict[str, Any]]) -> str:
-    """The best of all (the plain ensemble included) on the halves that pick; the first on a tie."""
+def picked_variant(rows: list[dict[str, Any]]) -> str | None:
+    """The best of all (the plain ensemble included) on the halves that pick; the first on a tie. None when no
+    picking half was run (--report-only)."""
     picking = [row for row in rows if row["half"].endswith("_pick")]
-    return max(picking, key=lambda row: row["accuracy"])["variant"]
+    return max(picking, key=lambda row: row["accuracy"])["variant"] if picking else None
 
 
 def markdown(document: dict[str, Any]) -> str:
@@ -180,11 +188,17 @@ def markdown(document: dict[str, Any]) -> str:
                 "",
                 markdown_table(["half", "notebook", "accuracy", "gain over the plain ensemble", "seconds"], rows),
                 "",
-                f"Picked on the picking half: **{document['picked']}**; the reporting half above says what it is worth.",
+                picked_line(document["picked"]),
             ]
         )
         + "\n"
     )
+
+
+def picked_line(picked: str | None) -> str:
+    if picked is None:
+        return "Reporting half only (`--report-only`): the settings were picked before, on another run."
+    return f"Picked on the picking half: **{picked}**; the reporting half above says what it is worth."
 
 
 def transductive(argv: list[str]) -> Path:

@@ -40,6 +40,12 @@ def test_each_half_is_scored_plain_and_with_each_variant(judged_digits, digits_d
     assert document["picked"] in ("plain ensemble", "quick")
     assert "transductive round 1:" in capsys.readouterr().out
 
+    reported = out / "report-only"  # settings picked before: the reporting half alone, nothing picked
+    assert transductive.main([*argv, "--report-only", "--data-dir", str(digits_dir), "--out", str(reported)]) == 0
+    document = json.loads(next(reported.glob("transductive-digits-*.json")).read_text())
+    assert [row["half"] for row in document["rows"]] == ["holdout_report", "holdout_report"]
+    assert document["picked"] is None and "Reporting half only" in capsys.readouterr().out
+
 
 @pytest.mark.parametrize(
     "variant, message",
