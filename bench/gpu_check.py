@@ -29,10 +29,10 @@ from common import runs  # noqa: E402
 from common.ground.errors import exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 
-RUN_FILES = ("run.json", "metrics.json", "config.yaml", "submission.csv", "train.log")
+RUN_FILES = (runs.RUN_JSON, runs.METRICS_JSON, runs.CONFIG_YAML, runs.SUBMISSION_CSV, "train.log")
 # Brought back for `python run.py compare` against the CPU run on the same folds; never committed (folds.csv
 # holds train.csv's labels).
-COMPARE_FILES = ("oof.npy", "folds.csv")
+COMPARE_FILES = ("oof.npy", runs.FOLDS_CSV)
 UNIT_FILES = ("unit.json", "history.csv")
 
 

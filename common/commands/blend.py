@@ -67,13 +67,13 @@ def check_train_labels(aligned: AlignedOOF, data: Dataset, first: runs.Run) -> p
     own = first.folds().set_index("row")
     table = pd.DataFrame({"row": aligned.rows, "label": aligned.labels, "fold": aligned.folds[0]})
     table["origin"] = own["origin"].reindex(aligned.rows).to_numpy() if "origin" in own else "train"
-    folds_rows(data, table, first.folder / "folds.csv")
+    folds_rows(data, table, first.folds_file)
     return table
 
 
 def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
     """The extra labelled sets (e.g. dig_mnist) for which every run saved probabilities."""
-    return [name for name in data.extras if all((run.folder / f"{name}.npy").is_file() for run in chosen)]
+    return [name for name in data.extras if all(run.has_array(name) for run in chosen)]
 
 
 # ---------------------------------------------------------------------------

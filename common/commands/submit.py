@@ -56,7 +56,7 @@ def refuse_code_competition(spec: CompetitionSpec) -> None:
 
 def checked_submission_file(run: Run, spec: CompetitionSpec, data_dir: str | Path | None) -> Path:
     """The run's submission.csv after the same checks Kaggle makes: header, row count, ids in order, labels."""
-    path = run.folder / "submission.csv"
+    path = run.submission_file
     if not path.is_file():
         raise UserError(f"{path}: not found (the run wrote no submission)")
     sample = read_sample(locate(spec, data_dir), spec)

@@ -34,6 +34,13 @@ __all__ = ["atomic_write_bytes"]  # re-exported: the run-folder writers use runs
 DEFAULT_ROOT = PROJECT_ROOT / "submissions"
 
 
+# The run folder's own files: every reader and writer names them through these.
+RUN_JSON = "run.json"
+CONFIG_YAML = "config.yaml"
+FOLDS_CSV = "folds.csv"
+METRICS_JSON = "metrics.json"
+SUBMISSION_CSV = "submission.csv"
+
 TRIAL_PREFIX = "tune-"  # labels of a study's trials: runs like any other, but never a competition's "latest"
 UNITS = "units"  # each unit's folder is units/f<fold>-s<seed index>/
 
@@ -122,33 +129,33 @@ def start_run(
         "git_commit": git_commit(),
         "argv": sys.argv,
     }
-    atomic_write_bytes(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
-    write_json(folder / "run.json", record)
+    atomic_write_bytes(folder / CONFIG_YAML, yaml.safe_dump(config, sort_keys=False).encode())
+    write_json(folder / RUN_JSON, record)
     return record
 
 
 def write_folds(folder: Path, table: pd.DataFrame) -> None:
     """folds.csv: row, label, fold (and origin): what lines runs up row by row for every command."""
-    atomic_write_bytes(folder / "folds.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(folder / FOLDS_CSV, table.to_csv(index=False).encode())
 
 
 def note_hardware(folder: Path, description: str) -> None:
     """Adds what this process trains on to run.json's `hardware` list (a resumed run may change machine)."""
-    known = json.loads((folder / "run.json").read_text()).get("hardware", [])
+    known = json.loads((folder / RUN_JSON).read_text()).get("hardware", [])
     if description not in known:
         update_record(folder, hardware=[*known, description])
 
 
 def update_record(folder: Path, **changes: Any) -> dict[str, Any]:
     """Read-modify-write of run.json, so that no caller holds a stale copy."""
-    record = json.loads((folder / "run.json").read_text()) | changes
-    write_json(folder / "run.json", record)
+    record = json.loads((folder / RUN_JSON).read_text()) | changes
+    write_json(folder / RUN_JSON, record)
     return record
 
 
 def reopen_run(folder: Path, argv: list[str]) -> None:
     """Notes in run.json that the run was continued (resume or merge)."""
-    record = json.loads((folder / "run.json").read_text())
+    record = json.loads((folder / RUN_JSON).read_text())
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     continued = record.get("continued", []) + [{"at": stamp, "command": " ".join(["python", "run.py", *argv])}]
     update_record(folder, continued=continued)
@@ -157,7 +164,7 @@ def reopen_run(folder: Path, argv: list[str]) -> None:
 def grow_run(folder: Path, config: dict[str, Any]) -> None:
     """A run given more units (more seeds): its new config.yaml, and running again until they are trained (the
     ensemble files of the smaller run stay until then, and are rewritten when the run finishes)."""
-    atomic_write_bytes(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    atomic_write_bytes(folder / CONFIG_YAML, yaml.safe_dump(config, sort_keys=False).encode())
     update_record(folder, status="running")
 
 
@@ -218,7 +225,7 @@ class Run:
     def training_images(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """The images and labels of folds.csv's rows, in order (train.csv's and any extra_train set's), checked
         against the competition's files."""
-        return folds_rows(data, self.folds(), self.folder / "folds.csv")
+        return folds_rows(data, self.folds(), self.folds_file)
 
     def model_files(self) -> list[Path]:
         """Every unit's model.keras, in unit order; UserError when the run saved none."""
@@ -235,12 +242,23 @@ class Run:
         return self
 
     def metrics(self) -> dict[str, Any]:
-        path = self.folder / "metrics.json"
+        path = self.folder / METRICS_JSON
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def folds(self) -> pd.DataFrame:
         """Columns row (index into train.csv), label, fold (and origin, in runs since extra_train)."""
-        return pd.read_csv(self.folder / "folds.csv")
+        return pd.read_csv(self.folds_file)
+
+    @property
+    def folds_file(self) -> Path:
+        return self.folder / FOLDS_CSV
+
+    @property
+    def submission_file(self) -> Path:
+        return self.folder / SUBMISSION_CSV
+
+    def has_array(self, name: str) -> bool:
+        return (self.folder / f"{name}.npy").is_file()
 
     def array(self, name: str) -> np.ndarray:
         """oof, test, or an extra set's name: the ensemble's probabilities."""
@@ -250,10 +268,14 @@ class Run:
         return np.load(path)
 
 
+def is_run_folder(path: Path) -> bool:
+    return (path / RUN_JSON).is_file()
+
+
 def load_run(folder: Path) -> Run:
     try:
-        record = json.loads((folder / "run.json").read_text())
-        config = yaml.safe_load((folder / "config.yaml").read_text())
+        record = json.loads((folder / RUN_JSON).read_text())
+        config = yaml.safe_load((folder / CONFIG_YAML).read_text())
     except (OSError, ValueError) as error:
         raise UserError(f"{folder}: not a readable run folder ({error})") from None
     return Run(folder, record, config)
@@ -262,7 +284,7 @@ def load_run(folder: Path) -> Run:
 def list_runs(root: Path, competition: str) -> list[Run]:
     """Every run folder of the competition, oldest first (run ids start with their UTC time)."""
     base = root / competition
-    folders = sorted(p for p in base.iterdir() if (p / "run.json").is_file()) if base.is_dir() else []
+    folders = sorted(p for p in base.iterdir() if is_run_folder(p)) if base.is_dir() else []
     return [load_run(p) for p in folders]
 
 

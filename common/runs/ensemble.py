@@ -19,7 +19,7 @@ def write_ensemble_files(
     checked submission.csv."""
     for name, probabilities in arrays.items():
         runs.save_array(folder / f"{name}.npy", probabilities)
-    runs.write_json(folder / "metrics.json", metrics)
+    runs.write_json(folder / runs.METRICS_JSON, metrics)
     table = per_class_table(labels, arrays["oof"])
     runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
     write_run_submission(folder, data, arrays["test"])

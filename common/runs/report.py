@@ -211,7 +211,7 @@ def figure_html(name: str, png: bytes) -> str:
 def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
     """The whole page; every value from the run folder is escaped."""
     metrics = run.metrics()
-    config = (run.folder / "config.yaml").read_text()
+    config = (run.folder / runs.CONFIG_YAML).read_text()
     oof = metrics.get("oof_accuracy")
     headline = f"OOF accuracy {oof:.5f}" if oof is not None else "OOF accuracy not recorded"
     sections = [

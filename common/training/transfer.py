@@ -38,7 +38,7 @@ def find_source_run(key: str, value: str, root: Path) -> runs.Run:
     """The finished run that config key `key` (init_from, pseudo_from) names as `value`: a run folder's path, or
     COMPETITION/RUN under `root`."""
     path = Path(value).expanduser()
-    if (path / "run.json").is_file():
+    if runs.is_run_folder(path):
         source = runs.load_run(path.resolve())
     else:
         competition, sep, run_id = value.partition("/")
