@@ -2,6 +2,12 @@
 
 python -m bench.gpu_check --out DIR [--budget-minutes 8] [--data-dir DIR]
 python -m bench.gpu_check --out DIR --tiny          # the same steps on the offline digits data (tests, CPUs)
+python -m bench.gpu_check --out DIR --suite candidates   # whole 5-fold runs of `best` candidates, judged here
+
+The `candidates` suite spends the budget on whole 5-fold runs of recipes with more capacity than the default: on
+this CPU each needs 30-70 minutes to be judged on OOF (one seed more buys nothing there: the errors are the
+model's bias, bench/results/seeds-mnist-20261127-115000), on a GPU a few. Their oof.npy and folds.csv come back,
+so `python run.py compare` tests each against the CPU default on the same folds.
 
 Runs each step as a user would (`python run.py ...` in a subprocess), under the backend of the environment
 (`KERAS_BACKEND=jax` on the GPU machines, which have no TensorFlow), stops a step when the budget is
@@ -36,13 +42,25 @@ COMPARE_FILES = ("oof.npy", runs.FOLDS_CSV)
 UNIT_FILES = ("unit.json", "history.csv")
 
 
-def steps(tiny: bool) -> list[tuple[str, list[str]]]:
+SUITES = ("check", "candidates")
+
+
+def steps(tiny: bool, suite: str = "check") -> list[tuple[str, list[str]]]:
     """(name, run.py arguments) in the order they run; later steps are skipped when the budget is spent."""
     if tiny:
         small = ["model=small", "width=8", "epochs=1", "max_train_rows=300"]
+        if suite == "candidates":
+            return [("candidate", ["digits", "--folds", "2", *small])]
         return [
             ("smoke", ["digits", "--preset", "smoke", *small]),
             ("one_fold", ["digits", "--fold", "0", "--seed", "0", *small]),
+        ]
+    if suite == "candidates":  # more capacity than the default, each a whole run as the user starts it
+        return [
+            ("mnist_width32", ["mnist", "--folds", "5", "width=32", "dropout=0.4", "epochs=20"]),
+            ("kannada_width32", ["kannada", "--folds", "5", "width=32"]),
+            ("mnist_epochs30", ["mnist", "--folds", "5", "epochs=30"]),
+            ("kannada_epochs16", ["kannada", "--folds", "5", "epochs=16"]),
         ]
     return [
         ("smoke", ["mnist", "--preset", "smoke"]),
@@ -143,6 +161,9 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget-minutes", type=float, default=8.0, help="steps stop here; the throughput runs last")
     parser.add_argument("--data-dir", help="folder holding the competition zips")
     parser.add_argument("--tiny", action="store_true", help="the offline digits data and tiny configs")
+    parser.add_argument(
+        "--suite", choices=SUITES, default="check", help="check: the GPU path; candidates: `best` candidates' runs"
+    )
     return parser
 
 
@@ -155,7 +176,7 @@ def check(argv: list[str]) -> bool:
     document: dict[str, Any] = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "steps": [], "skipped": []}
     document |= {"devices": "measured last", "throughput": {}}
     with open(args.out / "check.log", "w") as log:
-        for name, step_args in steps(args.tiny):
+        for name, step_args in steps(args.tiny, args.suite):
             left = args.budget_minutes * 60 - (time.perf_counter() - start)
             if left <= 0:
                 document["skipped"].append(name)
@@ -164,7 +185,7 @@ def check(argv: list[str]) -> bool:
             save(args.out, document, start)  # a machine taken back mid-check still leaves what was measured
         # Last, so that this process never holds GPU memory while the runs train.
         document["devices"] = devices()
-        document["throughput"] = throughput(args.tiny, log)
+        document["throughput"] = throughput(args.tiny, log) if args.suite == "check" else {}
     save(args.out, document, start)
     print((args.out / "check.md").read_text())
     print(f"archive: {args.out / 'gpu-check.tar.gz'}")

@@ -28,3 +28,13 @@ def test_a_spent_budget_skips_the_remaining_steps(tmp_path, digits_dir):
     assert main(["--out", str(out), "--tiny", "--data-dir", str(digits_dir), "--budget-minutes", "0"]) == 0
     document = json.loads((out / "check.json").read_text())
     assert document["steps"] == [] and document["skipped"] == ["smoke", "one_fold"]
+
+
+def test_the_candidates_suite_runs_whole_runs_and_brings_back_their_oof(tmp_path, digits_dir):
+    out = tmp_path / "check"
+    assert main(["--out", str(out), "--tiny", "--suite", "candidates", "--data-dir", str(digits_dir)]) == 0
+    document = json.loads((out / "check.json").read_text())
+    assert [step["step"] for step in document["steps"]] == ["candidate"] and document["throughput"] == {}
+    with tarfile.open(out / "gpu-check.tar.gz") as tar:
+        names = tar.getnames()
+    assert any(name.startswith("runs/candidate/digits/") and name.endswith("/oof.npy") for name in names)
