@@ -187,9 +187,11 @@ def compare(argv: list[str]) -> None:
     parser = command_parser(
         "compare",
         "List every run of the competition, best OOF accuracy first (also written to compare.csv); "
-        "with two runs, test whether A really beats B (McNemar's exact test on the train rows both scored).",
+        "with two runs, test whether A really beats B (McNemar's exact test on the train rows both scored, then on "
+        "each extra set both predicted, such as Dig-MNIST).",
     )
     parser.add_argument("runs", nargs="*", metavar="RUN", help="two run ids (a unique prefix, or 'latest') to compare")
+    parser.add_argument("--data-dir", help="folder holding the competition files (the extra sets' labels)")
     args = parser.parse_args(argv)
     if len(args.runs) not in (0, 2):
         raise UserError(f"compare: give no run (the table of all runs) or exactly two, not {len(args.runs)}")
@@ -199,7 +201,7 @@ def compare(argv: list[str]) -> None:
 
     competition, root = get_spec(args.competition).name, args.out or DEFAULT_ROOT
     if args.runs:
-        print(compare_pair(root, competition, *args.runs))
+        print(compare_pair(root, competition, *args.runs, data_dir=args.data_dir))
     else:
         print_compare(root, competition)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.data.files import load_dataset
 from common.ground.errors import UserError
+from common.ground.spec import get_spec
 from common.runs import Run, atomic_write_bytes, find_run, list_runs
 from common.runs.aligned import AlignedOOF, aligned_oof
 from common.runs.stats import ALPHA, McNemarResult, mcnemar
@@ -154,8 +156,31 @@ def verdict(result: McNemarResult) -> str:
     return f"significant at {ALPHA} (p = {result.p_value:.3g}): {winner} really beats {loser}, by {gap:.5f}."
 
 
-def compare_pair(root: Path, competition: str, run_a: str, run_b: str) -> str:
-    """Whether run A's OOF accuracy really differs from run B's, on the train rows both scored."""
+def extra_set_lines(a: Run, b: Run, data_dir: str | None) -> list[str]:
+    """The same test on each extra set both runs predicted and did not train on (Kannada: Dig-MNIST and its
+    picking and reporting halves), whose labels come from the competition's files."""
+    spec = get_spec(a.competition)
+    names = [name for name in spec.extra_sets if a.has_array(name) and b.has_array(name)]
+    if not names:
+        return []
+    try:
+        data = load_dataset(spec, data_dir)
+    except UserError as error:  # OOF needs no data files; the extra sets' labels do
+        return [f"note: extra sets not compared: {error} (give --data-dir)"]
+    sets = [data.scored_sets({name: run.array(name) for name in names}) for run in (a, b)]
+    lines = []
+    for name, (labels, probabilities) in sets[0].items():
+        result = mcnemar(probabilities.argmax(axis=1) == labels, sets[1][name][1].argmax(axis=1) == labels)
+        lines.append(
+            f"{name}: A {result.acc_a:.5f}, B {result.acc_b:.5f}; only A right on {result.only_a}, only B on "
+            f"{result.only_b}; {verdict(result)}"
+        )
+    return lines
+
+
+def compare_pair(root: Path, competition: str, run_a: str, run_b: str, data_dir: str | None = None) -> str:
+    """Whether run A's OOF accuracy really differs from run B's, on the train rows both scored; then the same on
+    every extra set both predicted."""
     a, b = find_run(root, competition, run_a), find_run(root, competition, run_b)
     if a.run_id == b.run_id:
         raise UserError(f"both names point to run {a.run_id}: give two different runs")
@@ -170,4 +195,4 @@ def compare_pair(root: Path, competition: str, run_a: str, run_b: str) -> str:
     lines.append(f"on {result.n} train rows both scored: only A right on {result.only_a}, only B on {result.only_b}")
     lines.append(f"McNemar's exact test: {verdict(result)}")
     lines += [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
-    return "\n".join(lines)
+    return "\n".join(lines + extra_set_lines(a, b, data_dir))
