@@ -156,10 +156,10 @@ def verdict(result: McNemarResult) -> str:
     return f"significant at {ALPHA} (p = {result.p_value:.3g}): {winner} really beats {loser}, by {gap:.5f}."
 
 
-def extra_set_lines(a: Run, b: Run, data_dir: str | None) -> list[str]:
+def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None) -> list[str]:
     """The same test on each extra set both runs predicted and did not train on (Kannada: Dig-MNIST and its
     picking and reporting halves), whose labels come from the competition's files."""
-    spec = get_spec(a.competition)
+    spec = get_spec(competition)
     names = [name for name in spec.extra_sets if a.has_array(name) and b.has_array(name)]
     if not names:
         return []
@@ -195,4 +195,4 @@ def compare_pair(root: Path, competition: str, run_a: str, run_b: str, data_dir:
     lines.append(f"on {result.n} train rows both scored: only A right on {result.only_a}, only B on {result.only_b}")
     lines.append(f"McNemar's exact test: {verdict(result)}")
     lines += [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
-    return "\n".join(lines + extra_set_lines(a, b, data_dir))
+    return "\n".join(lines + extra_set_lines(competition, a, b, data_dir))
