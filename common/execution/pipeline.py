@@ -177,7 +177,10 @@ def resumable_run(root: Path, competition: str, run_id: str, seeds: int | None =
     else:
         run = runs.find_run(root, competition, run_id)
     if seeds is not None and seeds <= run.cfg.seeds:
-        raise UserError(f"--resume {run.run_id} --seeds {seeds}: the run has {run.cfg.seeds} already; ask for more")
+        raise UserError(
+            f"--resume {run.run_id} --seeds {seeds}: the run has {run.cfg.seeds} already; ask for more"
+            f" (or continue it as it is: --resume {run.run_id})"
+        )
     if run.finished and seeds is None:
         raise UserError(
             f"run {run.run_id} is already finished; start a new run instead of --resume (or add seeds: --seeds N)"
