@@ -129,9 +129,13 @@ def start_run(
         "git_commit": git_commit(),
         "argv": sys.argv,
     }
-    atomic_write_bytes(folder / CONFIG_YAML, yaml.safe_dump(config, sort_keys=False).encode())
+    write_config(folder, config)
     write_json(folder / RUN_JSON, record)
     return record
+
+
+def write_config(folder: Path, config: dict[str, Any]) -> None:
+    atomic_write_bytes(folder / CONFIG_YAML, yaml.safe_dump(config, sort_keys=False).encode())
 
 
 def write_folds(folder: Path, table: pd.DataFrame) -> None:
@@ -164,7 +168,7 @@ def reopen_run(folder: Path, argv: list[str]) -> None:
 def grow_run(folder: Path, config: dict[str, Any]) -> None:
     """A run given more units (more seeds): its new config.yaml, and running again until they are trained (the
     ensemble files of the smaller run stay until then, and are rewritten when the run finishes)."""
-    atomic_write_bytes(folder / CONFIG_YAML, yaml.safe_dump(config, sort_keys=False).encode())
+    write_config(folder, config)
     update_record(folder, status="running")
 
 

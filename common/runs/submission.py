@@ -54,8 +54,9 @@ def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.nda
     """The run's submission.csv, checked against sample_submission, copied as the competition's latest (unless
     the run is a study's trial)."""
     submission = build_submission(data.spec, data.sample, data.test_ids, test_probabilities.argmax(axis=1))
-    check_submission(data.spec, data.sample, submission, str(folder / runs.SUBMISSION_CSV))
-    write_submission(submission, folder / runs.SUBMISSION_CSV)
+    path = folder / runs.SUBMISSION_CSV
+    check_submission(data.spec, data.sample, submission, str(path))
+    write_submission(submission, path)
     if not runs.load_run(folder).is_trial:
-        atomic_write_bytes(folder.parent / runs.SUBMISSION_CSV, (folder / runs.SUBMISSION_CSV).read_bytes())
-    return folder / runs.SUBMISSION_CSV
+        atomic_write_bytes(folder.parent / runs.SUBMISSION_CSV, path.read_bytes())
+    return path
