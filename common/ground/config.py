@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,55 +24,131 @@ DISTORTIONS = (
 CONFIG_DIR = PROJECT_ROOT / "configs"
 
 
+# Field metadata: "help" says what a key does and "group" where docs/configuration.md lists it
+# (python -m common.ground.config_doc writes that page from these; tests/test_config_doc.py keeps them in step).
+CV = "Cross-validation and ensembling"
+PSEUDO = "Pseudo-labelling: a second round that also trains on another run's confident test predictions"
+MODEL = "Model"
+OPTIM = "Optimisation"
+AUGMENT = "Augmentation"
+TRANSFER = "Transfer: start every unit from another run's weights"
+HARDWARE = "Hardware and precision"
+OUTPUT = "What a run keeps"
+
+
+def setting(default: Any, group: str, what: str) -> Any:
+    """A config field with its group and help text (read by the documentation generator)."""
+    return field(default=default, metadata={"group": group, "help": what})
+
+
 @dataclass(frozen=True)
 class Config:
-    # Cross-validation and ensembling
-    folds: int = 5
-    seeds: int = 1  # models per fold, each with its own seed; OOF averages over seeds
-    seed: int = 42  # folds and unit seeds derive from it, so runs line up row by row
-    max_train_rows: int = 0  # 0 = all; a stratified subset otherwise (smoke runs)
-    holdout: float = 0.0  # share of train.csv kept out of training and scored by the fold ensemble (train_holdout)
-    extra_train: str = ""  # an extra labelled set (kannada: dig_mnist) trained on too, folded like train.csv
-    # Pseudo-labelling: a second round that also trains on another run's confident test predictions
-    pseudo_from: str = ""  # COMPETITION/RUN or a run folder with the same folds; stored resolved to its path
-    pseudo_threshold: float = 0.99  # a test image joins training when its predicted class has this probability
-    # Model
-    model: str = "deotte"
-    dropout: float = 0.4
-    width: int = 32  # channels of the first block; later blocks double it
-    # Optimisation
-    epochs: int = 15
-    batch_size: int = 128
-    lr: float = 3e-3  # peak learning rate
-    schedule: str = "onecycle"  # onecycle (warm up, then cosine down) | exponential (lr * decay ** epoch)
-    warmup_fraction: float = 0.2  # onecycle: share of steps spent warming up
-    lr_decay: float = 0.95  # exponential: factor per epoch (Chris Deotte's 0.95)
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    ema: float = 0.0  # momentum of an exponential moving average of the weights (Keras use_ema); 0 = off
-    early_stopping: int = 0  # patience in epochs on the fold's val_loss; 0 = off
-    # Augmentation: the affine family inside the training step (common/training/augment.py), drawn as A.Affine draws
-    aug_probability: float = 1.0
-    rotate: float = 10.0  # degrees, +-
-    scale: float = 0.1  # +- fraction
-    shift: float = 0.1  # +- fraction of the image size
-    shear: float = 0.0  # degrees, +-
-    distort: str = ""  # per-image distortions on top of the affine, comma-separated: elastic, grid (albumentations)
-    tta: int = 0  # test-time augmentation: predictions averaged over the image and this many 1-pixel shifts (0-8)
-    # Transfer (common/training/transfer.py): start every unit from another run's weights
-    init_from: str = ""  # COMPETITION/RUN (id, prefix or latest) or a run folder; stored resolved to its path
-    freeze_convs: bool = False  # with init_from: conv layers stay fixed, a fresh classifier is trained
-    # Hardware
-    threads: int = 0  # intra-op threads per unit; 0 = this machine's cores, stored resolved when a run starts, so a
-    # unit trains alike wherever it runs (resumed, merged, on a Dask worker that shares cores)
-    device: str = "auto"  # auto | cpu | gpu (gpu: refused when the backend sees none)
-    mixed_precision: str = "auto"  # auto (float32, best on an H200 too) | on | off | bfloat16 | float16
-    xla: str = "auto"  # auto | on | off: jit_compile (auto: always on JAX, on GPUs on TensorFlow)
-    deterministic: bool = False  # the backend's deterministic ops: repeatable to the bit, slower
-    save_models: bool = True  # model.keras per unit (needed to predict new images later)
-    # Keras' TensorBoard logs per unit, in units/f<K>-s<S>/tensorboard/ (units trained here, not on a Dask cluster);
-    # the callback writes with TensorFlow: refused on another backend before a run folder exists
-    tensorboard: bool = False
+    folds: int = setting(5, CV, "Stratified folds; each fold's models predict its held-out rows (OOF). At least 2.")
+    seeds: int = setting(1, CV, "Models per fold, each with its own seed; OOF averages over a fold's seeds.")
+    seed: int = setting(42, CV, "Base seed: folds and unit seeds derive from it, so two runs line up row by row.")
+    max_train_rows: int = setting(0, CV, "0 = every row of train.csv; otherwise a stratified subset of that many rows.")
+    holdout: float = setting(
+        0.0,
+        CV,
+        "Share of train.csv kept out of training altogether (always the same stratified rows) and scored by the"
+        " fold ensemble as `train_holdout`: an estimate that no fold model has seen.",
+    )
+    extra_train: str = setting(
+        "",
+        CV,
+        "An extra labelled set trained on too (kannada: `dig_mnist`), folded on its own like train.csv and scored"
+        " out of fold (`dig_mnist_oof`).",
+    )
+    pseudo_from: str = setting(
+        "",
+        PSEUDO,
+        "COMPETITION/RUN or a run folder with the very same folds (`--pseudo-from`); fold k also trains on the test"
+        " images that run's fold-k models are sure of. Stored resolved to the folder's path.",
+    )
+    pseudo_threshold: float = setting(
+        0.99, PSEUDO, "A test image joins training when its predicted class has at least this probability."
+    )
+    model: str = setting(
+        "deotte",
+        MODEL,
+        "A model of the registry in common/training/models.py: `deotte` (Chris Deotte's 7-convolution BatchNorm CNN)"
+        " or a baseline of the model zoo (`python run.py zoo COMP` trains them all).",
+    )
+    dropout: float = setting(0.4, MODEL, "Dropout rate, in [0, 1), for the models that read it.")
+    width: int = setting(32, MODEL, "Channels of the first block; later blocks double it (models that read it).")
+    epochs: int = setting(15, OPTIM, "Epochs per model.")
+    batch_size: int = setting(128, OPTIM, "Images per training step.")
+    lr: float = setting(3e-3, OPTIM, "Peak learning rate (AdamW).")
+    schedule: str = setting(
+        "onecycle", OPTIM, "`onecycle` (warm up, then cosine down to zero) or `exponential` (lr * lr_decay ** epoch)."
+    )
+    warmup_fraction: float = setting(0.2, OPTIM, "onecycle: share of the steps spent warming up, in [0, 1).")
+    lr_decay: float = setting(0.95, OPTIM, "exponential: factor applied to the learning rate after every epoch.")
+    weight_decay: float = setting(0.0, OPTIM, "AdamW's decoupled weight decay; 0 = off.")
+    label_smoothing: float = setting(0.0, OPTIM, "Label smoothing of the cross-entropy loss, in [0, 1).")
+    ema: float = setting(
+        0.0,
+        OPTIM,
+        "Momentum of an exponential moving average of the weights (Keras `use_ema`), whose average is saved;"
+        " 0 = off. Not with early_stopping.",
+    )
+    early_stopping: int = setting(
+        0, OPTIM, "Patience in epochs on the held-out fold's val_loss (best weights restored); 0 = off."
+    )
+    aug_probability: float = setting(
+        1.0, AUGMENT, "Share of training images given an affine transform (the others pass unchanged), in [0, 1]."
+    )
+    rotate: float = setting(10.0, AUGMENT, "Rotation, drawn per image in +- this many degrees.")
+    scale: float = setting(0.1, AUGMENT, "Zoom, drawn per image (x and y apart) in 1 +- this fraction.")
+    shift: float = setting(0.1, AUGMENT, "Shift, drawn per image in +- this fraction of the image size (whole pixels).")
+    shear: float = setting(0.0, AUGMENT, "Shear, drawn per image (x and y apart) in +- this many degrees.")
+    distort: str = setting(
+        "",
+        AUGMENT,
+        "Per-image albumentations distortions on top of the affine, comma-separated: `elastic`, `grid`"
+        " (p = 0.5 each, in worker processes).",
+    )
+    tta: int = setting(
+        0,
+        AUGMENT,
+        "Test-time augmentation: each prediction averaged over the image and this many one-pixel shifts (0-8),"
+        " for the held-out fold, the test set, extra sets, `predict` and the Kaggle notebook.",
+    )
+    init_from: str = setting(
+        "",
+        TRANSFER,
+        "COMPETITION/RUN (id, unique prefix or latest) or a run folder (`--init-from`) with the same model, width"
+        " and saved models; unit (k, s) starts from its unit (k mod folds, s mod seeds). Stored resolved to its path.",
+    )
+    freeze_convs: bool = setting(
+        False, TRANSFER, "With init_from: Conv2D and BatchNorm layers stay fixed and a fresh classifier is trained."
+    )
+    threads: int = setting(
+        0,
+        HARDWARE,
+        "Intra-op threads per unit; 0 = this machine's cores, stored resolved when a run starts, so a unit trains"
+        " alike wherever it runs (resumed, merged, on a Dask worker). Not applied on JAX.",
+    )
+    device: str = setting("auto", HARDWARE, "`auto`, `cpu` or `gpu` (`gpu` is refused when the backend sees none).")
+    mixed_precision: str = setting(
+        "auto",
+        HARDWARE,
+        "`auto` (float32: bfloat16 bought these CNNs no speed, on an H200 either), `on` (bfloat16 where the device has it, float16 on older GPUs), `off`, `bfloat16` or"
+        " `float16`. Probabilities stay float32.",
+    )
+    xla: str = setting(
+        "auto", HARDWARE, "`auto`, `on` or `off`: Keras `jit_compile` (auto: on with JAX, on GPUs with TensorFlow)."
+    )
+    deterministic: bool = setting(
+        False, HARDWARE, "The backend's deterministic ops: a resumed or repeated run is the same to the bit, slower."
+    )
+    save_models: bool = setting(True, OUTPUT, "Write each unit's model.keras (needed by predict, kernel, transfer).")
+    tensorboard: bool = setting(
+        False,
+        OUTPUT,
+        "Keras TensorBoard logs per unit, in the unit's tensorboard/ folder (units trained here, not on a Dask"
+        " cluster). TensorFlow only: refused on another backend before a run folder exists.",
+    )
 
     def __post_init__(self) -> None:
         positive = ["folds", "seeds", "epochs", "batch_size", "width"]
@@ -116,18 +192,25 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def explained(what: str) -> Any:
+    """A required field (no default: its value comes from a YAML file) with its help text."""
+    return field(metadata={"help": what})
+
+
 @dataclass(frozen=True)
 class TransductiveConfig:
     """The Kaggle notebook's transductive round (`kernel --transductive`); its values live in
     configs/transductive.yaml, with what they were measured to reach."""
 
-    threshold: float  # a hidden test image joins the round when the ensemble gives its answer this probability
-    epochs: int  # fine-tuning epochs per model and round
-    rounds: int  # each round chooses the sure images again, with the ensemble the last round fine-tuned
-    train_rows: int  # rows of train.csv mixed in, so the models keep what they learnt
-    lr: float
-    batch_size: int
-    max_minutes: float  # a model the round has not reached by then keeps its previous answer
+    threshold: float = explained(
+        "A hidden test image joins the round when the ensemble gives its answer this probability."
+    )
+    epochs: int = explained("Fine-tuning epochs per model and round.")
+    rounds: int = explained("Rounds; each chooses the sure images again, with the ensemble the last round fine-tuned.")
+    train_rows: int = explained("Random rows of train.csv mixed in, so that the models keep what they learnt.")
+    lr: float = explained("Learning rate of the fine-tuning (Adam, cosine to zero).")
+    batch_size: int = explained("Images per fine-tuning step.")
+    max_minutes: float = explained("A model the round has not reached by then keeps its previous answers.")
 
     def __post_init__(self) -> None:
         if not 0 <= self.threshold <= 1:
