@@ -227,7 +227,7 @@ def blend(argv: list[str]) -> None:
 def zoo(argv: list[str]) -> None:
     parser = command_parser(
         "zoo",
-        "Train several registered models (the benchmark harness's recipes model=<name>) on the same fixed 90/10 "
+        "Train several registered models (the recipes model=<name>) on the same fixed 90/10 "
         "split of train.csv for the same epochs and write a comparison table "
         "(submissions/<competition>/zoo/zoo.md and zoo.csv).",
     )
@@ -240,7 +240,7 @@ def zoo(argv: list[str]) -> None:
 
     spec = get_spec(args.competition)  # before TensorFlow loads: a typo fails at once
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    from common.commands.bench import run_zoo  # the benchmark harness, its recipes model=<name>
+    from common.commands.zoo import run_zoo  # late: TensorFlow takes seconds to load
 
     run_zoo(spec, models, args.epochs, args.max_train_rows, args.data_dir, args.out)
 

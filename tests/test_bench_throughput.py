@@ -6,8 +6,8 @@ import json
 
 import keras
 
+from bench.harness.flops import forward_flops, layer_flops
 from bench.throughput import main
-from common.commands.bench import forward_flops, layer_flops
 from common.ground.config import Config
 from common.training.models import create_model
 
