@@ -13,7 +13,7 @@ from requests import HTTPError  # the kaggle package's client raises requests' H
 
 from common.data.files import kaggle_credentials_present
 from common.ground.errors import UserError, first_line
-from common.ground.spec import CompetitionSpec
+from common.ground.spec import COMPETITIONS, CompetitionSpec, get_spec
 from common.runs import Run
 
 NO_CREDENTIALS = (
@@ -25,9 +25,10 @@ NO_CREDENTIALS = (
 def refuse_offline(spec: CompetitionSpec) -> None:
     """An offline competition (digits) has no Kaggle page: nothing to submit, dry or not."""
     if not spec.on_kaggle:
+        on_kaggle = [name for name in COMPETITIONS if get_spec(name).on_kaggle]
         raise UserError(
             f"{spec.name} is an offline demo, not a Kaggle competition: there is nothing to submit "
-            f"(its runs' submission.csv files are checked the way Kaggle checks them)"
+            f"(submit takes {' or '.join(on_kaggle)})"
         )
 
 
