@@ -227,7 +227,7 @@ def blend(argv: list[str]) -> None:
 def zoo(argv: list[str]) -> None:
     parser = command_parser(
         "zoo",
-        "Train several registered models (the benchmark harness's recipes model=<name>) on the same fixed 90/10 "
+        "Train several registered models (the recipes model=<name>) on the same fixed 90/10 "
         "split of train.csv for the same epochs and write a comparison table "
         "(submissions/<competition>/zoo/zoo.md and zoo.csv).",
     )
@@ -240,7 +240,7 @@ def zoo(argv: list[str]) -> None:
 
     spec = get_spec(args.competition)  # before TensorFlow loads: a typo fails at once
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    from common.commands.bench import run_zoo  # the benchmark harness, its recipes model=<name>
+    from common.commands.zoo import run_zoo  # late: TensorFlow takes seconds to load
 
     run_zoo(spec, models, args.epochs, args.max_train_rows, args.data_dir, args.out)
 
@@ -265,7 +265,8 @@ def tune(argv: list[str]) -> None:
     parser = command_parser(
         "tune",
         "A hyper-parameter study (Optuna): every trial an ordinary run; the study in submissions/<competition>/"
-        "tune/<study>/ with its table, plots, page and the best trial as a preset. The same command continues it.",
+        "tune/<study>/ with its table, plots, page and the best trial as a preset (in configs/presets/ too with "
+        "--save-preset). The same command continues it.",
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides under the searched keys")
     parser.add_argument("--space", help="configs/search/NAME.yaml or a YAML file (default: the competition's)")
@@ -273,7 +274,12 @@ def tune(argv: list[str]) -> None:
     parser.add_argument("--storage", metavar="URL", help="an Optuna database URL (default: SQLite in the study folder)")
     parser.add_argument("--objective", choices=("oof", "holdout"), default="oof", help="what trials are picked on")
     parser.add_argument(
-        "--dig-weight", type=float, default=0.0, metavar="W", help="kannada: weigh Dig-MNIST's picking half in by W"
+        "--judged-weight",
+        "--dig-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weigh the competition's judged set's picking half into the score by W (kannada: Dig-MNIST)",
     )
     parser.add_argument("--trials", type=int, help="trials to add (default 20 without --timeout)")
     parser.add_argument("--timeout", type=float, metavar="MINUTES", help="start no trial after this many minutes")
@@ -281,12 +287,16 @@ def tune(argv: list[str]) -> None:
     parser.add_argument("--preset", help="a file in configs/presets/ under every trial")
     parser.add_argument("--config", help="a YAML file of overrides under every trial")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    parser.add_argument(
+        "--save-preset", action="store_true", help="also write the best trial's preset into configs/presets/"
+    )
     args = parser.parse_intermixed_args(argv)
     with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
         from common.commands.tune import StudyRequest, run_study
 
-    options = {key: getattr(args, key) for key in ("space", "study", "storage", "objective", "dig_weight", "trials")}
+    options = {key: getattr(args, key) for key in ("space", "study", "storage", "objective", "judged_weight", "trials")}
     options |= {key: getattr(args, key) for key in ("timeout", "scheduler", "preset", "config", "data_dir", "out")}
+    options["save_preset"] = args.save_preset
     run_study(StudyRequest(args.competition, args.overrides, **options, argv=["tune", *argv]))
 
 

@@ -1,1 +1,1 @@
-"""Benchmarks, each run as `python -m bench.<name>` (bench/README.md); the harness is common/commands/bench.py."""
+"""Benchmarks, each run as `python -m bench.<name>` (bench/README.md); what they share is bench/harness/."""

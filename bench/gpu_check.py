@@ -90,9 +90,9 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
         status = "timeout"
     result = {"step": name, "command": " ".join(command[1:]), "status": status}
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
-    found = sorted(folder.glob("*/*/run.json"))
+    found = sorted(folder.glob(f"*/*/{runs.RUN_JSON}"))
     if found:
-        from common.commands.bench import unit_rows  # late: it loads Keras (this process trains nothing)
+        from bench.harness.rates import unit_rows
 
         run = runs.load_run(found[-1].parent)
         result |= {"run": str(run.folder.relative_to(out)), "hardware": run.record.get("hardware")}
@@ -103,7 +103,7 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
 
 def throughput(tiny: bool, log) -> dict[str, Any]:
     """Images per second of the default mnist model alone and inside the trainer (bench/speed.py)."""
-    from common.commands.bench import model_rates
+    from bench.harness.rates import model_rates
     from common.ground.config import load_config
 
     cfg, _ = load_config("digits" if tiny else "mnist", overrides=["model=small", "width=8"] if tiny else [])
@@ -123,7 +123,7 @@ def step_row(step: dict[str, Any]) -> list[Any]:
 
 
 def markdown(document: dict[str, Any]) -> str:
-    from common.commands.bench import markdown_table  # late: it loads Keras (this process trains nothing)
+    from bench.harness.results import markdown_table
 
     columns = ["step", "status", "wall s", "median unit img/s", "OOF", "extra sets"]
     lines = [f"# GPU check, {document['created']}", "", f"- devices: {document['devices']}", ""]

@@ -32,17 +32,9 @@ import numpy as np
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.harness.rates import model_alone_fit, model_rates, random_batches, unit_rows  # noqa: E402
+from bench.harness.results import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
-from common.commands.bench import (  # noqa: E402
-    RESULTS_DIR,
-    markdown_table,
-    model_alone_fit,
-    model_rates,
-    provenance,
-    random_batches,
-    unit_rows,
-    write_result_files,
-)
 from common.ground.config import Config, load_config  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
@@ -123,7 +115,7 @@ def train_run(competition: str, overrides: list[str], out: Path, data_dir: str |
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise UserError(f"speed: `{' '.join(command)}` failed with status {done.returncode}")
-    return max((out / competition).glob("*/run.json"), key=lambda p: p.stat().st_mtime).parent, seconds
+    return runs.list_runs(out, competition)[-1].folder, seconds  # run ids start with their UTC time: the newest
 
 
 def median_ratio(units: list[dict[str, Any]], alone: float) -> float | None:

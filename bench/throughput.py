@@ -3,7 +3,7 @@
 python -m bench.throughput mnist [--preset fast] [--steps 40] [KEY=VALUE ...]
 
 Times, at the recipe's batch size and on random 28x28 images (timing does not depend on the pixels):
-  1. the machine's float32 matrix-multiply rate (as the benchmark harness, common/commands/bench.py, measures it);
+  1. the machine's float32 matrix-multiply rate (as the budget benchmark measures it, bench/harness/flops.py);
   2. full training steps fed from memory (the model alone) and through the trainer (TrainBatches and the
      in-graph affine), so the difference is what feeding and augmentation cost (bench/speed.py);
   3. every layer alone (TensorFlow only), forward and backward, with its FLOPs and the rate it reaches.
@@ -27,18 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
+from bench.harness.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops, layer_flops, matmul_gflops  # noqa: E402
+from bench.harness.rates import model_rates  # noqa: E402
+from bench.harness.results import RESULTS_DIR, machine_description, markdown_table, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
-from common.commands.bench import (  # noqa: E402
-    RESULTS_DIR,
-    TRAIN_FLOPS_PER_FORWARD,
-    forward_flops,
-    layer_flops,
-    machine_description,
-    markdown_table,
-    matmul_gflops,
-    model_rates,  # noqa: E402
-    write_result_files,
-)
 from common.ground.config import Config, load_config  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402

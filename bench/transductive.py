@@ -31,8 +31,8 @@ import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.harness.results import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
-from common.commands.bench import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common.data.files import Dataset, load_dataset  # noqa: E402
 from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402

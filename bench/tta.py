@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.harness.results import RESULTS_DIR, markdown_table  # noqa: E402
 from common import runs  # noqa: E402
-from common.commands.bench import RESULTS_DIR, markdown_table  # noqa: E402
 from common.data.files import load_dataset  # noqa: E402
 from common.ground.errors import exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
@@ -40,9 +40,10 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
     folds = run.folds()
     per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), 10), np.float64)
     units = all_units(run.cfg)
+    models = {path.parent: path for path in run.model_files()}  # each unit's saved model, by its folder
     start = time.perf_counter()
     for key in tqdm(units, desc="units", unit="unit"):
-        model = keras.models.load_model(run.unit_dir(key) / "model.keras", compile=False)
+        model = keras.models.load_model(models[run.unit_dir(key)], compile=False)
         held_out = (folds["fold"] == key[0]).to_numpy()
         for view, shifted in enumerate(tta_views(images[held_out], len(TTA_SHIFTS))):
             per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.config["seeds"]

@@ -1,5 +1,5 @@
-"""The benchmark harness (common/commands/bench.py) through `python -m bench.bench`: recipes side by side on one
-holdout split of the offline digits competition, under a budget, each against the reference recipe."""
+"""The budget benchmark (bench/harness/budget.py, budget_report.py) through `python -m bench.bench`: recipes side by
+side on one holdout split of the offline digits competition, under a budget, each against the reference recipe."""
 
 from __future__ import annotations
 
@@ -12,25 +12,15 @@ import numpy as np
 import pytest
 
 from bench.bench import main
-from common.commands.bench import (
-    BenchOptions,
-    BudgetedEpochs,
-    Recipe,
-    Trained,
-    capped_rows,
-    comparisons,
-    fixed_split,
-    forward_flops,
-    parse_recipes,
-    point_at,
-    recipe_config,
-    recipe_configs,
-    reference_name,
-    run_bench,
-    winners,
-)
-from common.data.folds import HOLDOUT_SEED, holdout_split
+from bench.harness import budget
+from bench.harness.budget import BenchOptions, BudgetCallback, Trained, reference_name, run_bench
+from bench.harness.budget_report import comparisons, point_at, winners
+from bench.harness.flops import forward_flops
+from common.commands.recipes import FixedSplit, Recipe, fixed_split, parse_recipes, recipe_config, recipe_configs
+from common.data.files import load_dataset
+from common.data.folds import HOLDOUT_SEED
 from common.ground.errors import UserError
+from common.ground.spec import get_spec
 from common.runs.stats import mcnemar
 from common.training.models import create_model
 
@@ -60,6 +50,7 @@ def bench(digits_dir, tmp_path_factory):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the module's tiny bench trains for about 20 s
 def test_bench_writes_json_and_markdown_with_the_same_stem(bench):
     out, document = bench
     names = sorted(p.name for p in out.iterdir())
@@ -80,6 +71,7 @@ def test_bench_writes_json_and_markdown_with_the_same_stem(bench):
     assert document["command"].startswith(f"python -m bench.bench digits --recipes {RECIPE_ARGUMENT}")
 
 
+@pytest.mark.slow  # the module's tiny bench trains for about 20 s
 def test_each_recipe_has_a_curve_speed_and_flops(bench):
     _, document = bench
     assert list(document["recipes"]) == RECIPES
@@ -103,6 +95,7 @@ def test_each_recipe_has_a_curve_speed_and_flops(bench):
         assert result["flops_share"] == pytest.approx(share, rel=1e-2, abs=1e-4)
 
 
+@pytest.mark.slow  # the module's tiny bench trains for about 20 s
 def test_checkpoints_pick_the_last_epoch_within_the_time(bench):
     _, document = bench
     for name, row in document["checkpoints"].items():
@@ -117,6 +110,7 @@ def test_checkpoints_pick_the_last_epoch_within_the_time(bench):
     )
 
 
+@pytest.mark.slow  # the module's tiny bench trains for about 20 s
 def test_markdown_shows_every_table(bench):
     out, document = bench
     text = next(out.glob("*.md")).read_text()
@@ -131,8 +125,14 @@ def test_markdown_shows_every_table(bench):
     assert f"{document['machine']['matmul_gflops']:,.1f} GFLOP/s" in text
 
 
-def test_every_recipe_is_tested_against_the_reference_with_mcnemar(bench):
+@pytest.mark.slow  # the module's tiny bench trains for about 20 s
+def test_every_recipe_is_tested_against_the_reference_with_mcnemar(bench, digits_dir):
     out, document = bench
+    digits = get_spec("digits")
+    extras = load_dataset(digits, digits_dir).extras
+    rows = {"holdout": document["split"]["holdout_rows"]} | {
+        digits.extra_sets[n]: len(t.labels) for n, t in extras.items()
+    }
     assert document["reference"] == "reference"  # chosen by the flag's default, as it is listed
     assert document["recipe_definitions"] == ["reference", "default", "wide:width=16"]
     assert document["recipes"]["wide"]["config"]["width"] == 16 and document["recipes"]["wide"]["overrides"] == [
@@ -151,7 +151,10 @@ def test_every_recipe_is_tested_against_the_reference_with_mcnemar(bench):
                 assert test["gain"] == pytest.approx(gain, abs=1e-6)
                 assert f"| {name} - reference | - | {test['gain']:+.5f} (p = {test['p_value']:.2g}" in text
             assert 0 <= test["p_value"] <= 1 and test["tie"] == (test["p_value"] >= 0.05)
-            assert test["only_recipe"] >= 0 and test["only_reference"] >= 0
+            # the gain is the rows only the recipe got right less those only the reference got right, over all rows
+            assert test["gain"] == pytest.approx(
+                (test["only_recipe"] - test["only_reference"]) / rows[signal], abs=1e-6
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +216,7 @@ def test_budget_cuts_training_and_scoring_time_is_not_counted():
     clock = [0.0]
     labels = np.array([0, 0, 1, 2])
     sets = {"holdout": (np.zeros((4, 28, 28, 1), np.uint8), labels)}
-    callback = BudgetedEpochs(25.0, steps_per_epoch=2, batch_size=8, sets=sets, now=lambda: clock[0])
+    callback = BudgetCallback(25.0, batch_size=8, sets=sets, steps_per_epoch=2, now=lambda: clock[0])
     callback.set_model(FakeModel(clock))
     callback.on_train_begin()
     for epoch in range(3):  # each step takes 5 s; the budget ends during the third epoch
@@ -229,15 +232,6 @@ def test_budget_cuts_training_and_scoring_time_is_not_counted():
     assert callback.curve[0]["accuracy"] == 0.5 and callback.curve[0]["eval_seconds"] == 100.0
     assert callback.curve[0]["images_per_second"] == 16 / 10
     assert callback.stopped_by_budget and callback.trained == 25.0 and callback.steps_done == 5
-
-
-def test_capped_rows_is_a_stratified_subset_of_the_training_rows():
-    labels = np.repeat(np.arange(10), 20)
-    train, _ = holdout_split(labels, 0.1)
-    capped = capped_rows(labels, train, 0, 50)
-    assert len(capped) == 50 and set(capped) <= set(train) and np.array_equal(np.bincount(labels[capped]), [5] * 10)
-    assert np.array_equal(capped_rows(labels, train, 0, 0), train)
-    assert np.array_equal(capped_rows(labels, train, 100, 50), capped)  # the smaller cap wins
 
 
 @pytest.mark.parametrize(
@@ -266,57 +260,12 @@ def test_bad_arguments_are_one_line_errors_before_any_work(argv, message, tmp_pa
         BenchOptions(5, (5,), matmul_size=0)
 
 
-def test_recipes_are_presets_default_or_named_overrides():
-    recipes = parse_recipes("reference, default,wide:width=48,epochs=20,ref10:preset=reference,epochs=10,reference2:")
-    assert recipes == [
-        Recipe("reference", "reference"),
-        Recipe("default"),
-        Recipe("wide", None, ("width=48", "epochs=20")),
-        Recipe("ref10", "reference", ("epochs=10",)),
-        Recipe("reference2"),  # not a preset: the competition's config under its own name
-    ]
-    assert parse_recipes("reference:epochs=10") == [Recipe("reference", "reference", ("epochs=10",))]
-    assert [recipe.spelled() for recipe in recipes] == [
-        "reference",
-        "default",
-        "wide:width=48,epochs=20",
-        "ref10:preset=reference,epochs=10",
-        "reference2",
-    ]
-    with pytest.raises(UserError, match="starts with 'epochs=3': give a name first"):
-        parse_recipes("epochs=3,default")
-    with pytest.raises(UserError, match="needs a name before ':'"):
-        parse_recipes(":width=48")
-
-
-def test_a_recipes_config_is_the_competitions_then_preset_then_overrides():
-    wide = recipe_config("digits", parse_recipes("wide:width=48,epochs=20")[0], ["epochs=3", "lr=0.01"])
-    assert (wide.model, wide.width, wide.epochs, wide.lr) == ("small", 48, 20, 0.01)  # the recipe's own win
-    short = recipe_config("digits", parse_recipes("reference:epochs=10")[0])
-    assert (short.model, short.schedule, short.epochs) == ("deotte", "exponential", 10)
-    resolved = recipe_configs("digits", parse_recipes("default,fast"), ["epochs=2"])
-    assert [(recipe.name, cfg.epochs) for recipe, cfg in resolved] == [("default", 2), ("fast", 2)]
-    with pytest.raises(UserError, match="unknown preset 'nosuch'"):
-        recipe_config("digits", Recipe("x", "nosuch"))
-    with pytest.raises(UserError, match="unknown model 'nosuch'"):
-        recipe_config("digits", Recipe("x", None, ("model=nosuch",)))
-
-
 def test_the_reference_is_chosen_by_flag_not_by_name():
     assert reference_name(None, ["reference", "default"]) == "reference"
     assert reference_name(None, ["default", "wide"]) is None
     assert reference_name("default", ["reference", "default"]) == "default"
     with pytest.raises(UserError, match="--reference 'wide' is not among the recipes"):
         reference_name("wide", ["reference", "default"])
-
-
-def test_the_benchmarks_split_is_the_config_holdout_and_the_zoos_is_of_a_subset():
-    labels = np.repeat(np.arange(10), 30)
-    train, held = fixed_split(labels, 0.1, 0, HOLDOUT_SEED)
-    expected = holdout_split(labels, 0.1)
-    assert np.array_equal(train, expected[0]) and np.array_equal(held, expected[1])
-    train, held = fixed_split(labels, 0.1, 100, seed=42)
-    assert (len(train), len(held)) == (90, 10) and np.array_equal(np.bincount(labels[held]), [1] * 10)
 
 
 def curve_point(epoch: int, seconds: float, accuracy: float) -> dict:
@@ -363,16 +312,14 @@ def fake_trained(recipe: Recipe, sets: dict, wrong: int) -> Trained:
 
 def test_results_are_written_after_each_recipe(digits_dir, tmp_path, monkeypatch):
     """A long benchmark left in the background shows every finished recipe, the comparisons included."""
-    import common.commands.bench as harness
-
     seen = []
 
     def fake_train_recipe(recipe, cfg, split, options):
         seen.append([json.loads(p.read_text()) for p in tmp_path.glob("*.json")])
-        return fake_trained(recipe, split.sets, 10 if recipe.name == "reference" else 0)
+        return fake_trained(recipe, budget.signal_sets(split), 10 if recipe.name == "reference" else 0)
 
-    monkeypatch.setattr(harness, "train_recipe", fake_train_recipe)
-    monkeypatch.setattr(harness, "matmul_gflops", lambda size: 1.0)
+    monkeypatch.setattr(budget, "train_recipe", fake_train_recipe)
+    monkeypatch.setattr(budget, "matmul_gflops", lambda size: 1.0)
     resolved = recipe_configs("digits", parse_recipes("reference,better:epochs=1"))
     options = BenchOptions(1.0, (1.0,), data_dir=str(digits_dir), out=tmp_path, reference="better")
     with contextlib.redirect_stdout(io.StringIO()):
@@ -402,22 +349,18 @@ class FirstPixelModel:
 def test_a_judged_sets_halves_are_scored_from_the_whole_sets_predictions(digits_dir, monkeypatch):
     from dataclasses import replace
 
-    from common.commands import bench as harness
-    from common.data.files import load_dataset
-    from common.ground.spec import get_spec
-
     data = load_dataset(replace(get_spec("digits"), judged_sets=("holdout",)), digits_dir)
-    split = harness.BenchSplit(data, *fixed_split(data.train.labels, 0.1, 0, HOLDOUT_SEED), HOLDOUT_SEED)
-    sets, cuts = split.sets, split.cuts
+    split = FixedSplit(data, *fixed_split(data.train.labels, 0.1, 0, HOLDOUT_SEED), HOLDOUT_SEED)
+    sets, cuts = budget.signal_sets(split), budget.signal_cuts(split)
     assert list(cuts) == ["holdout_pick", "holdout_report"] and {parent for parent, _ in cuts.values()} == {
         "holdout.csv"
     }
     for half, (parent, rows) in cuts.items():
         np.testing.assert_array_equal(sets[half][0], sets[parent][0][rows])
     asked = []
-    real = harness.predict_sets
-    monkeypatch.setattr(harness, "predict_sets", lambda model, named: asked.append(list(named)) or real(model, named))
-    callback = BudgetedEpochs(60.0, steps_per_epoch=1, batch_size=8, sets=sets, cuts=cuts)
+    real = budget.predict_sets
+    monkeypatch.setattr(budget, "predict_sets", lambda model, named: asked.append(list(named)) or real(model, named))
+    callback = BudgetCallback(60.0, batch_size=8, sets=sets, steps_per_epoch=1, cuts=cuts)
     callback.set_model(FirstPixelModel())
     callback.on_train_begin()
     callback.on_epoch_begin(0)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import keras
+import pytest
 
+from bench.harness.flops import forward_flops, layer_flops
 from bench.throughput import main
-from common.commands.bench import forward_flops, layer_flops
 from common.ground.config import Config
 from common.training.models import create_model
 
@@ -20,6 +21,7 @@ def test_layer_flops_add_up_to_the_models():
     assert layer_flops(first) == 2 * 26 * 26 * 3 * 3 * 1 * 16
 
 
+@pytest.mark.slow  # times every layer: about 20 s
 def test_profile_writes_rates_and_every_layer(tmp_path, capsys):
     assert main(["digits", "--steps", "2", "--out", str(tmp_path), "model=small", "batch_size=16"]) == 0
     (document_path,) = tmp_path.glob("throughput-digits-*.json")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.speed import main
 
 TINY = ["model=small", "width=8", "epochs=2", "max_train_rows=300", "folds=2", "tta=2"]
 
 
+@pytest.mark.slow  # trains a whole tiny run in a subprocess
 def test_a_trained_run_is_measured_against_the_model_alone(tmp_path, digits_dir, capsys):
     runs, out = tmp_path / "runs", tmp_path / "results"
     argv = ["digits", "--train", "--preset", "smoke", *TINY, "--runs", str(runs), "--data-dir", str(digits_dir)]
@@ -29,6 +32,7 @@ def test_run_flags_without_train_are_refused(capsys):
     assert "run.py's flags go with --train" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains a whole tiny run in a subprocess
 def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(tmp_path, digits_dir, capsys):
     runs, out = tmp_path / "runs", tmp_path / "results"
     argv = ["digits", "--train", "--paired", "--preset", "smoke", *TINY, "--runs", str(runs), "--out", str(out)]

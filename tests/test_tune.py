@@ -1,4 +1,4 @@
-"""common/commands/tune.py: `python run.py tune` as a user runs it, on the offline digits competition with a tiny
+"""common/commands/tune/: `python run.py tune` as a user runs it, on the offline digits competition with a tiny
 search space (2 folds of 1 epoch on 200 rows), in this process (TensorFlow loads once)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import run
 from common import runs
 from common.commands import tune
 from common.commands.compare import compare_table
+from common.commands.tune import preset, setup, storage
 from common.ground.config import read_yaml
 
 TINY = """# a tiny space for the tests
@@ -55,17 +56,26 @@ def study(digits_dir, tmp_path_factory):
     space.write_text(TINY)
     folder = out / "digits" / "tune" / "digits-tiny"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tune, "PRESETS_DIR", base / "presets")
-        patch.setattr(tune, "make_pruner", optuna.pruners.NopPruner)  # every trial completes: a known table
+        patch.setattr(preset, "PRESETS_DIR", base / "presets")
+        patch.setattr(storage, "make_pruner", optuna.pruners.NopPruner)  # every trial completes: a known table
         assert run.main(tune_args(space, out, digits_dir, "--trials", "2")) == 0
         assert states(folder, "digits-tiny") == [TrialState.COMPLETE] * 2
+        saved_at_first = (base / "presets").exists()  # configs/presets/ only when asked
         stale = leave_running_trial(
             f"sqlite:///{folder / 'study.db'}", "digits-tiny", out, lambda n: f"tune-digits-tiny-t{n}"
         )
-        assert run.main(tune_args(space, out, digits_dir, "--trials", "2")) == 0
-    return {"folder": folder, "out": out, "space": space, "stale": stale, "presets": base / "presets"}
+        assert run.main(tune_args(space, out, digits_dir, "--trials", "2", "--save-preset")) == 0
+    return {
+        "folder": folder,
+        "out": out,
+        "space": space,
+        "stale": stale,
+        "presets": base / "presets",
+        "saved_at_first": saved_at_first,
+    }
 
 
+@pytest.mark.slow  # trains tiny trials: tens of seconds
 def test_a_stopped_study_continues_in_the_same_database(study):
     assert (
         states(study["folder"], "digits-tiny")
@@ -78,6 +88,7 @@ def test_a_stopped_study_continues_in_the_same_database(study):
         assert trial.record["command"].startswith("python run.py digits ") and " lr=" in trial.record["command"]
 
 
+@pytest.mark.slow  # trains tiny trials: tens of seconds
 def test_a_trial_left_running_is_failed_on_resume(study):
     assert runs.load_run(study["stale"]).record["status"] == "failed"
     table = compare_table(study["out"], "digits")
@@ -85,6 +96,7 @@ def test_a_trial_left_running_is_failed_on_resume(study):
     assert (table["status"] == "finished").sum() == 4
 
 
+@pytest.mark.slow  # trains tiny trials: tens of seconds
 def test_table_plots_page_and_preset(study):
     folder = study["folder"]
     table = pd.read_csv(folder / "trials.csv")
@@ -94,11 +106,15 @@ def test_table_plots_page_and_preset(study):
     assert scores.is_monotonic_decreasing and table["run_id"].iloc[4] == study["stale"].name
     markdown = (folder / "trials.md").read_text()
     assert "| trial" in markdown and "flatters by selection" in markdown and "mean gap" in markdown
+    page = (folder / "study.html").read_text()
     for name in ("history", "slices", "importances"):
         assert (folder / f"{name}.png").read_bytes().startswith(PNG)
-        assert f'src="{name}.png"' in (folder / "study.html").read_text()
+        assert f'src="{name}.png"' in page
+    assert "`" not in page and "<code>python run.py tune digits" in page  # the command as code, not backticks
     preset = folder / "tune-digits-tiny.yaml"
+    assert not study["saved_at_first"]  # the first command had no --save-preset
     assert preset.read_bytes() == (study["presets"] / "tune-digits-tiny.yaml").read_bytes()
+    assert "--preset tune-digits-tiny" in preset.read_text()
     best = table.iloc[0]
     values = read_yaml(preset)  # typed like any preset
     assert values["lr"] == pytest.approx(best["lr"]) and values["dropout"] == pytest.approx(best["dropout"])
@@ -106,6 +122,7 @@ def test_table_plots_page_and_preset(study):
     assert f"trial {best['trial']}, run {best['run_id']}" in preset.read_text()
 
 
+@pytest.mark.slow  # trains tiny trials: tens of seconds
 def test_a_changed_setup_is_refused_without_touching_the_study(study, digits_dir, capsys):
     args = tune_args(study["space"], study["out"], digits_dir, "--trials", "1", "epochs=2")
     assert run.main(args) == 2
@@ -114,11 +131,12 @@ def test_a_changed_setup_is_refused_without_touching_the_study(study, digits_dir
     assert len(states(study["folder"], "digits-tiny")) == 5
 
 
+@pytest.mark.slow  # trains tiny trials: tens of seconds
 def test_pruned_trials_show_as_pruned(digits_dir, tmp_path, monkeypatch):
     space, out = tmp_path / "tiny.yaml", tmp_path / "runs"
     space.write_text(TINY)
-    monkeypatch.setattr(tune, "PRESETS_DIR", tmp_path / "presets")
-    monkeypatch.setattr(tune, "make_pruner", AlwaysPrune)
+    monkeypatch.setattr(preset, "PRESETS_DIR", tmp_path / "presets")
+    monkeypatch.setattr(storage, "make_pruner", AlwaysPrune)
     assert run.main(tune_args(space, out, digits_dir, "--trials", "2", "--study", "pruned")) == 0
     folder = out / "digits" / "tune" / "pruned"
     assert states(folder, "pruned") == [TrialState.PRUNED] * 2
@@ -133,89 +151,15 @@ def test_a_dead_trial_of_a_shared_storage_fails_when_its_heartbeat_is_stale(digi
     space, db = tmp_path / "tiny.yaml", tmp_path / "shared.db"
     space.write_text(TINY)
     request = tune.StudyRequest("digits", space=str(space), storage=f"sqlite:///{db}", out=tmp_path / "runs")
-    setup = tune.prepare(request)
-    with tune.opened_study(setup):
+    checked = setup.prepare(request)
+    with storage.opened_study(checked):
         pass
-    folder = leave_running_trial(request.storage, setup.name, setup.root, setup.label)
+    folder = leave_running_trial(request.storage, checked.name, checked.root, checked.label)
     with sqlite3.connect(db) as connection:  # its process died an hour ago, after one heartbeat
         connection.execute(
             "INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, datetime('now', '-1 hour') "
             "FROM trials WHERE state = 'RUNNING'"
         )
-    with tune.opened_study(setup) as study:
+    with storage.opened_study(checked) as study:
         assert [trial.state for trial in study.trials] == [TrialState.FAIL]
     assert runs.load_run(folder).record["status"] == "failed"
-
-
-BAD_SPACES = [
-    ("lrr: {low: 0.1, high: 0.2}", "unknown config key 'lrr'"),
-    ("lr: {low: 0.01, high: 0.001}", "lr: low 0.01 must be below high 0.001"),
-    ("weight_decay: {low: 0.0, high: 0.01, log: true}", "weight_decay: a log range needs low > 0"),
-    ("width: {choices: []}", "width: choices must be a non-empty list"),
-    ("width: {low: 8.5, high: 32}", "width must be int, got 8.5"),
-    ("model: {choices: [small, 3]}", "model must be str, got 3"),
-    ("dropout: {low: 0.1, high: 1.5}", "dropout=1.5: config: dropout"),
-    ("distort: {low: 0, high: 1}", "distort is a str: give choices, not a range"),
-    ("holdout: {low: 0.1, high: 0.2}", "holdout cannot be searched"),
-    ("lr: 0.01", "lr: expected {low: A, high: B}"),
-    ("fixed: {epochz: 2}\nlr: {low: 0.001, high: 0.01}", "unknown config key 'epochz'"),
-    ("lr: {low: 0.001, high: 0.01", "invalid YAML"),
-]
-
-
-@pytest.mark.parametrize("text, message", BAD_SPACES)
-def test_bad_search_spaces_give_one_line_and_leave_nothing(text, message, tmp_path, capsys):
-    space = tmp_path / "bad.yaml"
-    space.write_text(text)
-    assert run.main(["tune", "digits", "--space", str(space), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and message in err and "Traceback" not in err
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open it"),
-        (["--storage", "sqlite:////no/such/folder/study.db"], "unable to open database file"),
-        (["--objective", "holdout", "holdout=0"], "--objective holdout needs a holdout"),
-        (["--dig-weight", "0.3"], "--dig-weight: digits has no Dig-MNIST set"),
-        (["--study", "a b"], "--study 'a b': use letters"),
-        (["--space", "nosuch"], "unknown search space 'nosuch'"),
-        (["--trials", "0"], "--trials must be at least 1"),
-        (["model=lenet5"], "model lenet5 does not use dropout, width"),
-        (["extra_train=dig_mnist"], "extra_train 'dig_mnist' is not an extra set of digits"),
-    ],
-)
-def test_bad_arguments_give_one_line_and_leave_nothing(args, message, digits_dir, tmp_path, capsys):
-    assert run.main(["tune", "digits", *args, "--data-dir", str(digits_dir), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and message in err and "Traceback" not in err
-    assert not (tmp_path / "out").exists()
-
-
-def test_dig_weight_is_refused_when_trials_train_on_dig_mnist(tmp_path, capsys):
-    args = ["tune", "kannada", "--dig-weight", "0.5", "extra_train=dig_mnist", "--out", str(tmp_path / "out")]
-    assert run.main(args) == 2
-    assert "would train on Dig-MNIST" in capsys.readouterr().err
-
-
-def test_every_competition_has_a_valid_default_space():
-    for competition in ("digits", "mnist", "kannada"):
-        request = tune.StudyRequest(competition)
-        space = tune.read_space(tune.space_file(competition, None))
-        base = tune.base_config(competition, request, space)
-        tune.check_space(space, base, request)
-        assert space.name == competition and len(space.params) >= 5
-        assert base.holdout > 0  # each default space holds out rows that report the best trial honestly
-    assert "tune COMP" in run.SUB_COMMANDS and run.COMMANDS["tune"] is run.tune
-
-
-def test_kannada_trials_are_picked_on_one_half_of_dig_mnist_and_reported_on_the_other():
-    from types import SimpleNamespace
-
-    setup = SimpleNamespace(request=SimpleNamespace(dig_weight=0.25, objective="oof"))
-    extra = {"dig_mnist": 0.5, "dig_mnist_pick": 0.8, "dig_mnist_report": 0.6}
-    scores = tune.trial_scores(setup, {"oof_accuracy": 0.99, "extra_accuracy": extra})
-    assert scores["score"] == pytest.approx(0.75 * 0.99 + 0.25 * 0.8)
-    assert scores["dig_mnist_report"] == 0.6  # kept beside the score, never in it

@@ -1,16 +1,15 @@
-"""The model zoo, the benchmark harness's recipes model=<name> (common/commands/bench.py): several models on one
-fixed split of the offline digits competition, one table."""
+"""common/commands/zoo.py: the recipes model=<name>, several models on one fixed split of the offline digits
+competition, one table."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from common.commands.bench import fixed_split, merged_table, run_zoo
+from common.commands.zoo import merged_table, run_zoo
 from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
@@ -30,6 +29,7 @@ def zoo(digits_dir, tmp_path_factory):
     return folder, printed.getvalue()
 
 
+@pytest.mark.slow  # the module's tiny zoo trains for about 20 s
 def test_zoo_writes_one_table_as_csv_and_markdown(zoo):
     folder, _ = zoo
     assert folder.name == "zoo" and folder.parent.name == "digits"
@@ -56,6 +56,7 @@ def test_zoo_writes_one_table_as_csv_and_markdown(zoo):
         assert row.epochs == 1 and row.train_rows == 270  # 90% of the 300 rows
 
 
+@pytest.mark.slow  # the module's tiny zoo trains for about 20 s
 def test_zoo_markdown_and_printed_table_show_every_model(zoo):
     folder, printed = zoo
     lines = (folder / "zoo.md").read_text().splitlines()
@@ -78,17 +79,7 @@ def test_unknown_model_is_a_user_error_before_anything_is_written(tmp_path, digi
     assert not list(tmp_path.iterdir())
 
 
-def test_holdout_split_is_fixed_stratified_and_disjoint():
-    labels = np.repeat(np.arange(10), 100)
-    train, valid = fixed_split(labels, 0.1, 0, seed=42)
-    again = fixed_split(labels, 0.1, 0, seed=42)
-    assert np.array_equal(train, again[0]) and np.array_equal(valid, again[1])
-    assert len(valid) == 100 and not set(train) & set(valid) and len(train) + len(valid) == 1000
-    assert np.array_equal(np.bincount(labels[valid]), np.full(10, 10))  # 10% of every class
-    small_train, small_valid = fixed_split(labels, 0.1, 500, seed=42)
-    assert len(small_train) + len(small_valid) == 500 and np.array_equal(np.bincount(labels[small_valid]), [5] * 10)
-
-
+@pytest.mark.slow  # the module's tiny zoo trains for about 20 s
 def test_a_later_zoo_replaces_its_models_rows_and_keeps_the_others(zoo):
     folder, _ = zoo
     newer = {"model": "mlp", "val_accuracy": 0.999, "parameters": 1}

@@ -42,6 +42,11 @@ class CompetitionSpec:
     make_files: Callable[[Path], None] | None = None
 
     @property
+    def on_kaggle(self) -> bool:
+        """False for an offline competition (it writes its own files): there is no Kaggle page to submit to."""
+        return self.make_files is None
+
+    @property
     def zip_name(self) -> str:
         return f"{self.slug}.zip"
 

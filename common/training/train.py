@@ -8,7 +8,7 @@ that load on any backend. This module knows no model by name and no folder: arra
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,10 +180,12 @@ def train_unit(
     progress: keras.callbacks.Callback | None = None,
     init: Path | None = None,
     log_dir: Path | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, UnitResult]:
     """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
     probabilities for `valid` and every set of `predict`. The fold is validated every epoch only when early
-    stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`."""
+    stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`. `callbacks` come after
+    the epoch timer, so the time they take at an epoch's end is not counted in its seconds."""
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     batches = TrainBatches(*train, cfg, seed)
@@ -196,7 +198,7 @@ def train_unit(
         validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
         shuffle=False,  # TrainBatches shuffles rows from the seed; Keras would draw from Python's `random`
-        callbacks=fit_callbacks(cfg, progress, timer, log_dir),
+        callbacks=[*fit_callbacks(cfg, progress, timer, log_dir), *callbacks],
         verbose=0,
     )
     predicting = time.perf_counter()

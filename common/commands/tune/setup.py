@@ -1,0 +1,177 @@
+"""What `python run.py tune` asked for, checked before anything is written: the request, and the setup every
+trial shares (the base config, the space, where the study lives)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import runs
+from common.commands.tune.space import Space, read_space, space_file
+from common.data.files import judged_half_names, load_dataset
+from common.data.trainset import prepare_train_set
+from common.ground.config import CONFIG_DIR, Config, chosen_keys, read_yaml, user_layers
+from common.ground.errors import UserError
+from common.ground.spec import CompetitionSpec, get_spec
+from common.training.models import check_model_keys
+
+OBJECTIVES = ("oof", "holdout")
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    """What `python run.py tune` was given; run.py parses it, this module checks it."""
+
+    competition: str
+    overrides: list[str] = field(default_factory=list)  # key=value under every trial's searched keys
+    space: str | None = None  # a name in configs/search/ or a path; the competition's own by default
+    study: str | None = None  # default: <competition>-<space>
+    storage: str | None = None  # any database URL Optuna takes; default: SQLite in the study folder
+    objective: str = "oof"
+    judged_weight: float = 0.0  # score = (1 - W) * objective + W * accuracy on the judged set's picking half
+    trials: int | None = None  # trials this command adds
+    timeout: float | None = None  # minutes; no trial starts after it
+    scheduler: str | None = None
+    preset: str | None = None
+    config: str | None = None
+    data_dir: str | None = None
+    out: Path | None = None
+    argv: list[str] = field(default_factory=list)  # the command line, for the records
+    save_preset: bool = False  # also write the best trial's preset into configs/presets/
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A checked request: every trial's base config, the space, and where the study lives."""
+
+    request: StudyRequest
+    spec: CompetitionSpec
+    base: Config
+    space: Space
+    name: str
+    root: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.spec.name / "tune" / self.name
+
+    @property
+    def reporting(self) -> str | None:
+        """The score no trial is picked on, which reports the best one honestly (None without a holdout)."""
+        if self.request.objective == "holdout":
+            return "oof"
+        return "holdout" if self.base.holdout else None
+
+    @property
+    def judged_halves(self) -> tuple[str, str] | None:
+        """(picks, only reports): the halves of the judged set that --judged-weight weighs in; None without it."""
+        judged = judged_set(self.spec)
+        return judged_half_names(judged) if judged and self.request.judged_weight else None
+
+    @property
+    def score_column(self) -> str:
+        weight, objective = self.request.judged_weight, self.request.objective
+        if not self.judged_halves:
+            return f"score ({objective})"
+        return f"score ({1 - weight:.3g} {objective} + {weight:.3g} {self.judged_halves[0]})"
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The trial's scores shown beside its score: user attribute -> column name."""
+        objective = self.request.objective
+        shown = {}
+        if self.judged_halves:
+            pick, report = self.judged_halves
+            shown = {objective: objective, pick: pick, report: f"{report} (reports)"}
+        if self.reporting:
+            shown[self.reporting] = f"{self.reporting} (reports)"
+        return shown
+
+    def label(self, number: int) -> str:
+        return f"{runs.TRIAL_PREFIX}{self.name}-t{number}"
+
+    def command(self) -> str:
+        return shlex.join(["python", "run.py", *self.request.argv])
+
+    def trial_argv(self, params: dict[str, Any]) -> list[str]:
+        """The train command that reproduces a trial, as its run.json records it."""
+        r = self.request
+        flags = [("--preset", r.preset), ("--config", r.config), ("--data-dir", r.data_dir), ("--out", r.out)]
+        flags += [("--scheduler", r.scheduler)]
+        values = [f"{k}={v}" for k, v in self.space.fixed.items()] + r.overrides
+        values += [f"{k}={v}" for k, v in params.items()]
+        return [self.spec.name, *[str(part) for flag in flags if flag[1] for part in flag], *values]
+
+
+def prepare(request: StudyRequest) -> Setup:
+    """Every check a study needs, before any folder or database exists."""
+    spec = get_spec(request.competition)
+    space = read_space(space_file(spec.name, request.space))
+    base = base_config(spec.name, request, space)
+    check_space(space, base, request)
+    check_objective(spec, base, space, request)
+    prepare_train_set(load_dataset(spec, request.data_dir), base)  # missing or bad files: before the study
+    name = request.study or f"{spec.name}-{space.name}"
+    if not STUDY_NAME.fullmatch(name):
+        raise UserError(f"--study {name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
+    if request.trials is not None and request.trials < 1:
+        raise UserError(f"--trials must be at least 1, got {request.trials}")
+    if request.timeout is not None and request.timeout <= 0:
+        raise UserError(f"--timeout must be a positive number of minutes, got {request.timeout}")
+    return Setup(request, spec, base, space, name, request.out or runs.DEFAULT_ROOT)
+
+
+def base_config(competition: str, request: StudyRequest, space: Space) -> Config:
+    """The competition's defaults, the preset, --config, the space's fixed keys, then key=value."""
+    layers = user_layers(request.preset, request.config, request.overrides)
+    values = read_yaml(CONFIG_DIR / f"{competition}.yaml")
+    for layer in [*layers[:-1], space.fixed, layers[-1]]:
+        values |= layer
+    return Config(**values)
+
+
+def check_space(space: Space, base: Config, request: StudyRequest) -> None:
+    """Every value a trial may get makes a valid config, and the model reads every searched shape key."""
+    for param in space.params:
+        for value in param.extremes:
+            try:
+                Config(**(base.to_dict() | {param.key: value}))
+            except UserError as error:
+                raise UserError(f"{space.path}: {param.key}={value!r}: {error}") from None
+    chosen = chosen_keys(request.config, request.overrides) | set(space.fixed) | {p.key for p in space.params}
+    models = next((param.choices for param in space.params if param.key == "model"), (base.model,))
+    for model in models:
+        check_model_keys(model, chosen)
+
+
+def judged_set(spec: CompetitionSpec) -> str | None:
+    """The extra set whose picking half --judged-weight weighs into the score: the competition's first judged
+    set (its spec's judged_sets), or None."""
+    return spec.judged_sets[0] if spec.judged_sets else None
+
+
+def check_objective(spec: CompetitionSpec, base: Config, space: Space, request: StudyRequest) -> None:
+    if request.objective not in OBJECTIVES:
+        raise UserError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {request.objective!r}")
+    if request.objective == "holdout" and not base.holdout:
+        raise UserError("--objective holdout needs a holdout: set holdout=0.1 (or in the space's fixed keys)")
+    if not 0 <= request.judged_weight <= 1:
+        raise UserError(f"--judged-weight must be between 0 and 1, got {request.judged_weight}")
+    if not request.judged_weight:
+        return
+    judged = judged_set(spec)
+    if judged is None:
+        raise UserError(
+            f"--judged-weight: {spec.name} has no judged set (an extra labelled set split into a half that picks "
+            "and a half that reports)"
+        )
+    searched = next((param.extremes for param in space.params if param.key == "extra_train"), ())
+    if base.extra_train == judged or judged in searched:
+        raise UserError(
+            f"--judged-weight: the trials would train on {spec.extra_sets[judged]} (extra_train), "
+            "so it would score nothing"
+        )

@@ -1,0 +1,108 @@
+"""common/commands/recipes.py: recipes (a name and config overrides), the fixed split they train on, and one
+recipe trained on it through the trainer a run uses."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from common.commands.recipes import (
+    Recipe,
+    capped_rows,
+    fixed_split,
+    parse_recipes,
+    prepare_split,
+    recipe_config,
+    recipe_configs,
+    train_recipe_model,
+)
+from common.data.folds import HOLDOUT_SEED, holdout_split
+from common.ground.errors import UserError
+
+
+def test_capped_rows_is_a_stratified_subset_of_the_training_rows():
+    labels = np.repeat(np.arange(10), 20)
+    train, _ = holdout_split(labels, 0.1)
+    capped = capped_rows(labels, train, 0, 50)
+    assert len(capped) == 50 and set(capped) <= set(train) and np.array_equal(np.bincount(labels[capped]), [5] * 10)
+    assert np.array_equal(capped_rows(labels, train, 0, 0), train)
+    assert np.array_equal(capped_rows(labels, train, 100, 50), capped)  # the smaller cap wins
+
+
+def test_recipes_are_presets_default_or_named_overrides():
+    recipes = parse_recipes("reference, default,wide:width=48,epochs=20,ref10:preset=reference,epochs=10,reference2:")
+    assert recipes == [
+        Recipe("reference", "reference"),
+        Recipe("default"),
+        Recipe("wide", None, ("width=48", "epochs=20")),
+        Recipe("ref10", "reference", ("epochs=10",)),
+        Recipe("reference2"),  # not a preset: the competition's config under its own name
+    ]
+    assert parse_recipes("reference:epochs=10") == [Recipe("reference", "reference", ("epochs=10",))]
+    assert [recipe.spelled() for recipe in recipes] == [
+        "reference",
+        "default",
+        "wide:width=48,epochs=20",
+        "ref10:preset=reference,epochs=10",
+        "reference2",
+    ]
+    with pytest.raises(UserError, match="starts with 'epochs=3': give a name first"):
+        parse_recipes("epochs=3,default")
+    with pytest.raises(UserError, match="needs a name before ':'"):
+        parse_recipes(":width=48")
+
+
+def test_a_recipes_config_is_the_competitions_then_preset_then_overrides():
+    wide = recipe_config("digits", parse_recipes("wide:width=48,epochs=20")[0], ["epochs=3", "lr=0.01"])
+    assert (wide.model, wide.width, wide.epochs, wide.lr) == ("small", 48, 20, 0.01)  # the recipe's own win
+    short = recipe_config("digits", parse_recipes("reference:epochs=10")[0])
+    assert (short.model, short.schedule, short.epochs) == ("deotte", "exponential", 10)
+    resolved = recipe_configs("digits", parse_recipes("default,fast"), ["epochs=2"])
+    assert [(recipe.name, cfg.epochs) for recipe, cfg in resolved] == [("default", 2), ("fast", 2)]
+    with pytest.raises(UserError, match="unknown preset 'nosuch'"):
+        recipe_config("digits", Recipe("x", "nosuch"))
+    with pytest.raises(UserError, match="unknown model 'nosuch'"):
+        recipe_config("digits", Recipe("x", None, ("model=nosuch",)))
+
+
+def test_the_benchmarks_split_is_the_config_holdout_and_the_zoos_is_of_a_subset():
+    labels = np.repeat(np.arange(10), 30)
+    train, held = fixed_split(labels, 0.1, 0, HOLDOUT_SEED)
+    expected = holdout_split(labels, 0.1)
+    assert np.array_equal(train, expected[0]) and np.array_equal(held, expected[1])
+    train, held = fixed_split(labels, 0.1, 100, seed=42)
+    assert (len(train), len(held)) == (90, 10) and np.array_equal(np.bincount(labels[held]), [1] * 10)
+
+
+def test_the_split_is_fixed_stratified_and_disjoint():
+    labels = np.repeat(np.arange(10), 100)
+    train, valid = fixed_split(labels, 0.1, 0, seed=42)
+    again = fixed_split(labels, 0.1, 0, seed=42)
+    assert np.array_equal(train, again[0]) and np.array_equal(valid, again[1])
+    assert len(valid) == 100 and not set(train) & set(valid) and len(train) + len(valid) == 1000
+    assert np.array_equal(np.bincount(labels[valid]), np.full(10, 10))  # 10% of every class
+    small_train, small_valid = fixed_split(labels, 0.1, 500, seed=42)
+    assert len(small_train) + len(small_valid) == 500 and np.array_equal(np.bincount(labels[small_valid]), [5] * 10)
+
+
+class EpochsSeen(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[int] = []
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.epochs.append(epoch)
+
+
+def test_a_recipe_trains_through_the_runs_trainer_with_the_callbacks_given(digits_dir):
+    cfg = recipe_config("digits", parse_recipes("tiny:model=small,width=8,epochs=2,tta=2")[0])
+    split = prepare_split("digits", 0.1, 400, HOLDOUT_SEED, str(digits_dir))
+    seen = EpochsSeen()
+    trained = train_recipe_model(cfg, split, max_train_rows=100, callbacks=[seen])
+    keras.backend.clear_session()
+    assert seen.epochs == [0, 1] and trained.train_rows == 100 and len(trained.result.history) == 2
+    assert list(trained.result.probabilities) == ["valid", *split.data.extras]  # the holdout, then each extra set
+    assert trained.result.probabilities["valid"].shape == (len(split.holdout_rows), 10)
+    assert trained.result.images_trained == 2 * (100 // cfg.batch_size) * cfg.batch_size
+    assert trained.model.count_params() > 0 and trained.hardware
