@@ -92,8 +92,8 @@ def paired_unit(cfg: Config, competition: str, data_dir: str | None, steps: int)
     data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
     hardware = setup_hardware(cfg)
     rounds = alone_rounds_callback(cfg, hardware, steps)
-    output = fit_unit(cfg, (0, 0), train, data, hardware, progress=rounds)
-    per_epoch = output.record["images_trained"] / len(output.history)
+    output = fit_unit(cfg, runs.UnitKey(0, 0), train, data, hardware, progress=rounds)
+    per_epoch = output.images_trained / len(output.history)
     epochs = []
     for e, seconds in enumerate(output.history["seconds"]):
         rate, alone = per_epoch / seconds, (rounds.rates[e] + rounds.rates[e + 1]) / 2
@@ -123,7 +123,7 @@ def train_run(competition: str, overrides: list[str], out: Path, data_dir: str |
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise UserError(f"speed: `{' '.join(command)}` failed with status {done.returncode}")
-    return max((out / competition).glob("*/run.json"), key=lambda p: p.stat().st_mtime).parent, seconds
+    return runs.list_runs(out, competition)[-1].folder, seconds  # the newest: run ids start with their UTC time
 
 
 def median_ratio(units: list[dict[str, Any]], alone: float) -> float | None:
@@ -135,13 +135,13 @@ def median_ratio(units: list[dict[str, Any]], alone: float) -> float | None:
 def run_summary(run: runs.Run, units: list[dict[str, Any]], alone: float, outside_seconds: float | None) -> dict:
     images = sum(u["images_trained"] for u in units)
     tta = sum(u["tta_seconds"] for u in units)
-    wall = outside_seconds or run.record["wall_seconds"]
+    wall = outside_seconds or run.record.wall_seconds
     return {
         "run": str(run.folder),
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "extra_accuracy": run.metrics().get("extra_accuracy", {}),
         "wall_seconds": round(wall, 1),
-        "wall_seconds_inside": run.record["wall_seconds"],
+        "wall_seconds_inside": run.record.wall_seconds,
         "pure_training_seconds": round(images / alone, 1),
         "tta_seconds": round(tta, 1),
         "wall_over_pure_plus_tta": round((wall - tta) / (images / alone), 3),
