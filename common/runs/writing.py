@@ -22,7 +22,7 @@ import yaml
 from common.ground.atomic import atomic_path, atomic_write_bytes
 from common.ground.paths import PROJECT_ROOT
 from common.runs.layout import CONFIG_YAML, FOLDS_CSV, RUN_JSON, RunKind, RunStatus
-from common.runs.record import RunConfig, RunRecord, config_dict
+from common.runs.record import RunConfig, RunRecord, config_dict, label_from_run_id
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -95,7 +95,8 @@ def start_run(
     kind: RunKind | None = None,
 ) -> RunRecord:
     """Writes run.json (status running) and config.yaml; returns the record. `kind`: by default the one the
-    label implies (a study's trial label, 'blend', else a trained run)."""
+    label implies (a study's trial label, 'blend', else a trained run); the label: by default the run id's."""
+    label = label or label_from_run_id(folder.name)
     record = RunRecord(
         run_id=folder.name,
         competition=folder.parent.name,
