@@ -208,7 +208,9 @@ def blend_probabilities(trained: list[Path], images: np.ndarray) -> np.ndarray:
     from common.training.inference import predict_with_models
 
     a, b = (load_run(folder) for folder in trained)
-    return 0.75 * predict_with_models(a.model_files(), images, 0) + 0.25 * predict_with_models(b.model_files(), images, 1)
+    return 0.75 * predict_with_models(a.model_files(), images, 0) + 0.25 * predict_with_models(
+        b.model_files(), images, 1
+    )
 
 
 def test_predict_uses_the_sources_models_with_the_blends_weights(blended, digits_dir, tmp_path):
