@@ -44,7 +44,8 @@ def fit_unit(
     held_out = train.folds == key.fold
     pseudo_images, pseudo_labelled = pseudo_labels(cfg, key.fold, data.test.images)
     if len(pseudo_labelled):
-        logging.getLogger("digits").info("unit %s: %d pseudo-labelled test images", key, len(pseudo_labelled))
+        log = logging.getLogger("digits")
+        log.info("fold %d seed %d: %d pseudo-labelled test images", key.fold, key.seed, len(pseudo_labelled))
     model, result = train_unit(
         cfg,
         seed,
