@@ -90,7 +90,7 @@ def scored_extras(data: Dataset, names: list[str], sets: dict, arrays: dict) -> 
     """Set name -> (labels, each run's probabilities, the blend's) for every shared extra set and, as a trained
     run scores them (Dataset.scored_sets), the picking and reporting halves of each judged set."""
     blended = data.scored_sets({name: arrays[name] for name in names})
-    per_run = [data.scored_sets({name: sets[name][i] for name in names}) for i in range(len(sets["test"]))]
+    per_run = [data.scored_sets({name: sets[name][i] for name in names}) for i in range(len(sets[runs.TEST]))]
     return {
         name: (labels, [scored[name][1] for scored in per_run], probabilities)
         for name, (labels, probabilities) in blended.items()
