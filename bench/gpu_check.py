@@ -35,11 +35,11 @@ from common import runs  # noqa: E402
 from common.ground.errors import exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 
-RUN_FILES = (runs.RUN_JSON, runs.METRICS_JSON, runs.CONFIG_YAML, runs.SUBMISSION_CSV, "train.log")
+RUN_FILES = (runs.RUN_JSON, runs.METRICS_JSON, runs.CONFIG_YAML, runs.SUBMISSION_CSV, runs.TRAIN_LOG)
 # Brought back for `python run.py compare` against the CPU run on the same folds; never committed (folds.csv
 # holds train.csv's labels).
-COMPARE_FILES = ("oof.npy", runs.FOLDS_CSV)
-UNIT_FILES = ("unit.json", "history.csv")
+COMPARE_FILES = (runs.array_name(runs.OOF), runs.FOLDS_CSV)
+UNIT_FILES = (runs.UNIT_JSON, runs.HISTORY_CSV)
 
 
 SUITES = ("check", "candidates")
@@ -90,12 +90,12 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
         status = "timeout"
     result = {"step": name, "command": " ".join(command[1:]), "status": status}
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
-    found = sorted(folder.glob(f"*/*/{runs.RUN_JSON}"))
+    found = runs.runs_under(folder)
     if found:
         from bench.harness.rates import unit_rows
 
-        run = runs.load_run(found[-1].parent)
-        result |= {"run": str(run.folder.relative_to(out)), "hardware": run.record.get("hardware")}
+        run = found[-1]
+        result |= {"run": str(run.folder.relative_to(out)), "hardware": run.record.hardware}
         result["metrics"] = run.metrics() or None
         result["units"] = unit_rows(run)
     return result
@@ -142,7 +142,7 @@ def pack(out: Path) -> Path:
         for path in sorted((out / "runs").glob("*/*/*/*")):
             if path.name in RUN_FILES + COMPARE_FILES:
                 tar.add(path, arcname=str(path.relative_to(out)))
-        for path in sorted((out / "runs").glob("*/*/*/units/*/*")):
+        for path in sorted((out / "runs").glob(f"*/*/*/{runs.UNITS}/*/*")):
             if path.name in UNIT_FILES:
                 tar.add(path, arcname=str(path.relative_to(out)))
     return archive

@@ -84,8 +84,8 @@ def paired_unit(cfg: Config, competition: str, data_dir: str | None, steps: int)
     data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
     hardware = setup_hardware(cfg)
     rounds = alone_rounds_callback(cfg, hardware, steps)
-    output = fit_unit(cfg, (0, 0), train, data, hardware, progress=rounds)
-    per_epoch = output.record["images_trained"] / len(output.history)
+    output = fit_unit(cfg, runs.UnitKey(0, 0), train, data, hardware, progress=rounds)
+    per_epoch = output.images_trained / len(output.history)
     epochs = []
     for e, seconds in enumerate(output.history["seconds"]):
         rate, alone = per_epoch / seconds, (rounds.rates[e] + rounds.rates[e + 1]) / 2
@@ -127,13 +127,13 @@ def median_ratio(units: list[dict[str, Any]], alone: float) -> float | None:
 def run_summary(run: runs.Run, units: list[dict[str, Any]], alone: float, outside_seconds: float | None) -> dict:
     images = sum(u["images_trained"] for u in units)
     tta = sum(u["tta_seconds"] for u in units)
-    wall = outside_seconds or run.record["wall_seconds"]
+    wall = outside_seconds or run.record.wall_seconds
     return {
         "run": str(run.folder),
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "extra_accuracy": run.metrics().get("extra_accuracy", {}),
         "wall_seconds": round(wall, 1),
-        "wall_seconds_inside": run.record["wall_seconds"],
+        "wall_seconds_inside": run.record.wall_seconds,
         "pure_training_seconds": round(images / alone, 1),
         "tta_seconds": round(tta, 1),
         "wall_over_pure_plus_tta": round((wall - tta) / (images / alone), 3),

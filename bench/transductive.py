@@ -37,7 +37,7 @@ from common.data.files import Dataset, load_dataset  # noqa: E402
 from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
-from common.runs.notebook import SCRIPT_NAME, write_kernel  # noqa: E402
+from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, write_kernel  # noqa: E402
 from common.runs.stats import mcnemar  # noqa: E402
 
 PLAIN = "plain ensemble"
@@ -106,7 +106,7 @@ def notebook_answers(kernel: Path, inputs: Path, work: Path) -> tuple[np.ndarray
     if done.returncode != 0:
         raise UserError(f"transductive: the notebook {kernel / SCRIPT_NAME} failed: {done.stderr.strip()[-500:]}")
     print(done.stdout.strip())
-    return pd.read_csv(work / "submission.csv").iloc[:, 1].to_numpy(), time.perf_counter() - start
+    return pd.read_csv(work / NOTEBOOK_SUBMISSION).iloc[:, 1].to_numpy(), time.perf_counter() - start
 
 
 def half_rows(half: str, labels: np.ndarray, answers: dict[str, tuple[np.ndarray, float]]) -> list[dict[str, Any]]:

@@ -44,9 +44,9 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
     start = time.perf_counter()
     for key in tqdm(units, desc="units", unit="unit"):
         model = keras.models.load_model(models[run.unit_dir(key)], compile=False)
-        held_out = (folds["fold"] == key[0]).to_numpy()
+        held_out = (folds["fold"] == key.fold).to_numpy()
         for view, shifted in enumerate(tta_views(images[held_out], len(TTA_SHIFTS))):
-            per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.config["seeds"]
+            per_view[view, held_out] += model.predict(shifted, batch_size=1024, verbose=0) / run.cfg.seeds
     seconds_per_view = (time.perf_counter() - start) / (1 + len(TTA_SHIFTS))
     return per_view, seconds_per_view
 
@@ -62,12 +62,12 @@ def tta_table(per_view: np.ndarray, labels: np.ndarray) -> list[dict]:
 
 def write_results(run: runs.Run, rows: list[dict], seconds_per_view: float, command: str, results: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    competition = run.folder.parent.name
+    competition = run.competition
     base = results / f"tta-{competition}-{stamp}"
     lines = [
         f"# Test-time augmentation: {competition}, run {run.run_id}\n",
         f"`{command}`\n",
-        f"- the run's own saved models, each on its own held-out fold; run config tta={run.config.get('tta', 0)}",
+        f"- the run's own saved models, each on its own held-out fold; run config tta={run.cfg.tta}",
         f"- views: the image, then one-pixel shifts in this order: {list(TTA_SHIFTS)}",
         f"- prediction time per view, all units: {seconds_per_view:.1f} s\n",
         markdown_table(

@@ -17,7 +17,7 @@ from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
-from common.runs.units import all_units, is_complete
+from common.runs.units import UnitKey, all_units, is_complete
 
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "folds=2", "model=small", "width=8"]
@@ -123,12 +123,18 @@ class FailedFuture:
 
 def test_worker_failures_a_user_can_fix_become_user_errors():
     missing = ModuleNotFoundError("No module named 'common'", name="common")
-    with pytest.raises(UserError, match="cannot import 'common'"):
-        distributed.unit_result(FailedFuture(missing), (1, 0), "run1")
+    key = UnitKey(1, 0)
+    with pytest.raises(UserError, match="unit f1-s0: a dask worker cannot import 'common'"):
+        distributed.unit_result(FailedFuture(missing), key, "run1")
     with pytest.raises(UserError, match="--resume run1"):
-        distributed.unit_result(FailedFuture(distributed.KilledWorker("unit-f1-s0", None, 3)), (1, 0), "run1")
+        distributed.unit_result(FailedFuture(distributed.KilledWorker("unit-f1-s0", None, 3)), key, "run1")
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
-        distributed.unit_result(FailedFuture(ZeroDivisionError()), (1, 0), "run1")
+        distributed.unit_result(FailedFuture(ZeroDivisionError()), key, "run1")
+
+
+def test_task_keys_name_the_unit_and_the_run():
+    assert distributed.task_key("run1", UnitKey(2, 1)) == "unit-f2-s1-run1"
+    assert distributed.task_key("run1", UnitKey(None, 0)) == "unit-all-s0-run1"  # a model on every row
 
 
 def test_local_workers_can_share_one_gpu():

@@ -159,7 +159,7 @@ def test_script_prints_the_versions_it_runs_under_and_those_of_the_run(kernel_di
     from common.runs import load_run
 
     facts = json.loads((kernel_dir / "dataset" / "ensemble.json").read_text())
-    versions = load_run(digits_run[1]).record["versions"]
+    versions = load_run(digits_run[1]).record.versions
     assert facts["trained_with"] == {"keras": versions["keras"], "backends": {"tensorflow": versions["tensorflow"]}}
     line = load_script(kernel_dir / "predict.py").versions(keras, facts)
     running = f"running on Keras {keras.__version__}, backend tensorflow {versions['tensorflow']}"

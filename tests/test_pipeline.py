@@ -108,17 +108,17 @@ def test_units_trained_on_other_hardware_are_accepted_and_said(caplog):
     import logging
 
     from common.execution.pipeline import note_mixed_hardware
-    from common.runs.units import UnitOutput
+    from common.runs.units import UnitKey, UnitOutput
 
     def unit(backend: str) -> UnitOutput:
         return UnitOutput({}, pd.DataFrame(), 1.0, None, {"backend": backend, "device_name": "CPU"})
 
     with caplog.at_level(logging.INFO, logger="digits"):
-        note_mixed_hardware({(0, 0): unit("tensorflow"), (1, 0): unit("jax")})
+        note_mixed_hardware({UnitKey(0, 0): unit("tensorflow"), UnitKey(1, 0): unit("jax")})
     assert "tensorflow on CPU: f0-s0; jax on CPU: f1-s0" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="digits"):
-        note_mixed_hardware({(0, 0): unit("jax"), (1, 0): unit("jax")})
+        note_mixed_hardware({UnitKey(0, 0): unit("jax"), UnitKey(1, 0): unit("jax")})
     assert "different hardware" not in caplog.text
 
 
@@ -130,3 +130,19 @@ def test_ctrl_c_says_how_to_go_on_for_a_run_and_for_a_studys_trial(tmp_path, lab
     folder = runs.create_run_dir(tmp_path, "digits", label)
     runs.start_run(folder, {"folds": 2}, ["digits"], label=label)
     assert hint in continue_hint(folder) and ("--resume" in continue_hint(folder)) == (label == "default")
+
+
+@pytest.mark.parametrize("label, also", [("default", True), ("tune-s-t3", False)])
+def test_the_summary_names_only_the_submissions_it_wrote(tmp_path, label, also, capsys):
+    """A study's trial writes its own submission.csv but leaves the competition's latest alone: its summary
+    says so."""
+    from common import runs
+    from common.execution.pipeline import print_summary
+
+    folder = runs.create_run_dir(tmp_path, "digits", label)
+    runs.start_run(folder, {"folds": 2}, ["digits"], "CPU", label=label)
+    metrics = {"folds": {"0": {"accuracy": 0.9, "seconds": 1.0}}, "seeds": {"0": 0.9}, "oof_accuracy": 0.9}
+    print_summary(folder, DIGITS, metrics | {"extra_accuracy": {}}, 2.0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("submission:")]
+    expected = f"submission:  {folder / 'submission.csv'}"
+    assert lines == [expected + (f" (also {tmp_path / 'digits' / 'submission.csv'})" if also else "")]

@@ -13,9 +13,9 @@ from PIL import Image
 
 from common import runs
 from common.ground.errors import UserError
-from common.runs import unit_dir
+from common.runs import UnitKey, unit_dir
 from common.runs.metrics import oof_from_units, per_class_table, run_metrics
-from common.runs.report import FIGURES, most_confidently_wrong, report_images, write_report
+from common.runs.report import FIGURES, learning_curves_figure, most_confidently_wrong, report_images, write_report
 
 N_ROWS = 60
 N_FOLDS = 2
@@ -48,9 +48,9 @@ def write_fake_run(root: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     pd.DataFrame({"row": np.arange(N_ROWS), "label": labels, "fold": folds}).to_csv(folder / "folds.csv", index=False)
     probabilities = confident(labels)
     probabilities[[3, 7, 11]] = confident(np.array([5, 1, 2]), 0.8)
-    held_out = {(f, 0): probabilities[folds == f] for f in range(N_FOLDS)}
+    held_out = {UnitKey(f, 0): probabilities[folds == f] for f in range(N_FOLDS)}
     for fold in range(N_FOLDS):
-        unit = unit_dir(folder, (fold, 0))
+        unit = unit_dir(folder, UnitKey(fold, 0))
         unit.mkdir(parents=True)
         fake_history(3, with_validation=fold == 0).to_csv(unit / "history.csv", index=False)
     oof = oof_from_units(folds, held_out)
@@ -135,6 +135,25 @@ def test_report_without_histories_or_errors_still_draws_every_figure(fake_run):
     for name in FIGURES:
         with Image.open(folder / "figures" / f"{name}.png") as image:
             assert image.width > 300 and image.height > 100
+
+
+def legend_texts(figure) -> list[str]:
+    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+def final_epoch_validation(epochs: int) -> pd.DataFrame:
+    """A history as a unit without early stopping writes it: its fold scored once, after the last epoch."""
+    history = fake_history(epochs, with_validation=True)
+    history.loc[history.index[:-1], ["val_accuracy", "val_loss"]] = np.nan
+    return history
+
+
+def test_learning_curve_legend_says_what_is_drawn():
+    once = learning_curves_figure({"f0-s0": final_epoch_validation(3), "f1-s0": final_epoch_validation(3)})
+    assert legend_texts(once) == ["train, each epoch", "validation (held-out fold), one dot after the last epoch"]
+    every = learning_curves_figure({"f0-s0": fake_history(3, with_validation=True), "f1-s0": fake_history(3, False)})
+    assert legend_texts(every)[1] == "validation (held-out fold), dots each epoch"
+    assert [t.get_text() for t in every.axes[1].get_legend().get_texts()] == ["f0-s0", "f1-s0"]
 
 
 def test_report_falls_back_to_per_class_csv(fake_run):

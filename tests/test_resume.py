@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +18,7 @@ from common.execution.pipeline import RunOptions, merge_run, run_competition
 from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
-from common.runs.units import is_complete
+from common.runs.units import UnitKey, is_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = get_spec("digits")
@@ -62,9 +62,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
         check=False,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    kept = f"{len(saved_before)} of 4 units finished and loaded; training {4 - len(saved_before)} now"
+    assert kept in resumed.stderr
     assert first_unit.stat().st_mtime_ns == first_mtime  # finished units are loaded, not retrained
-    record = json.loads((folder / "run.json").read_text())
-    assert record["status"] == "finished" and len(record["continued"]) == 1
+    record = runs.load_run(folder).record
+    assert record.status is runs.RunStatus.FINISHED and len(record.continued) == 1
 
     cfg, label = load_config("digits", "smoke", overrides=OVERRIDES)
     whole = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path / "whole"))
@@ -73,7 +75,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
     assert (folder / "submission.csv").read_bytes() == (whole / "submission.csv").read_bytes()
 
 
-def test_single_units_then_merge(tmp_path, digits_dir):
+def test_single_units_then_merge(tmp_path, digits_dir, caplog):
     cfg, label = load_config("digits", "smoke", overrides=["folds=2", "epochs=1", "max_train_rows=400"])
     out = tmp_path / "runs"
     folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, only=(1, 0)))
@@ -81,7 +83,10 @@ def test_single_units_then_merge(tmp_path, digits_dir):
     assert not (folder / "submission.csv").exists()
     with pytest.raises(UserError, match=r"1 of 2 units missing: f0-s0"):
         merge_run(DIGITS, folder.name, str(digits_dir), out)
-    run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume=folder.name, only=(0, 0)))
+    with caplog.at_level(logging.INFO, logger="digits"):
+        only = RunOptions(str(digits_dir), out, resume=folder.name, only=UnitKey(0, 0))
+        run_competition(DIGITS, cfg, label, ["digits"], only)
+    assert f"resuming run {folder.name}: 1 of 2 units finished and loaded; training 1 now (f0-s0)" in caplog.text
     assert runs.load_run(folder).finished  # the last unit finalised the run
     merged = merge_run(DIGITS, folder.name, str(digits_dir), out)
     assert (merged / "submission.csv").is_file() and (merged / "report.html").is_file()

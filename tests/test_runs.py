@@ -1,9 +1,12 @@
-"""common/runs/__init__.py: exclusive run folders, atomic writes, finding runs."""
+"""common/runs/__init__.py and writing.py: exclusive run folders, atomic writes, finding runs, Run's typed view."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import yaml
 
 from common import runs
 from common.ground.errors import UserError
@@ -36,8 +39,93 @@ def test_find_run_by_id_prefix_and_latest(tmp_path):
     make_run(tmp_path, "c", finished=False)
     assert runs.find_run(tmp_path, "digits", "latest").run_id == new.run_id
     assert runs.find_run(tmp_path, "digits", old.run_id).run_id == old.run_id
-    assert runs.load_run(old.folder).record["status"] == "finished"
+    assert runs.load_run(old.folder).status is runs.RunStatus.FINISHED
     with pytest.raises(UserError, match="no run of digits matches 'nope'"):
         runs.find_run(tmp_path, "digits", "nope")
     with pytest.raises(UserError, match="no finished run of mnist"):
         runs.find_run(tmp_path, "mnist", None)
+
+
+def test_a_trained_runs_record_and_config_are_typed(tmp_path):
+    run = make_run(tmp_path, "default", finished=True)
+    assert (run.kind, run.status, run.label) == (runs.RunKind.TRAINED, runs.RunStatus.FINISHED, "default")
+    assert run.record.wall_seconds == 1.0 and run.record.hardware == ["CPU"] and run.record.command.endswith("digits")
+    assert run.cfg.epochs == 1 and run.shape == "5x1" and run.settings["epochs"] == 1
+    assert run.competition_submission_file == run.folder.parent / runs.SUBMISSION_CSV
+    assert [member.run.run_id for member in run.members()] == [run.run_id] and run.members()[0].weight == 1.0
+    with pytest.raises(UserError, match="not a blend"):
+        _ = run.blend
+
+
+def test_a_trial_is_its_own_kind_and_leaves_the_competitions_submission_alone(tmp_path):
+    run = make_run(tmp_path, f"{runs.TRIAL_PREFIX}study-t3", finished=True)
+    assert run.kind is runs.RunKind.TRIAL and run.is_trial and run.competition_submission_file is None
+    runs.update_record(run.folder, status="pruned")  # as a study marks it: the word is decoded once, here
+    assert runs.load_run(run.folder).status is runs.RunStatus.PRUNED
+
+
+def test_mark_stopped_takes_only_the_stopped_states(tmp_path):
+    run = make_run(tmp_path, "tune-s-t0", finished=False)
+    runs.mark_stopped(run.folder, runs.RunStatus.FAILED)
+    assert runs.load_run(run.folder).status.shown == "failed"
+    with pytest.raises(ValueError, match="pruned or failed"):
+        runs.mark_stopped(run.folder, runs.RunStatus.FINISHED)
+
+
+def write_blend_folder(root, sources: list[str], weights: list[float], config: dict | None = None):
+    folder = runs.create_run_dir(root, "digits", runs.BLEND_LABEL)
+    blend = runs.BlendConfig(tuple(sources), tuple(weights), sources[0])
+    runs.start_run(folder, config if config is not None else blend, ["blend"], label=runs.BLEND_LABEL)
+    runs.finish_run(folder, 0.5)
+    return runs.load_run(folder)
+
+
+def test_a_blend_is_a_run_of_its_own_kind_whose_members_are_its_sources_weighted(tmp_path):
+    a, b = make_run(tmp_path, "a", finished=True), make_run(tmp_path, "b", finished=True)
+    blend = write_blend_folder(tmp_path, [a.run_id, b.run_id], [0.75, 0.25])
+    assert yaml.safe_load(blend.config_file.read_text())["kind"] == "blend"
+    assert blend.kind is runs.RunKind.BLEND and blend.is_blend and blend.shape == "blend of 2"
+    assert [(m.run.run_id, m.weight) for m in blend.members()] == [(a.run_id, 0.75), (b.run_id, 0.25)]
+    with pytest.raises(UserError, match="is a blend of 2 runs"):
+        _ = blend.cfg
+    with pytest.raises(UserError, match="is a blend"):
+        blend.model_files()
+
+    # A blend of that blend and `a` again: `a` is reached twice and gets both shares.
+    again = write_blend_folder(tmp_path, [blend.run_id, a.run_id], [0.5, 0.5])
+    assert {m.run.run_id: m.weight for m in again.members()} == {a.run_id: 0.875, b.run_id: 0.125}
+
+
+def test_a_blend_whose_source_is_gone_is_one_line(tmp_path):
+    a, b = make_run(tmp_path, "a", finished=True), make_run(tmp_path, "b", finished=True)
+    blend = write_blend_folder(tmp_path, [a.run_id, b.run_id], [0.5, 0.5])
+    (b.folder / runs.RUN_JSON).unlink()
+    with pytest.raises(UserError, match=f"source run {b.run_id} is not in"):
+        blend.members()
+
+
+def test_the_first_blends_config_form_still_reads(tmp_path):
+    a, b = make_run(tmp_path, "a", finished=True), make_run(tmp_path, "b", finished=True)
+    old = {"blend_of": [a.run_id, b.run_id], "weights": [0.5, 0.5], "folds_from": a.run_id}
+    blend = write_blend_folder(tmp_path, [a.run_id, b.run_id], [0.5, 0.5], config=old)
+    assert blend.is_blend and blend.blend.sources == (a.run_id, b.run_id) and blend.blend.folds_from == a.run_id
+
+
+def test_an_old_run_folder_reads_with_defaults(tmp_path):
+    folder = tmp_path / "digits" / "20250101-000000-smoke-abcd"
+    folder.mkdir(parents=True)
+    (folder / runs.RUN_JSON).write_text(json.dumps({"status": "finished", "hardware": "CPU", "note": "kept"}))
+    (folder / runs.CONFIG_YAML).write_text(yaml.safe_dump({"epochs": 2, "a_key_since_removed": 1}))
+    run = runs.load_run(folder)
+    assert (run.label, run.kind, run.competition, run.run_id) == ("smoke", runs.RunKind.TRAINED, "digits", folder.name)
+    assert run.record.hardware == ["CPU"] and run.record.wall_seconds is None and run.cfg.epochs == 2
+    runs.update_record(folder, wall_seconds=3.0)
+    assert json.loads((folder / runs.RUN_JSON).read_text())["note"] == "kept"  # unknown keys survive a rewrite
+
+
+def test_runs_under_lists_every_competitions_runs(tmp_path):
+    first = make_run(tmp_path, "a", finished=True)
+    other = runs.create_run_dir(tmp_path, "mnist", "b")
+    runs.start_run(other, {"epochs": 1}, ["mnist"])
+    assert [run.folder for run in runs.runs_under(tmp_path)] == [first.folder, other]
+    assert runs.runs_under(tmp_path / "nothing") == []

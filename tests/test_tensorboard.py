@@ -27,7 +27,7 @@ def test_a_run_with_tensorboard_leaves_event_files_in_each_unit(tmp_path, digits
     folder = run_competition(
         get_spec("digits"), cfg, label, ["digits", *overrides], RunOptions(str(digits_dir), tmp_path)
     )
-    assert load_run(folder).finished and load_run(folder).config["tensorboard"] is True
+    assert load_run(folder).finished and load_run(folder).cfg.tensorboard is True
     for unit in ("f0-s0", "f1-s0"):
         events = list((folder / "units" / unit / "tensorboard").rglob("events.out.tfevents.*"))
         assert events and all(event.stat().st_size > 0 for event in events), unit

@@ -84,13 +84,13 @@ def test_a_stopped_study_continues_in_the_same_database(study):
     trials = {run.label: run for run in runs.list_runs(study["out"], "digits") if run.label.startswith("tune-")}
     for number in (0, 1, 3, 4):
         trial = trials[f"tune-digits-tiny-t{number}"]
-        assert trial.finished and trial.config["holdout"] == 0.2 and trial.config["epochs"] == 1
-        assert trial.record["command"].startswith("python run.py digits ") and " lr=" in trial.record["command"]
+        assert trial.finished and trial.cfg.holdout == 0.2 and trial.cfg.epochs == 1
+        assert trial.record.command.startswith("python run.py digits ") and " lr=" in trial.record.command
 
 
 @pytest.mark.slow  # trains tiny trials: tens of seconds
 def test_a_trial_left_running_is_failed_on_resume(study):
-    assert runs.load_run(study["stale"]).record["status"] == "failed"
+    assert runs.load_run(study["stale"]).status is runs.RunStatus.FAILED
     table = compare_table(study["out"], "digits")
     assert table.loc[table["run_id"] == study["stale"].name, "status"].item() == "failed"
     assert (table["status"] == "finished").sum() == 4
@@ -162,4 +162,4 @@ def test_a_dead_trial_of_a_shared_storage_fails_when_its_heartbeat_is_stale(digi
         )
     with storage.opened_study(checked) as study:
         assert [trial.state for trial in study.trials] == [TrialState.FAIL]
-    assert runs.load_run(folder).record["status"] == "failed"
+    assert runs.load_run(folder).status is runs.RunStatus.FAILED

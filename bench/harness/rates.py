@@ -83,21 +83,20 @@ def unit_rows(run: runs.Run) -> list[dict[str, Any]]:
         if not is_complete(run.folder, key):
             continue
         unit = load_unit(run.folder, key)
-        record = unit.record
-        if "images_trained" not in record:
+        if unit.images_trained is None:
             raise UserError(f"{run.unit_dir(key)}: trained before units recorded their timings; train the run again")
-        trained, seconds = record["images_trained"], unit.seconds
+        trained, seconds, epochs = unit.images_trained, unit.seconds, unit.epoch_seconds
         # Every view costs the same; the predict compilation is charged to TTA in proportion (an upper bound).
-        tta = record["predict_seconds"] * cfg.tta / (cfg.tta + 1)
+        tta = unit.predict_seconds * cfg.tta / (cfg.tta + 1)
         rows.append(
             {
                 "unit": run.unit_dir(key).name,
                 "images_trained": trained,
                 "seconds": seconds,
-                "epoch_seconds": record["epoch_seconds"],
+                "epoch_seconds": epochs,
                 "tta_seconds": round(tta, 2),
-                "outside_epochs_share": (seconds - record["epoch_seconds"] - tta) / (seconds - tta),
-                "images_per_second": trained / record["epoch_seconds"],
+                "outside_epochs_share": (seconds - epochs - tta) / (seconds - tta),
+                "images_per_second": trained / epochs,
                 "median_epoch_images_per_second": median_epoch_rate(unit.history, trained),
             }
         )

@@ -1,8 +1,9 @@
 """Blending: a weighted mean of several finished runs' probabilities, written as a run folder of its own.
 
 OOF rows are aligned through folds.csv's `row` column (only rows every run scored are kept), test rows and
-extra sets line up by position. The blend's folder has the same files as a trained run (minus units/), so
-`compare`, `submit` and the reports treat it like any other run.
+extra sets line up by position. The blend's folder has the same files as a trained run (minus units/, plus a
+config.yaml of kind blend naming its sources and weights), so `compare`, `report`, `submit`, `predict` and
+`kernel` treat it like any other run; the last two through its sources' saved models, weighted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from common.ground.spec import get_spec
 from common.runs.aligned import AlignedOOF, aligned_oof
 from common.runs.ensemble import write_ensemble_files
 from common.runs.metrics import accuracy, per_class_table
+from common.runs.report import write_report
+from common.runs.submission import submission_line
 
 # ---------------------------------------------------------------------------
 # Checking the inputs (all before the new run folder exists)
@@ -57,18 +60,20 @@ def same_rows(chosen: list[runs.Run], name: str, expected: int) -> list[np.ndarr
     arrays = [run.array(name) for run in chosen]
     for run, array in zip(chosen, arrays, strict=True):
         if len(array) != expected:
-            raise UserError(f"{run.folder / f'{name}.npy'}: {len(array)} rows, expected {expected} like the data")
+            raise UserError(f"{run.array_file(name)}: {len(array)} rows, expected {expected} like the data")
     return arrays
 
 
-def check_train_labels(aligned: AlignedOOF, data: Dataset, first: runs.Run) -> pd.DataFrame:
+def check_train_labels(
+    aligned: AlignedOOF, data: Dataset, first: runs.Run
+) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
     """The runs' folds.csv must describe these files, or the blend's scores would be meaningless. Returns the
-    blend's folds table: the first run's folds on the shared rows, with each row's origin (extra_train)."""
+    blend's folds table (the first run's folds on the shared rows, with each row's origin for extra_train) and
+    those rows' images and labels, for the blend's report."""
     own = first.folds().set_index("row")
     table = pd.DataFrame({"row": aligned.rows, "label": aligned.labels, "fold": aligned.folds[0]})
     table["origin"] = own["origin"].reindex(aligned.rows).to_numpy() if "origin" in own else "train"
-    folds_rows(data, table, first.folds_file)
-    return table
+    return table, folds_rows(data, table, first.folds_file)
 
 
 def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
@@ -85,7 +90,7 @@ def scored_extras(data: Dataset, names: list[str], sets: dict, arrays: dict) -> 
     """Set name -> (labels, each run's probabilities, the blend's) for every shared extra set and, as a trained
     run scores them (Dataset.scored_sets), the picking and reporting halves of each judged set."""
     blended = data.scored_sets({name: arrays[name] for name in names})
-    per_run = [data.scored_sets({name: sets[name][i] for name in names}) for i in range(len(sets["test"]))]
+    per_run = [data.scored_sets({name: sets[name][i] for name in names}) for i in range(len(sets[runs.TEST]))]
     return {
         name: (labels, [scored[name][1] for scored in per_run], probabilities)
         for name, (labels, probabilities) in blended.items()
@@ -128,7 +133,7 @@ def write_blend(
     write_ensemble_files(folder, data, arrays, aligned.labels, metrics)
 
 
-def print_blend(folder: Path, metrics: dict) -> None:
+def print_blend(folder: Path, metrics: dict, report: Path) -> None:
     extra_names = list(metrics["extra_accuracy"])
     print(f"\n{'':<36}{'oof':>10}" + "".join(f"{name:>12}" for name in extra_names))
     rows = [(run_id, scores) for run_id, scores in metrics["inputs"].items()] + [("blend", metrics)]
@@ -136,9 +141,7 @@ def print_blend(folder: Path, metrics: dict) -> None:
         extras = "".join(f"{scores['extra_accuracy'][extra]:>12.5f}" for extra in extra_names)
         print(f"{name:<36}{scores['oof_accuracy']:>10.5f}{extras}")
     print(f"(OOF on the {metrics['n_train_rows']} train rows every run scored)")
-    print(
-        f"\nrun folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})"
-    )
+    print(f"\nrun folder:  {folder}\n{submission_line(runs.load_run(folder))}\nreport:      {report}")
 
 
 def blend_runs(
@@ -156,19 +159,20 @@ def blend_runs(
     weight = normalised_weights(weights, len(chosen))
     data = load_dataset(get_spec(competition), data_dir)
     aligned = aligned_oof(chosen)
-    folds = check_train_labels(aligned, data, chosen[0])
-    sets = {"test": same_rows(chosen, "test", len(data.test.images))}
+    folds, (images, labels) = check_train_labels(aligned, data, chosen[0])
+    sets = {runs.TEST: same_rows(chosen, runs.TEST, len(data.test.images))}
     names = shared_extras(chosen, data)
     sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
-    arrays = {"oof": weighted_mean(aligned.probabilities, weight)}
+    arrays = {runs.OOF: weighted_mean(aligned.probabilities, weight)}
     arrays |= {name: weighted_mean(inputs, weight) for name, inputs in sets.items()}
-    metrics = blend_metrics(aligned, arrays["oof"], scored_extras(data, names, sets, arrays), chosen, weight)
+    metrics = blend_metrics(aligned, arrays[runs.OOF], scored_extras(data, names, sets, arrays), chosen, weight)
 
-    folder = runs.create_run_dir(root, competition, "blend")
-    config = {"blend_of": metrics["blend_of"], "weights": metrics["weights"], "folds_from": chosen[0].run_id}
+    folder = runs.create_run_dir(root, competition, runs.BLEND_LABEL)
+    config = runs.BlendConfig(tuple(metrics["blend_of"]), tuple(metrics["weights"]), chosen[0].run_id)
     command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
-    runs.start_run(folder, config, command, "none (averages saved probabilities)", label="blend")
+    hardware = "none (averages saved probabilities)"
+    runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=runs.RunKind.BLEND)
     write_blend(folder, aligned, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
-    print_blend(folder, metrics)
+    print_blend(folder, metrics, write_report(folder, images, labels))
     return folder

@@ -19,8 +19,6 @@ from common.runs import Run, atomic_write_bytes, find_run, list_runs
 from common.runs.aligned import AlignedOOF, aligned_oof
 from common.runs.stats import ALPHA, McNemarResult, mcnemar
 
-# A study's trials (python run.py tune) that stopped early keep their status; other unfinished runs are unfinished.
-STOPPED = {"pruned": "pruned", "failed": "failed"}
 # Config keys shown in their own columns, never among the "differing" ones.
 OWN_COLUMNS = ("folds", "seeds", "epochs")
 
@@ -31,43 +29,39 @@ OWN_COLUMNS = ("folds", "seeds", "epochs")
 
 
 def run_date(run: Run) -> str:
-    started = run.record.get("started") or run.run_id[:15]
+    started = run.record.started or run.run_id[:15]
     return pd.Timestamp(started).strftime("%Y-%m-%d %H:%M")
 
 
 def differing_keys(runs: list[Run]) -> list[str]:
     """Config keys whose value is not the same in every run that has the key, in first-seen order."""
-    keys = list(dict.fromkeys(key for run in runs for key in run.config))
+    settings = [run.settings for run in runs]
+    keys = list(dict.fromkeys(key for values in settings for key in values))
     differ = []
     for key in keys:
-        values = {json.dumps(run.config[key], sort_keys=True) for run in runs if key in run.config}
+        values = {json.dumps(values[key], sort_keys=True) for values in settings if key in values}
         if len(values) > 1 and key not in OWN_COLUMNS:
             differ.append(key)
     return differ
-
-
-def shape_of(config: dict) -> str:
-    """'folds x seeds' for a trained run, 'blend of N' for a blend."""
-    if "blend_of" in config:
-        return f"blend of {len(config['blend_of'])}"
-    return f"{config.get('folds', '?')}x{config.get('seeds', '?')}"
 
 
 def run_row(run: Run, keys: list[str]) -> dict:
     """One table row; an unfinished run keeps its config but has no score or wall time."""
     metrics = run.metrics() if run.finished else {}
     extras = metrics.get("oof_extra_accuracy", {}) | metrics.get("extra_accuracy", {})
+    settings = run.settings
+    wall = run.record.wall_seconds
     return {
         "run_id": run.run_id,
         "date": run_date(run),
         "preset": run.label,
-        "status": "finished" if run.finished else STOPPED.get(run.record.get("status"), "unfinished"),
-        **{key: run.config.get(key) for key in keys},
-        "folds x seeds": shape_of(run.config),
-        "epochs": run.config.get("epochs"),
+        "status": run.status.shown,
+        **{key: settings.get(key) for key in keys},
+        "folds x seeds": run.shape,
+        "epochs": None if run.is_blend else run.cfg.epochs,
         "oof_accuracy": metrics.get("oof_accuracy", np.nan),
         **{f"{name}_accuracy": value for name, value in extras.items()},
-        "wall_seconds": run.record.get("wall_seconds", np.nan) if run.finished else np.nan,
+        "wall_seconds": wall if run.finished and wall is not None else np.nan,
     }
 
 

@@ -157,10 +157,10 @@ def load_digit_image(path: str | Path) -> np.ndarray:
 
 def predict_images(run: Run, paths: list[str | Path]) -> list[dict]:
     """Per image: its path, the ensemble's label and the three most probable labels with probabilities."""
-    from common.training.inference import predict_with_models
+    from common.training.inference import predict_ensemble
 
     images = np.stack([load_digit_image(path) for path in paths])  # every file checked before TensorFlow loads
-    probabilities = predict_with_models(run.model_files(), images, int(run.config.get("tta", 0)))
+    probabilities = predict_ensemble(run, images)
     results = []
     for path, row in zip(paths, probabilities, strict=True):
         best = np.argsort(row)[::-1][:3]

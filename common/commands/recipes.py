@@ -21,9 +21,10 @@ from common.data.folds import HOLDOUT_SEED, holdout_split, stratified_subset
 from common.ground.config import Config, available_presets, chosen_keys, load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
+from common.runs.units import UnitOutput
 from common.training.backend import setup_hardware
 from common.training.models import check_model_keys
-from common.training.train import UnitResult, train_unit
+from common.training.train import train_unit
 
 DEFAULT_RECIPE = "default"
 REFERENCE_RECIPE = "reference"
@@ -172,7 +173,7 @@ class RecipeModel:
     """One recipe trained on the split: the plain model, what the trainer measured, the rows it trained on."""
 
     model: keras.Model
-    result: UnitResult  # probabilities: "valid" is the split's holdout, then each extra set by name
+    result: UnitOutput  # probabilities: "valid" is the split's holdout, then each extra set by name
     hardware: str
     train_rows: int
 

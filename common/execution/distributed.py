@@ -175,15 +175,20 @@ def submit_units(
             key,
             retries=RETRIES,
             pure=False,
-            key=f"unit-f{key[0]}-s{key[1]}-{run_id}",
+            key=task_key(run_id, key),
         )
         futures[future] = key
     return futures
 
 
+def task_key(run_id: str, key: UnitKey) -> str:
+    """The Dask task's name: the unit's folder name and the run's id, unique on a shared scheduler."""
+    return f"unit-{key.name}-{run_id}"
+
+
 def unit_result(future: Future, key: UnitKey, run_id: str) -> UnitOutput:
     """The unit's outputs; the ways a cluster fails that a user can fix become one-line UserErrors."""
-    unit = f"unit f{key[0]}-s{key[1]}"
+    unit = f"unit {key.name}"
     try:
         return future.result()
     except ModuleNotFoundError as error:

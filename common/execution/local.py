@@ -27,5 +27,5 @@ def train_here(
     hardware = setup_hardware(cfg)
     log.info("training %d unit(s) here, on %s", len(todo), hardware.description)
     for key in todo:
-        progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {key[0]} seed {key[1]}")
+        progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {key.fold} seed {key.seed}")
         yield key, fit_unit(cfg, key, train, data, hardware, progress, folder)

@@ -29,6 +29,7 @@ from common.ground.spec import CompetitionSpec
 from common.runs.ensemble import write_ensemble_files
 from common.runs.metrics import accuracy, leaderboard_estimate, oof_from_units, run_metrics
 from common.runs.report import write_report
+from common.runs.submission import submission_line
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
 from common.training.backend import available_cores, resolve_hardware
 from common.training.models import require_model
@@ -81,7 +82,7 @@ def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, t
 
 def save_and_log(folder: Path, key: UnitKey, output: UnitOutput, train: TrainSet, options: RunOptions) -> None:
     save_unit(folder, key, output)
-    where = output.record.get("hardware", "not recorded")
+    where = output.hardware
     runs.note_hardware(folder, f"dask {options.scheduler}: {where}" if options.scheduler else where)
     log_unit(key, train, output)
     if options.on_unit:
@@ -89,9 +90,9 @@ def save_and_log(folder: Path, key: UnitKey, output: UnitOutput, train: TrainSet
 
 
 def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
-    labels = train.labels[train.folds == key[0]]
-    score = accuracy(labels, output.probabilities["valid"])
-    log.info("fold %d seed %d: accuracy %.5f in %.0f s", key[0], key[1], score, output.seconds)
+    labels = train.labels[train.folds == key.fold]
+    score = accuracy(labels, output.probabilities[runs.VALID])
+    log.info("fold %d seed %d: accuracy %.5f in %.0f s", key.fold, key.seed, score, output.seconds)
 
 
 # ---------------------------------------------------------------------------
@@ -102,9 +103,9 @@ def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
 def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> dict:
     """Averages the saved units, scores the ensemble, writes its files (common/runs/ensemble.py)."""
     units = {key: load_unit(folder, key) for key in all_units(cfg)}
-    held_out = {key: unit.probabilities["valid"] for key, unit in units.items()}
+    held_out = {key: unit.probabilities[runs.VALID] for key, unit in units.items() if key.holds_out}
     oof = oof_from_units(train.folds, held_out)
-    names = ["test", *data.extras]
+    names = [runs.TEST, *data.extras]
     averaged = {name: np.mean([u.probabilities[name] for u in units.values()], axis=0) for name in names}
     extras = data.scored_sets(averaged)
     seconds = {key: unit.seconds for key, unit in units.items()}
@@ -115,7 +116,7 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
         unit_holdout = {key: unit.probabilities[HOLDOUT_SET] for key, unit in units.items()}
         holdout = data.extras[HOLDOUT_SET].labels, unit_holdout, averaged[HOLDOUT_SET]
         metrics |= leaderboard_estimate(metrics["oof_accuracy"], *holdout)
-    write_ensemble_files(folder, data, {"oof": oof, **averaged}, train.labels, metrics)
+    write_ensemble_files(folder, data, {runs.OOF: oof, **averaged}, train.labels, metrics)
     return metrics
 
 
@@ -123,10 +124,7 @@ def note_mixed_hardware(units: dict[UnitKey, UnitOutput]) -> None:
     """Resumed or merged runs may hold units trained on other backends or devices: accepted, and said."""
     where = {}
     for key, unit in units.items():
-        label = (
-            f"{unit.record.get('backend', 'tensorflow')} on {unit.record.get('device_name', 'an unrecorded device')}"
-        )
-        where.setdefault(label, []).append(key)
+        where.setdefault(f"{unit.backend} on {unit.device}", []).append(key)
     if len(where) > 1:
         log.info(
             "units trained on different hardware: %s", "; ".join(f"{k}: {describe_units(v)}" for k, v in where.items())
@@ -158,7 +156,7 @@ def missing_units(folder: Path, cfg: Config) -> list[UnitKey]:
 
 
 def describe_units(keys: list[UnitKey]) -> str:
-    return ", ".join(f"f{fold}-s{seed}" for fold, seed in keys)
+    return ", ".join(runs.as_key(key).name for key in keys)
 
 
 # ---------------------------------------------------------------------------
@@ -170,12 +168,14 @@ def resumable_run(root: Path, competition: str, run_id: str, seeds: int | None =
     """The run to continue: by id or prefix, or 'latest' for the newest unfinished one. With `seeds`, a finished
     run too: it grows to that many seeds per fold."""
     if run_id == "latest":
-        unfinished = [run for run in runs.list_runs(root, competition) if run.record.get("status") == "running"]
+        unfinished = runs.unfinished_runs(root, competition)
         if not unfinished:
             raise UserError(f"--resume latest: no unfinished run of {competition} under {root / competition}")
         run = unfinished[-1]
     else:
         run = runs.find_run(root, competition, run_id)
+    if run.is_blend:
+        raise UserError(f"--resume {run.run_id}: a blend trains nothing; blend its sources again to change it")
     if seeds is not None and seeds <= run.cfg.seeds:
         raise UserError(
             f"--resume {run.run_id} --seeds {seeds}: the run has {run.cfg.seeds} already; ask for more"
@@ -190,14 +190,15 @@ def resumable_run(root: Path, competition: str, run_id: str, seeds: int | None =
 
 def check_same_folds(folder: Path, train: TrainSet) -> None:
     """A resumed or merged run must see the very rows and folds its units were trained on."""
-    if not same_folds(runs.load_run(folder).folds(), folds_table(train)):
-        raise UserError(f"{folder / 'folds.csv'}: the data or config changed since this run started; folds differ")
+    run = runs.load_run(folder)
+    if not same_folds(run.folds(), folds_table(train)):
+        raise UserError(f"{run.folds_file}: the data or config changed since this run started; folds differ")
 
 
 @contextmanager
 def run_log(folder: Path) -> Iterator[None]:
     """Log lines go to the run's train.log and, above the progress bars (tqdm's logging redirect), to stderr."""
-    handlers = [logging.FileHandler(folder / "train.log"), logging.StreamHandler(sys.stderr)]
+    handlers = [logging.FileHandler(folder / runs.TRAIN_LOG), logging.StreamHandler(sys.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for handler in handlers:
         log.addHandler(handler)
@@ -240,9 +241,10 @@ def check_before_folder(cfg: Config, options: RunOptions) -> None:
             )
     else:
         resolve_hardware(cfg)  # a GPU asked for but absent, a precision the device lacks, tensorboard off TensorFlow
-    if options.only and options.only not in all_units(cfg):
+    if options.only and runs.as_key(options.only) not in all_units(cfg):
+        only = runs.as_key(options.only)
         raise UserError(
-            f"--fold {options.only[0]} --seed {options.only[1]}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
+            f"--fold {only.fold} --seed {only.seed}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
         )
 
 
@@ -263,8 +265,11 @@ def run_competition(
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
     folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
     with run_log(folder):
-        wanted = [options.only] if options.only else all_units(cfg)
-        train_units(folder, cfg, [key for key in wanted if not is_complete(folder, key)], data, train, options)
+        wanted = [runs.as_key(options.only)] if options.only else all_units(cfg)
+        todo = [key for key in wanted if not is_complete(folder, key)]
+        if resumed:
+            log_resumed(folder, cfg, todo)
+        train_units(folder, cfg, todo, data, train, options)
         missing = missing_units(folder, cfg)
         if missing:
             log.info(
@@ -277,6 +282,20 @@ def run_competition(
             return folder
         finalise(folder, cfg, data, train, start)
     return folder
+
+
+def log_resumed(folder: Path, cfg: Config, todo: list[UnitKey]) -> None:
+    """What a resumed run kept and what it trains now: finished units are loaded, never trained again."""
+    units = all_units(cfg)
+    kept = sum(is_complete(folder, key) for key in units)
+    log.info(
+        "resuming run %s: %d of %d units finished and loaded; training %d now%s",
+        folder.name,
+        kept,
+        len(units),
+        len(todo),
+        f" ({describe_units(todo)})" if todo else "",
+    )
 
 
 def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], resumed, train: TrainSet) -> Path:
@@ -297,6 +316,8 @@ def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, o
     """Finalises a run whose units were trained separately; refuses with the list of missing units."""
     start = time.perf_counter()
     run = runs.find_run(out_root or runs.DEFAULT_ROOT, spec.name, run_id)
+    if run.is_blend:
+        raise UserError(f"merge {run.run_id}: a blend has no units to merge (it is finished when it is written)")
     cfg = run.cfg
     data, train = prepare_train_set(load_dataset(spec, data_dir), cfg)
     check_same_folds(run.folder, train)
@@ -334,6 +355,6 @@ def print_summary(folder: Path, spec: CompetitionSpec, metrics: dict, seconds: f
     for name, acc, secs in rows:
         print(f"{name:<14}{acc:>10.5f}{'' if secs is None else f'{secs:>10.0f}'}")
     print(f"\n{leaderboard_note(spec, metrics)}")
-    hardware = runs.load_run(folder).record.get("hardware", [])
-    print(f"trained on:  {'; '.join(hardware) or 'not recorded'}")
-    print(f"run folder:  {folder}\nsubmission:  {folder / 'submission.csv'} (also {folder.parent / 'submission.csv'})")
+    run = runs.load_run(folder)
+    print(f"trained on:  {'; '.join(run.record.hardware) or 'not recorded'}")
+    print(f"run folder:  {folder}\n{submission_line(run)}")

@@ -1,20 +1,15 @@
-"""The run folder: the contract between training, compare, blend and submit.
+"""The run folder: the contract between training, compare, blend, report, submit, kernel and predict.
 
-submissions/<competition>/<run_id>/ holds run.json (status, command, versions, timings), config.yaml,
-folds.csv, units/f<K>-s<S>/ (each unit's probabilities, history and model), the ensemble's oof.npy and
-test.npy, metrics.json and submission.csv. Every file is written under a temporary name and renamed.
+submissions/<competition>/<run_id>/ holds run.json, config.yaml, folds.csv, units/<unit>/ (each model's
+probabilities, history and model), the ensemble's oof.npy and test.npy, metrics.json and submission.csv
+(common/runs/layout.py names them all). A trained run has units; a blend averages other runs and has none.
+`Run` is how every command reads a folder; common/runs/writing.py is how one is written.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import secrets
-import subprocess
-import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,171 +19,140 @@ import yaml
 
 from common.data.files import Dataset
 from common.data.trainset import folds_rows
-from common.ground.atomic import atomic_path, atomic_write_bytes
+from common.ground.atomic import atomic_write_bytes
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
+from common.runs.layout import (
+    BLEND_LABEL,
+    CONFIG_YAML,
+    FIGURES,
+    FOLDS_CSV,
+    HISTORY_CSV,
+    METRICS_JSON,
+    MODEL_KERAS,
+    OOF,
+    PER_CLASS_CSV,
+    REPORT_HTML,
+    RUN_JSON,
+    SUBMISSION_CSV,
+    TENSORBOARD,
+    TEST,
+    TRAIN_LOG,
+    TRIAL_PREFIX,
+    UNIT_JSON,
+    UNITS,
+    VALID,
+    RunKind,
+    RunStatus,
+    UnitKey,
+    array_name,
+    as_key,
+    figure_name,
+    unit_dir,
+    unit_files,
+    unit_keys,
+)
+from common.runs.record import BlendConfig, RunConfig, RunRecord, decode_config
+from common.runs.writing import (
+    create_run_dir,
+    finish_run,
+    git_commit,
+    grow_run,
+    mark_stopped,
+    new_run_id,
+    note_hardware,
+    package_versions,
+    read_record,
+    reopen_run,
+    save_array,
+    start_run,
+    update_record,
+    write_config,
+    write_folds,
+    write_json,
+)
 
-__all__ = ["atomic_write_bytes"]  # re-exported: the run-folder writers use runs.atomic_write_bytes
+__all__ = [  # the run-folder names and writers, re-exported: callers import them from common.runs
+    "BLEND_LABEL",
+    "BlendConfig",
+    "CONFIG_YAML",
+    "FIGURES",
+    "FOLDS_CSV",
+    "HISTORY_CSV",
+    "METRICS_JSON",
+    "MODEL_KERAS",
+    "OOF",
+    "PER_CLASS_CSV",
+    "REPORT_HTML",
+    "RUN_JSON",
+    "RunConfig",
+    "RunKind",
+    "RunRecord",
+    "RunStatus",
+    "SUBMISSION_CSV",
+    "TENSORBOARD",
+    "TEST",
+    "TRAIN_LOG",
+    "TRIAL_PREFIX",
+    "UNITS",
+    "UNIT_JSON",
+    "UnitKey",
+    "VALID",
+    "array_name",
+    "as_key",
+    "atomic_write_bytes",
+    "create_run_dir",
+    "figure_name",
+    "finish_run",
+    "git_commit",
+    "grow_run",
+    "mark_stopped",
+    "new_run_id",
+    "note_hardware",
+    "package_versions",
+    "read_record",
+    "reopen_run",
+    "save_array",
+    "start_run",
+    "unit_dir",
+    "unit_files",
+    "unit_keys",
+    "update_record",
+    "write_config",
+    "write_folds",
+    "write_json",
+]
 
 DEFAULT_ROOT = PROJECT_ROOT / "submissions"
 
 
-# The run folder's own files: every reader and writer names them through these.
-RUN_JSON = "run.json"
-CONFIG_YAML = "config.yaml"
-FOLDS_CSV = "folds.csv"
-METRICS_JSON = "metrics.json"
-SUBMISSION_CSV = "submission.csv"
+@dataclass(frozen=True)
+class Member:
+    """A trained run's share of an ensemble: the mean of its saved models (each over `tta` shifted views),
+    times `weight`. A trained run is one member of weight 1; a blend is its sources' members, weighted."""
 
-TRIAL_PREFIX = "tune-"  # labels of a study's trials: runs like any other, but never a competition's "latest"
-UNITS = "units"  # each unit's folder is units/f<fold>-s<seed index>/
+    run: Run
+    weight: float
 
+    @property
+    def model_files(self) -> list[Path]:
+        return self.run.model_files()
 
-def unit_dir(folder: Path, key: tuple[int, int]) -> Path:
-    return folder / UNITS / f"f{key[0]}-s{key[1]}"
-
-
-def unit_files(folder: Path, name: str, fold: int | None = None) -> list[Path]:
-    """The file `name` of every unit that has one (of fold `fold` only, when given), in unit order."""
-    pattern = f"f{'*' if fold is None else fold}-s*/{name}"
-    return sorted((folder / UNITS).glob(pattern))
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, default=_jsonable) + "\n").encode())
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def save_array(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path, ".npy") as temporary:
-        np.save(temporary, array)
-
-
-def new_run_id(label: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{label}-{secrets.token_hex(2)}"
-
-
-def create_run_dir(root: Path, competition: str, label: str) -> Path:
-    """A new, empty run folder; mkdir without exist_ok, so two runs never share one."""
-    while True:
-        folder = root / competition / new_run_id(label)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = ["keras", "tensorflow", "jax", "jaxlib", "torch", "numpy", "pandas", "scikit-learn", "albumentations"]
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "missing"
-    return {"python": platform.python_version(), **found}
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-def start_run(
-    folder: Path, config: dict[str, Any], argv: list[str], hardware: str | None = None, label: str = ""
-) -> dict[str, Any]:
-    """Writes run.json (status running) and config.yaml; returns the run record to update later."""
-    record = {
-        "run_id": folder.name,
-        "label": label,
-        "competition": folder.parent.name,
-        "status": "running",
-        "command": " ".join(["python", "run.py", *argv]),
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "hardware": [hardware] if hardware else [],
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "argv": sys.argv,
-    }
-    write_config(folder, config)
-    write_json(folder / RUN_JSON, record)
-    return record
-
-
-def write_config(folder: Path, config: dict[str, Any]) -> None:
-    atomic_write_bytes(folder / CONFIG_YAML, yaml.safe_dump(config, sort_keys=False).encode())
-
-
-def write_folds(folder: Path, table: pd.DataFrame) -> None:
-    """folds.csv: row, label, fold (and origin): what lines runs up row by row for every command."""
-    atomic_write_bytes(folder / FOLDS_CSV, table.to_csv(index=False).encode())
-
-
-def note_hardware(folder: Path, description: str) -> None:
-    """Adds what this process trains on to run.json's `hardware` list (a resumed run may change machine)."""
-    known = json.loads((folder / RUN_JSON).read_text()).get("hardware", [])
-    if description not in known:
-        update_record(folder, hardware=[*known, description])
-
-
-def update_record(folder: Path, **changes: Any) -> dict[str, Any]:
-    """Read-modify-write of run.json, so that no caller holds a stale copy."""
-    record = json.loads((folder / RUN_JSON).read_text()) | changes
-    write_json(folder / RUN_JSON, record)
-    return record
-
-
-def reopen_run(folder: Path, argv: list[str]) -> None:
-    """Notes in run.json that the run was continued (resume or merge)."""
-    record = json.loads((folder / RUN_JSON).read_text())
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    continued = record.get("continued", []) + [{"at": stamp, "command": " ".join(["python", "run.py", *argv])}]
-    update_record(folder, continued=continued)
-
-
-def grow_run(folder: Path, config: dict[str, Any]) -> None:
-    """A run given more units (more seeds): its new config.yaml, and running again until they are trained (the
-    ensemble files of the smaller run stay until then, and are rewritten when the run finishes)."""
-    write_config(folder, config)
-    update_record(folder, status="running")
-
-
-def finish_run(folder: Path, seconds: float) -> None:
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    update_record(folder, status="finished", finished=stamp, wall_seconds=round(seconds, 1))
-
-
-# ---------------------------------------------------------------------------
-# Reading run folders (compare, blend, submit and report only read these)
-# ---------------------------------------------------------------------------
+    @property
+    def tta(self) -> int:
+        return self.run.cfg.tta
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder as the read-only commands see it."""
+    """A run folder as the commands read it: run.json and config.yaml typed, every other file by method."""
 
     folder: Path
-    record: dict[str, Any]  # run.json
-    config: dict[str, Any]  # config.yaml
+    record: RunRecord
+    config: RunConfig  # a trained run's Config, or a blend's BlendConfig
+
+    # --- what run.json says -------------------------------------------------------------------------------
 
     @property
     def run_id(self) -> str:
@@ -197,53 +161,112 @@ class Run:
     @property
     def competition(self) -> str:
         """From run.json; a folder copied out of submissions/<competition>/ keeps it there."""
-        return self.record.get("competition", self.folder.parent.name)
+        return self.record.competition
 
     @property
     def label(self) -> str:
         """The preset (or 'blend', or a study's trial) the run was started with."""
-        if self.record.get("label"):
-            return self.record["label"]
-        parts = self.run_id.split("-")  # runs from before run.json kept it: <date>-<time>-<label>-<suffix>
-        return "-".join(parts[2:-1]) if len(parts) >= 4 else ""
+        return self.record.label
+
+    @property
+    def kind(self) -> RunKind:
+        return RunKind.BLEND if isinstance(self.config, BlendConfig) else self.record.kind
+
+    @property
+    def status(self) -> RunStatus:
+        return self.record.status
 
     @property
     def is_trial(self) -> bool:
-        return self.label.startswith(TRIAL_PREFIX)
+        return self.kind is RunKind.TRIAL
+
+    @property
+    def is_blend(self) -> bool:
+        return self.kind is RunKind.BLEND
 
     @property
     def finished(self) -> bool:
-        return self.record.get("status") == "finished"
-
-    def unit_dir(self, key: tuple[int, int]) -> Path:
-        return unit_dir(self.folder, key)
-
-    def unit_files(self, name: str, fold: int | None = None) -> list[Path]:
-        return unit_files(self.folder, name, fold)
-
-    @property
-    def cfg(self) -> Config:
-        """config.yaml as the typed Config it was resolved from."""
-        return Config(**self.config)
-
-    def training_images(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """The images and labels of folds.csv's rows, in order (train.csv's and any extra_train set's), checked
-        against the competition's files."""
-        return folds_rows(data, self.folds(), self.folds_file)
-
-    def model_files(self) -> list[Path]:
-        """Every unit's model.keras, in unit order; UserError when the run saved none."""
-        files = self.unit_files("model.keras")
-        if not files:
-            raise UserError(f"{self.folder}: no saved models (was it trained with save_models=false?)")
-        return files
+        return self.status is RunStatus.FINISHED
 
     def require_finished(self, purpose: str = "") -> Run:
         """This run when it is finished; one error wording otherwise, whichever command asks."""
         if not self.finished:
-            status = self.record.get("status", "unknown")
-            raise UserError(f"run {self.run_id} is not finished (status {status}){purpose}")
+            raise UserError(f"run {self.run_id} is not finished (status {self.status}){purpose}")
         return self
+
+    # --- what config.yaml says ----------------------------------------------------------------------------
+
+    @property
+    def cfg(self) -> Config:
+        """A trained run's config, typed; one line for a blend, which trained nothing."""
+        if isinstance(self.config, BlendConfig):
+            raise UserError(
+                f"run {self.run_id} is a blend of {len(self.config.sources)} runs ({', '.join(self.config.sources)}):"
+                " it has no training config or units of its own"
+            )
+        return self.config
+
+    @property
+    def blend(self) -> BlendConfig:
+        if not isinstance(self.config, BlendConfig):
+            raise UserError(f"run {self.run_id} is a trained run, not a blend")
+        return self.config
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The config's values by key, for tables that show how runs differ."""
+        return self.config.to_dict()
+
+    @property
+    def shape(self) -> str:
+        """'folds x seeds' of a trained run, 'blend of N' of a blend."""
+        if isinstance(self.config, BlendConfig):
+            return f"blend of {len(self.config.sources)}"
+        return f"{self.config.folds}x{self.config.seeds}"
+
+    # --- units and models ---------------------------------------------------------------------------------
+
+    def unit_dir(self, key: UnitKey | tuple[int | None, int]) -> Path:
+        return unit_dir(self.folder, key)
+
+    def unit_keys(self) -> list[UnitKey]:
+        return unit_keys(self.folder)
+
+    def unit_files(self, name: str, fold: int | None = None) -> list[Path]:
+        return unit_files(self.folder, name, fold)
+
+    def model_files(self) -> list[Path]:
+        """Every unit's model.keras, in unit order; UserError when the run saved none (a blend: its members')."""
+        if self.is_blend:
+            raise UserError(f"run {self.run_id} is a blend: its models are its sources' (see Run.members)")
+        files = self.unit_files(MODEL_KERAS)
+        if not files:
+            raise UserError(f"{self.folder}: no saved models (was it trained with save_models=false?)")
+        return files
+
+    def sources(self) -> list[Run]:
+        """A blend's source runs, found beside it in the competition's folder, finished."""
+        found = []
+        for run_id in self.blend.sources:
+            folder = self.folder.parent / run_id
+            if not is_run_folder(folder):
+                raise UserError(f"blend {self.run_id}: its source run {run_id} is not in {self.folder.parent}")
+            found.append(load_run(folder).require_finished(f": blend {self.run_id} needs it"))
+        return found
+
+    def members(self) -> list[Member]:
+        """The trained runs whose models make this run's ensemble, with their weights (summing to 1): a blend
+        of blends is followed down, and a run reached twice gets the sum of its weights."""
+        if not self.is_blend:
+            return [Member(self, 1.0)]
+        weights: dict[Path, tuple[Run, float]] = {}
+        for source, weight in zip(self.sources(), self.blend.weights, strict=True):
+            for member in source.members():
+                run, total = weights.get(member.run.folder, (member.run, 0.0))
+                weights[member.run.folder] = run, total + weight * member.weight
+        return [Member(run, weight) for run, weight in weights.values()]
+
+    # --- the ensemble's files -----------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
         path = self.folder / METRICS_JSON
@@ -253,20 +276,46 @@ class Run:
         """Columns row (index into train.csv), label, fold (and origin, in runs since extra_train)."""
         return pd.read_csv(self.folds_file)
 
+    def training_images(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels of folds.csv's rows, in order (train.csv's and any extra_train set's), checked
+        against the competition's files."""
+        return folds_rows(data, self.folds(), self.folds_file)
+
     @property
     def folds_file(self) -> Path:
         return self.folder / FOLDS_CSV
 
     @property
+    def config_file(self) -> Path:
+        return self.folder / CONFIG_YAML
+
+    @property
     def submission_file(self) -> Path:
         return self.folder / SUBMISSION_CSV
 
+    @property
+    def competition_submission_file(self) -> Path | None:
+        """submissions/<competition>/submission.csv, which this run's submission.csv replaces when it finishes;
+        None for a study's trial, which leaves the competition's latest alone."""
+        return None if self.is_trial else self.folder.parent / SUBMISSION_CSV
+
+    @property
+    def report_file(self) -> Path:
+        return self.folder / REPORT_HTML
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / TRAIN_LOG
+
+    def array_file(self, name: str) -> Path:
+        return self.folder / array_name(name)
+
     def has_array(self, name: str) -> bool:
-        return (self.folder / f"{name}.npy").is_file()
+        return self.array_file(name).is_file()
 
     def array(self, name: str) -> np.ndarray:
         """oof, test, or an extra set's name: the ensemble's probabilities."""
-        path = self.folder / f"{name}.npy"
+        path = self.array_file(name)
         if not path.is_file():
             raise UserError(f"{path}: not found (is run {self.run_id} finished?)")
         return np.load(path)
@@ -278,9 +327,9 @@ def is_run_folder(path: Path) -> bool:
 
 def load_run(folder: Path) -> Run:
     try:
-        record = json.loads((folder / RUN_JSON).read_text())
-        config = yaml.safe_load((folder / CONFIG_YAML).read_text())
-    except (OSError, ValueError) as error:
+        record = read_record(folder)
+        config = decode_config(yaml.safe_load((folder / CONFIG_YAML).read_text()), folder)
+    except (OSError, ValueError, TypeError) as error:
         raise UserError(f"{folder}: not a readable run folder ({error})") from None
     return Run(folder, record, config)
 
@@ -311,3 +360,14 @@ def find_run(root: Path, competition: str, run_id: str | None) -> Run:
 def finished_run(root: Path, competition: str, run_id: str | None) -> Run:
     """find_run, refusing a run that is not finished."""
     return find_run(root, competition, run_id).require_finished()
+
+
+def runs_under(root: Path) -> list[Run]:
+    """Every run folder of every competition under `root`, oldest first."""
+    competitions = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return sorted((run for name in competitions for run in list_runs(root, name)), key=lambda run: run.run_id)
+
+
+def unfinished_runs(root: Path, competition: str) -> list[Run]:
+    """The runs still running (or killed while they were), oldest first: what `--resume latest` picks from."""
+    return [run for run in list_runs(root, competition) if run.status is RunStatus.RUNNING]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from common.ground.errors import UserError
-from common.runs import Run
+from common.runs import OOF, Run
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,12 @@ class AlignedOOF:
 def read_oof(run: Run) -> tuple[pd.DataFrame, np.ndarray]:
     """folds.csv and oof.npy of a finished run, checked to describe the same rows."""
     run.require_finished(": it has no OOF predictions yet")
-    folds, oof = run.folds(), run.array("oof")
+    folds, oof = run.folds(), run.array(OOF)
     if len(folds) != len(oof):
         raise UserError(f"{run.folder}: folds.csv has {len(folds)} rows but oof.npy {len(oof)}; they must match")
     if folds["row"].duplicated().any():
         duplicate = folds["row"][folds["row"].duplicated()].iloc[0]
-        raise UserError(f"{run.folder / 'folds.csv'}: train row {duplicate} is listed twice")
+        raise UserError(f"{run.folds_file}: train row {duplicate} is listed twice")
     return folds, oof
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from common import runs
 from common.data.files import Dataset
+from common.runs.layout import OOF, PER_CLASS_CSV, TEST, array_name
 from common.runs.metrics import per_class_table
 from common.runs.submission import write_run_submission
 
@@ -18,8 +19,8 @@ def write_ensemble_files(
     """<name>.npy for oof, test and each extra set, metrics.json, per_class.csv (OOF against `labels`), and the
     checked submission.csv."""
     for name, probabilities in arrays.items():
-        runs.save_array(folder / f"{name}.npy", probabilities)
+        runs.save_array(folder / array_name(name), probabilities)
     runs.write_json(folder / runs.METRICS_JSON, metrics)
-    table = per_class_table(labels, arrays["oof"])
-    runs.atomic_write_bytes(folder / "per_class.csv", table.to_csv(index=False).encode())
-    write_run_submission(folder, data, arrays["test"])
+    table = per_class_table(labels, arrays[OOF])
+    runs.atomic_write_bytes(folder / PER_CLASS_CSV, table.to_csv(index=False).encode())
+    write_run_submission(folder, data, arrays[TEST])

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from common.ground.spec import N_CLASSES
+from common.runs.layout import UnitKey
 
 
 def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -25,43 +26,51 @@ def per_class_table(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFra
     return pd.concat([table.astype({"class": object}), pd.DataFrame([macro])], ignore_index=True)
 
 
-def oof_from_units(folds: np.ndarray, held_out: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+def oof_from_units(folds: np.ndarray, held_out: dict[UnitKey, np.ndarray]) -> np.ndarray:
     """(n, 10) OOF probabilities: each row's mean over the seeds of the fold that held it out."""
     oof = np.zeros((len(folds), N_CLASSES), np.float32)
     for fold in np.unique(folds):
-        seeds = [p for (f, _), p in held_out.items() if f == fold]
+        seeds = [p for key, p in held_out.items() if key.fold == fold]
         oof[folds == fold] = np.mean(seeds, axis=0)
     return oof
 
 
-def seed_oof(folds: np.ndarray, held_out: dict[tuple[int, int], np.ndarray], seed_index: int) -> np.ndarray:
+def seed_oof(folds: np.ndarray, held_out: dict[UnitKey, np.ndarray], seed_index: int) -> np.ndarray:
     """OOF probabilities from one seed alone (every fold's model with that seed)."""
-    return oof_from_units(folds, {key: p for key, p in held_out.items() if key[1] == seed_index})
+    return oof_from_units(folds, {key: p for key, p in held_out.items() if key.seed == seed_index})
+
+
+def unit_scores(
+    labels: np.ndarray, folds: np.ndarray, held_out: dict[UnitKey, np.ndarray], unit_seconds: dict[UnitKey, float]
+) -> dict[str, dict[str, Any]]:
+    """Per unit, by its folder name: fold, seed index, accuracy on its held-out fold (None for a model trained
+    on every row, which holds none out) and seconds."""
+    return {
+        key.name: {
+            "fold": key.fold,
+            "seed_index": key.seed,
+            "accuracy": accuracy(labels[folds == key.fold], held_out[key]) if key in held_out else None,
+            "seconds": round(seconds, 1),
+        }
+        for key, seconds in sorted(unit_seconds.items())
+    }
 
 
 def run_metrics(
     labels: np.ndarray,
     folds: np.ndarray,
-    held_out: dict[tuple[int, int], np.ndarray],
+    held_out: dict[UnitKey, np.ndarray],
     oof: np.ndarray,
-    unit_seconds: dict[tuple[int, int], float],
+    unit_seconds: dict[UnitKey, float],
     extras: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, Any]:
-    """Accuracy per unit, fold, seed and for the ensemble; extra sets; wall time per fold; per class."""
-    n_seeds = 1 + max(s for _, s in held_out)
-    units = {
-        f"f{f}-s{s}": {
-            "fold": f,
-            "seed_index": s,
-            "accuracy": accuracy(labels[folds == f], p),
-            "seconds": round(unit_seconds[f, s], 1),
-        }
-        for (f, s), p in sorted(held_out.items())
-    }
+    """Accuracy per unit, fold, seed and for the ensemble; extra sets; wall time per fold; per class.
+    `held_out`: the fold models' probabilities of their held-out rows; `unit_seconds`: every unit's time."""
+    n_seeds = 1 + max(key.seed for key in held_out)
     per_fold = {
         str(f): {
             "accuracy": accuracy(labels[folds == f], oof[folds == f]),
-            "seconds": round(sum(t for (uf, _), t in unit_seconds.items() if uf == f), 1),
+            "seconds": round(sum(t for key, t in unit_seconds.items() if key.fold == f), 1),
         }
         for f in np.unique(folds).tolist()
     }
@@ -71,19 +80,19 @@ def run_metrics(
         "extra_accuracy": {name: accuracy(y, p) for name, (y, p) in extras.items()},
         "folds": per_fold,
         "seeds": {str(s): accuracy(labels, seed_oof(folds, held_out, s)) for s in range(n_seeds)},
-        "units": units,
+        "units": unit_scores(labels, folds, held_out, unit_seconds),
         "per_class": per_class_table(labels, oof).to_dict(orient="records"),
     }
 
 
 def leaderboard_estimate(
-    oof_accuracy: float, labels: np.ndarray, units: dict[tuple[int, int], np.ndarray], ensemble: np.ndarray
+    oof_accuracy: float, labels: np.ndarray, units: dict[UnitKey, np.ndarray], ensemble: np.ndarray
 ) -> dict[str, float]:
     """OOF scores each fold's model (its seeds averaged), but Kaggle scores the ensemble of all folds. On a set
     that every unit predicted and none trained on (the holdout), the ensemble's gain over the average fold model
     is measured; OOF plus that gain estimates the leaderboard, for a test set written like train.csv (not
     Kannada's: other hands wrote it)."""
-    folds = sorted({fold for fold, _ in units})
-    per_fold = [np.mean([p for (f, _), p in units.items() if f == fold], axis=0) for fold in folds]
+    folds = sorted({key.fold for key in units if key.holds_out})
+    per_fold = [np.mean([p for key, p in units.items() if key.fold == fold], axis=0) for fold in folds]
     gain = accuracy(labels, ensemble) - float(np.mean([accuracy(labels, p) for p in per_fold]))
     return {"ensemble_gain": gain, "leaderboard_estimate": oof_accuracy + gain}

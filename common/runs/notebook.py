@@ -8,8 +8,9 @@ Code competitions (Kannada-MNIST) take no uploaded CSV: Kaggle reruns a notebook
       predict.py               the notebook: standalone, internet off, Kaggle's own Keras
       dataset/                 for `kaggle datasets create -p FOLDER/dataset`
         dataset-metadata.json
-        ensemble.json          the spec's facts (test file, id column, submission columns) and the model list
-        f<K>-s<S>.keras        every unit's model
+        ensemble.json          the spec's facts (test file, id column, submission columns) and the models,
+                               each with its weight in the ensemble and its test-time views
+        f<K>-s<S>.keras        every unit's model (a blend's: <source run id>-f<K>-s<S>.keras)
 
 The same folder runs here: `python predict.py INPUT_ROOT` reads INPUT_ROOT/<slug>/test.csv and dataset/.
 `python run.py kernel COMP` writes it; `python run.py submit kannada` writes it and sends it through the
@@ -22,6 +23,7 @@ import dataclasses
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from slugify import slugify  # python-slugify, the kaggle package's own dependen
 from common import runs
 from common.ground.config import load_transductive
 from common.ground.spec import CompetitionSpec, get_spec
-from common.runs import PROJECT_ROOT, Run, atomic_write_bytes, write_json
+from common.runs import PROJECT_ROOT, Member, Run, atomic_write_bytes, write_json
+from common.runs.units import unit_backends
 
 TEMPLATE = Path(__file__).with_name("notebook_template.py")
 DEFAULT_KERNELS_DIR = PROJECT_ROOT / "kernels"
@@ -40,6 +43,7 @@ KERNEL_METADATA = "kernel-metadata.json"  # `kaggle kernels push -p FOLDER` read
 DATASET_METADATA = "dataset-metadata.json"  # `kaggle datasets create -p FOLDER` reads it; never uploaded itself
 FACTS_FILE = "ensemble.json"  # the script looks for this file name under /kaggle/input
 RUN_ID_LINE = 'RUN_ID = ""'
+NOTEBOOK_SUBMISSION = "submission.csv"  # what the script writes into its working directory
 USERNAME_PLACEHOLDER = "your-kaggle-username"
 MAX_SLUG = 50  # Kaggle's limit for dataset slugs and titles
 
@@ -85,14 +89,41 @@ def dataset_metadata(spec: CompetitionSpec, run: Run, username: str) -> dict[str
     return {"title": slug, "id": f"{username}/{slug}", "licenses": [{"name": "CC0-1.0"}]}
 
 
+@dataclass(frozen=True)
+class DatasetModel:
+    """One model of the notebook's ensemble: its saved file, its name in the dataset, its share of the
+    ensemble (a member's weight over its models) and its test-time views."""
+
+    file: Path
+    name: str
+    weight: float
+    tta: int
+
+
+def dataset_models(run: Run) -> list[DatasetModel]:
+    """The run's ensemble as the notebook computes it: each member's models averaged, the members weighted
+    (a trained run: one member of weight 1). A blend's model names start with their source run's id."""
+    members = run.members()
+    models = []
+    for member in members:
+        files = member.model_files
+        prefix = "" if member.run.folder == run.folder else f"{member.run.run_id}-"
+        models += [
+            DatasetModel(f, f"{prefix}{f.parent.name}.keras", member.weight / len(files), member.tta) for f in files
+        ]
+    return models
+
+
 def transductive_settings(run: Run, overrides: dict[str, Any] | None) -> dict[str, float]:
-    """configs/transductive.yaml with `overrides`, plus the run's own affine ranges for the round's augmentation."""
-    ranges = {key: float(run.config.get(key, 0.0)) for key in ("rotate", "shift", "scale")}
+    """configs/transductive.yaml with `overrides`, plus the run's own affine ranges for the round's augmentation
+    (a blend: its first source's)."""
+    cfg = run.members()[0].run.cfg
+    ranges = {"rotate": float(cfg.rotate), "shift": float(cfg.shift), "scale": float(cfg.scale)}
     return dataclasses.asdict(load_transductive(overrides)) | ranges
 
 
 def ensemble_facts(
-    spec: CompetitionSpec, run: Run, model_names: list[str], transductive: dict[str, float] | None = None
+    spec: CompetitionSpec, run: Run, models: list[DatasetModel], transductive: dict[str, float] | None = None
 ) -> dict[str, Any]:
     """What the script needs to know of the competition, so one script serves every spec; `transductive`: the
     round's settings, None for none."""
@@ -106,22 +137,23 @@ def ensemble_facts(
         "test_id_column": spec.test_id_column,  # None: ids are first_id + row number
         "first_id": spec.first_id,
         "submission_columns": list(spec.submission_columns),
-        "models": model_names,
-        "tta": int(run.config.get("tta", 0)),  # one-pixel shifts averaged per model, as the run predicted
+        "models": [model.name for model in models],
+        "weights": [model.weight for model in models],  # each model's share of the ensemble, summing to 1
+        "tta": [model.tta for model in models],  # one-pixel shifts averaged per model, as its run predicted
         "oof_accuracy": run.metrics().get("oof_accuracy"),
-        "trained_with": trained_with(run),  # the script prints these beside the versions it runs under
+        "trained_with": trained_with(run.members()),  # the script prints these beside the versions it runs under
         "transductive": transductive,
     }
 
 
-def trained_with(run: Run) -> dict[str, Any]:
+def trained_with(members: list[Member]) -> dict[str, Any]:
     """The Keras version the models were saved with (run.json) and each backend their units trained on."""
-    versions = run.record.get("versions", {})
-    backends = sorted({json.loads(p.read_text()).get("backend", "tensorflow") for p in run.unit_files("unit.json")})
-    return {
-        "keras": versions.get("keras", "unknown"),
-        "backends": {name: versions.get(name, "unknown") for name in backends},
-    }
+    keras, backends = set(), {}
+    for member in members:
+        versions = member.run.record.versions
+        keras.add(versions.get("keras", "unknown"))
+        backends |= {name: versions.get(name, "unknown") for name in unit_backends(member.run.folder)}
+    return {"keras": ", ".join(sorted(keras)), "backends": dict(sorted(backends.items()))}
 
 
 # ---------------------------------------------------------------------------
@@ -133,16 +165,15 @@ def write_dataset(
     folder: Path, spec: CompetitionSpec, run: Run, username: str, transductive: dict[str, float] | None = None
 ) -> None:
     """The run's models, flat (`kaggle datasets create` skips sub-folders), plus ensemble.json."""
-    files = run.model_files()
-    names = [f"{file.parent.name}.keras" for file in files]
+    models = dataset_models(run)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in set(folder.glob("*.keras")) - {folder / name for name in names}:
+    for stale in set(folder.glob("*.keras")) - {folder / model.name for model in models}:
         stale.unlink()  # a model of an earlier write into the same folder would join the ensemble
-    for file, name in zip(files, names, strict=True):
-        partial = folder / f".{name}.partial"
-        shutil.copyfile(file, partial)
-        partial.replace(folder / name)
-    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, names, transductive))
+    for model in models:
+        partial = folder / f".{model.name}.partial"
+        shutil.copyfile(model.file, partial)
+        partial.replace(folder / model.name)
+    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, models, transductive))
     write_json(folder / DATASET_METADATA, dataset_metadata(spec, run, username))
 
 
@@ -195,7 +226,7 @@ def next_steps(folder: Path) -> str:
         f"kernel folder: {folder}\n{everything}{edit}"
         f"  1. kaggle datasets create -p {folder / DATASET_DIR}\n"
         f"  2. kaggle kernels push -p {folder}\n"
-        f"  3. once it has run: kaggle competitions submit {slug} -k {kernel_id} -v VERSION -f submission.csv "
+        f"  3. once it has run: kaggle competitions submit {slug} -k {kernel_id} -v VERSION -f {NOTEBOOK_SUBMISSION} "
         f'-m "{metadata["title"]}"  (VERSION as printed by step 2; or the notebook\'s Submit button)\n'
         f"  try it here first: python {folder / SCRIPT_NAME} INPUT_ROOT  (a folder holding {slug}/{facts['test_file']})"
     )

@@ -149,20 +149,36 @@ def load(keras, path: Path, facts: dict):
         ) from error
 
 
+def model_shares(facts: dict) -> list[tuple[str, float, int]]:
+    """(file name, weight, test-time views) of every model. A trained run's models share the ensemble equally;
+    a blend's models share their own run's weight in the blend."""
+    names = facts["models"]
+    weights = facts.get("weights") or [1 / len(names)] * len(names)
+    tta = facts.get("tta", 0)
+    views = tta if isinstance(tta, list) else [tta] * len(names)
+    return list(zip(names, weights, views, strict=True))
+
+
+def weighted(answers: list[np.ndarray], facts: dict) -> np.ndarray:
+    """The ensemble of the models' answers, each with its weight."""
+    weights = [weight for _, weight, _ in model_shares(facts)]
+    return sum(weight * answer for weight, answer in zip(weights, answers, strict=True))
+
+
 def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
-    """The mean of every model's softmax (over the run's test-time views): the run's own ensemble."""
+    """The weighted mean of every model's softmax (each over its run's test-time views): the run's ensemble."""
     keras = keras_module()
     print(versions(keras, facts))
-    total = np.zeros((len(images), 10), np.float64)
-    for name in facts["models"]:
-        total += model_probabilities(load(keras, folder / name, facts), images, facts)
+    answers = []
+    for name, _, tta in model_shares(facts):
+        answers.append(model_probabilities(load(keras, folder / name, facts), images, tta))
         print(f"predicted with {name}")
-    return total / len(facts["models"])
+    return weighted(answers, facts)
 
 
-def model_probabilities(model, images: np.ndarray, facts: dict) -> np.ndarray:
-    """One model's softmax, averaged over the run's test-time views."""
-    views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[: facts.get("tta", 0)])]
+def model_probabilities(model, images: np.ndarray, tta: int) -> np.ndarray:
+    """One model's softmax, averaged over the image and `tta` shifted views, as its run predicted."""
+    views = [images, *(shifted(images, dy, dx) for dy, dx in TTA_SHIFTS[:tta])]
     return sum(model.predict(view, batch_size=1024, verbose=0).astype(np.float64) for view in views) / len(views)
 
 
@@ -211,23 +227,23 @@ def transductive(root: Path, folder: Path, facts: dict, images: np.ndarray, firs
     settings = facts["transductive"]
     deadline = time.perf_counter() + settings["max_minutes"] * 60
     train_images, train_labels = read_train_sample(root, facts, settings["train_rows"], seed=0)
-    keras, names = keras_module(), facts["models"]
-    models, answers = [None] * len(names), [first] * len(names)
+    keras, shares = keras_module(), model_shares(facts)
+    models, answers = [None] * len(shares), [first] * len(shares)
     for round_index in range(settings["rounds"]):
-        ensemble = np.mean(answers, axis=0)
+        ensemble = weighted(answers, facts)
         sure = ensemble.max(axis=1) >= settings["threshold"]
         fit_images = np.concatenate([images[sure], train_images])
         fit_labels = np.concatenate([ensemble[sure].argmax(axis=1), train_labels])
         print(f"transductive round {round_index + 1}: {sure.sum()} of {len(images)} test images sure")
-        for index, name in enumerate(names):
+        for index, (name, _, tta) in enumerate(shares):
             if time.perf_counter() > deadline:
-                print(f"time limit reached: {len(names) - index} models keep their previous answers")
-                return np.mean(answers, axis=0)
+                print(f"time limit reached: {len(shares) - index} models keep their previous answers")
+                return weighted(answers, facts)
             model = load(keras, folder / name, facts) if models[index] is None else models[index]
             models[index] = fine_tuned(keras, model, fit_images, fit_labels, settings, seed=index + 100 * round_index)
-            answers[index] = model_probabilities(models[index], images, facts)
+            answers[index] = model_probabilities(models[index], images, tta)
             print(f"fine-tuned and predicted with {name}")
-    return np.mean(answers, axis=0)
+    return weighted(answers, facts)
 
 
 def write_submission(ids: np.ndarray, labels: np.ndarray, facts: dict, path: Path) -> None:

@@ -1,7 +1,7 @@
 """Figures and a static report.html for a finished run folder: what a person looks at instead of reading.
 
 figures/confusion.png        the OOF confusion matrix (counts), titled with the OOF accuracy
-figures/learning_curves.png  train and validation loss and accuracy per epoch, one line per unit
+figures/learning_curves.png  train and held-out loss and accuracy per epoch, one colour per unit
 figures/wrong.png            the most confidently wrong OOF images, each titled true, predicted, confidence
 report.html                  run facts, metrics, per-class table, resolved config and the figures, the PNGs
                              embedded as base64 data URIs so the one file can be mailed or opened anywhere
@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from common import runs
 from common.ground.errors import UserError
 from common.ground.spec import N_CLASSES
+from common.runs.layout import HISTORY_CSV, OOF, PER_CLASS_CSV, figure_name
 from common.runs.metrics import accuracy
 
 DPI = 100
@@ -54,8 +56,8 @@ def most_confidently_wrong(labels: np.ndarray, probabilities: np.ndarray, limit:
 
 
 def unit_histories(folder: Path) -> dict[str, pd.DataFrame]:
-    """Each unit's history.csv by unit name (f<K>-s<S>), in name order; units without one are left out."""
-    files = runs.unit_files(folder, "history.csv")
+    """Each unit's history.csv by unit name (f<K>-s<S>), in unit order; units without one are left out."""
+    files = runs.unit_files(folder, HISTORY_CSV)
     return {file.parent.name: pd.read_csv(file) for file in files}
 
 
@@ -88,8 +90,18 @@ def confusion_figure(labels: np.ndarray, probabilities: np.ndarray) -> Figure:
     return figure
 
 
-def learning_curves_figure(histories: dict[str, pd.DataFrame]) -> Figure:
-    """Loss and accuracy per epoch; each unit has one colour, train solid and validation dashed."""
+def validation_legend(histories: dict[str, pd.DataFrame]) -> str:
+    """What the validation marks are: a dashed line of dots when some unit scored its fold every epoch (early
+    stopping), else one dot per unit, after its last epoch."""
+    scored = [history["val_loss"].notna().sum() for history in histories.values() if "val_loss" in history]
+    if scored and max(scored) > 1:
+        return "validation (held-out fold), dots each epoch"
+    return "validation (held-out fold), one dot after the last epoch"
+
+
+def learning_curves_figure(histories: dict[str, pd.DataFrame], empty_note: str = "") -> Figure:
+    """Loss and accuracy per epoch; each unit has one colour, train a solid line and its held-out fold's scores
+    dots (joined by a dashed line where there are several); a legend says which is which."""
     figure = Figure(figsize=(12, 4.5), layout="constrained")
     axes = figure.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
@@ -97,14 +109,19 @@ def learning_curves_figure(histories: dict[str, pd.DataFrame]) -> Figure:
             (line,) = ax.plot(history["epoch"], history[metric], label=unit)
             if f"val_{metric}" in history:
                 ax.plot(history["epoch"], history[f"val_{metric}"], "o--", color=line.get_color(), markersize=3)
-        ax.set(title=f"{metric} (solid: train, dashed: validation)", xlabel="epoch", ylabel=metric)
+        ax.set(title=metric, xlabel="epoch", ylabel=metric)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if histories:
+        styles = [
+            Line2D([], [], color="grey", label="train, each epoch"),
+            Line2D([], [], color="grey", marker="o", linestyle="--", markersize=3, label=validation_legend(histories)),
+        ]
+        axes[0].legend(handles=styles, fontsize=8, loc="best")
         columns = 1 + len(histories) // 16
         axes[1].legend(title="unit", fontsize=7, ncols=columns, loc="center left", bbox_to_anchor=(1.02, 0.5))
     else:
-        figure.suptitle("no units/*/history.csv in this run")
+        figure.suptitle(empty_note or "no unit of this run has a history.csv")
     return figure
 
 
@@ -126,16 +143,17 @@ def wrong_gallery_figure(images: np.ndarray, labels: np.ndarray, probabilities: 
     return figure
 
 
-def write_figures(folder: Path, images: np.ndarray, labels: np.ndarray, oof: np.ndarray) -> dict[str, bytes]:
+def write_figures(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray) -> dict[str, bytes]:
     """Draws and writes figures/*.png; returns each PNG's bytes by figure name."""
+    note = "a blend trains nothing: its sources' reports have their learning curves" if run.is_blend else ""
     figures = {
         "confusion": confusion_figure(labels, oof),
-        "learning_curves": learning_curves_figure(unit_histories(folder)),
+        "learning_curves": learning_curves_figure(unit_histories(run.folder), note),
         "wrong": wrong_gallery_figure(images, labels, oof),
     }
     pngs = {name: png_bytes(figure) for name, figure in figures.items()}
     for name, data in pngs.items():
-        runs.atomic_write_bytes(folder / "figures" / f"{name}.png", data)
+        runs.atomic_write_bytes(run.folder / figure_name(name), data)
     return pngs
 
 
@@ -153,23 +171,28 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; } img { max-width: 10
 
 
 def facts_table(run: runs.Run) -> str:
-    """Run id, competition, command, status, timings and hardware from run.json."""
+    """Run id, competition, kind, command, status, timings and hardware from run.json (a blend: its sources)."""
     record = run.record
-    seconds = record.get("wall_seconds")
-    hardware = record.get("hardware", "")  # a list since resumed runs may change machine; older runs: a string
+    seconds = record.wall_seconds
     facts = {
         "run id": run.run_id,
         "competition": run.competition,
-        "command": record.get("command", ""),
-        "status": record.get("status", "unknown"),
-        "started": record.get("started", ""),
-        "finished": record.get("finished", ""),
+        "kind": run.kind.value,
+        "command": record.command,
+        "status": run.status.value,
+        "started": record.started,
+        "finished": record.finished,
         "wall time": f"{seconds:.0f} s ({seconds / 60:.1f} min)" if seconds is not None else "",
-        "hardware": "; ".join(hardware) if isinstance(hardware, list) else hardware,
-        "machine": record.get("machine", ""),
-        "git commit": record.get("git_commit") or "",
-        "versions": ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items()),
+        "hardware": "; ".join(record.hardware),
+        "machine": record.machine,
+        "git commit": record.git_commit or "",
+        "versions": ", ".join(f"{k} {v}" for k, v in record.versions.items()),
     }
+    if run.is_blend:
+        blend = run.blend
+        facts["blend of"] = ", ".join(
+            f"{s} (weight {w:.3f})" for s, w in zip(blend.sources, blend.weights, strict=True)
+        )
     return pd.Series(facts, name="").to_frame().to_html(header=False)
 
 
@@ -178,7 +201,7 @@ def metrics_frame(metrics: dict) -> pd.DataFrame:
     rows = [("OOF ensemble", metrics.get("oof_accuracy"), None)]
     rows += [(name, acc, None) for name, acc in metrics.get("oof_extra_accuracy", {}).items()]
     rows += [(f"{name} (extra set)", acc, None) for name, acc in metrics.get("extra_accuracy", {}).items()]
-    rows += [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics.get("folds", {}).items()]
+    rows += [(f"fold {f}", m["accuracy"], m.get("seconds")) for f, m in metrics.get("folds", {}).items()]
     rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.get("seeds", {}).items()]
     return pd.DataFrame(rows, columns=["", "accuracy", "seconds"])
 
@@ -187,7 +210,7 @@ def per_class_frame(folder: Path, metrics: dict) -> pd.DataFrame:
     """Precision, recall, F1 and support per class: metrics.json's per_class, else per_class.csv."""
     if metrics.get("per_class"):
         return pd.DataFrame(metrics["per_class"])
-    path = folder / "per_class.csv"
+    path = folder / PER_CLASS_CSV
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
@@ -211,7 +234,7 @@ def figure_html(name: str, png: bytes) -> str:
 def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
     """The whole page; every value from the run folder is escaped."""
     metrics = run.metrics()
-    config = (run.folder / runs.CONFIG_YAML).read_text()
+    config = run.config_file.read_text()
     oof = metrics.get("oof_accuracy")
     headline = f"OOF accuracy {oof:.5f}" if oof is not None else "OOF accuracy not recorded"
     sections = [
@@ -249,20 +272,17 @@ def check_alignment(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: 
         )
     if not np.array_equal(labels, expected):
         row = int(np.flatnonzero(labels != expected)[0])
-        raise UserError(
-            f"{run.folder / 'folds.csv'}: line {row + 2}: label {expected[row]}, but the images say {labels[row]}"
-        )
+        raise UserError(f"{run.folds_file}: line {row + 2}: label {expected[row]}, but the images say {labels[row]}")
 
 
 def write_report(folder: Path, images: np.ndarray, labels: np.ndarray) -> Path:
     """Writes figures/*.png and a self-contained report.html into the run folder; returns report.html."""
     run = runs.load_run(folder)
-    oof = run.array("oof")
+    oof = run.array(OOF)
     check_alignment(run, images, labels, oof)
-    pngs = write_figures(folder, images, labels, oof)
-    path = folder / "report.html"
-    runs.atomic_write_bytes(path, report_html(run, pngs).encode())
-    return path
+    pngs = write_figures(run, images, labels, oof)
+    runs.atomic_write_bytes(run.report_file, report_html(run, pngs).encode())
+    return run.report_file
 
 
 def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,49 +9,91 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common import runs
+from common.ground.atomic import atomic_write_bytes
 from common.ground.config import Config
-from common.runs import unit_dir
+from common.runs.layout import HISTORY_CSV, MODEL_KERAS, UNIT_JSON, UnitKey, array_name, as_key, unit_dir, unit_keys
+from common.runs.writing import save_array, write_json
 
-UnitKey = tuple[int, int]  # (fold, seed index)
+__all__ = ["UnitKey", "UnitOutput", "all_units", "is_complete", "load_unit", "save_unit"]
+
+TIMINGS = ("epoch_seconds", "predict_seconds", "images_trained")  # unit.json keys of UnitOutput's own fields
 
 
 def all_units(cfg: Config) -> list[UnitKey]:
-    return [(fold, seed_index) for fold in range(cfg.folds) for seed_index in range(cfg.seeds)]
+    """The fold models a config asks for: every fold with every seed index, in key order."""
+    return [UnitKey(fold, seed) for fold in range(cfg.folds) for seed in range(cfg.seeds)]
 
 
 @dataclass(frozen=True)
 class UnitOutput:
+    """One trained model's results: what training returns and a unit folder holds."""
+
     probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold), "test", and each extra set
-    history: pd.DataFrame
-    seconds: float
+    history: pd.DataFrame  # per epoch
+    seconds: float  # the whole unit
     model_bytes: bytes | None = None  # the .keras file; None when not saved or loaded back
-    record: dict = field(default_factory=dict)  # unit.json's other facts: where it trained, time per phase
+    record: dict[str, Any] = field(default_factory=dict)  # where it trained: backend, device, precision
+    epoch_seconds: float | None = None  # inside the training epochs (None: a unit from before they were kept)
+    predict_seconds: float | None = None  # predicting every set (test-time views and compilation included)
+    images_trained: int | None = None  # batches x batch size x epochs run
+
+    @property
+    def backend(self) -> str:
+        return backend_of(self.record)
+
+    @property
+    def device(self) -> str:
+        return self.record.get("device_name", "an unrecorded device")
+
+    @property
+    def hardware(self) -> str:
+        return self.record.get("hardware", "not recorded")
 
 
-def save_unit(folder: Path, key: UnitKey, output: UnitOutput) -> None:
+def save_unit(folder: Path, key: UnitKey | tuple[int, int], output: UnitOutput) -> None:
     """Each file written atomically; unit.json last, so its presence means the unit is complete."""
     target = unit_dir(folder, key)
     for name, probabilities in output.probabilities.items():
-        runs.save_array(target / f"{name}.npy", probabilities)
-    runs.atomic_write_bytes(target / "history.csv", output.history.to_csv(index=False).encode())
+        save_array(target / array_name(name), probabilities)
+    atomic_write_bytes(target / HISTORY_CSV, output.history.to_csv(index=False).encode())
     if output.model_bytes is not None:
-        runs.atomic_write_bytes(target / "model.keras", output.model_bytes)
-    record = {"seconds": round(output.seconds, 1), "sets": sorted(output.probabilities), **output.record}
-    runs.write_json(target / "unit.json", record)
+        atomic_write_bytes(target / MODEL_KERAS, output.model_bytes)
+    timings = {name: value for name in TIMINGS if (value := getattr(output, name)) is not None}
+    timings = {name: value if name == "images_trained" else round(value, 2) for name, value in timings.items()}
+    record = {"seconds": round(output.seconds, 1), "sets": sorted(output.probabilities), **output.record, **timings}
+    write_json(target / UNIT_JSON, record)
 
 
-def is_complete(folder: Path, key: UnitKey) -> bool:
-    return (unit_dir(folder, key) / "unit.json").is_file()
+def is_complete(folder: Path, key: UnitKey | tuple[int, int]) -> bool:
+    return (unit_dir(folder, key) / UNIT_JSON).is_file()
 
 
-def load_unit(folder: Path, key: UnitKey) -> UnitOutput:
-    source = unit_dir(folder, key)
-    record = json.loads((source / "unit.json").read_text())
-    probabilities = {name: np.load(source / f"{name}.npy") for name in record["sets"]}
-    facts = {k: v for k, v in record.items() if k not in ("seconds", "sets")}
-    return UnitOutput(probabilities, pd.read_csv(source / "history.csv"), record["seconds"], None, facts)
+def read_unit_record(folder: Path, key: UnitKey | tuple[int, int]) -> dict[str, Any]:
+    """unit.json as written: seconds, sets, timings and where the unit trained."""
+    return json.loads((unit_dir(folder, key) / UNIT_JSON).read_text())
+
+
+def load_unit(folder: Path, key: UnitKey | tuple[int, int]) -> UnitOutput:
+    source = unit_dir(folder, as_key(key))
+    record = read_unit_record(folder, key)
+    probabilities = {name: np.load(source / array_name(name)) for name in record["sets"]}
+    timings = {name: record[name] for name in TIMINGS if name in record}
+    facts = {k: v for k, v in record.items() if k not in ("seconds", "sets", *TIMINGS)}
+    history = pd.read_csv(source / HISTORY_CSV)
+    return UnitOutput(probabilities, history, record["seconds"], None, facts, **timings)
+
+
+def backend_of(record: dict[str, Any]) -> str:
+    """The backend a unit.json names; units from before backends were recorded trained on TensorFlow."""
+    return record.get("backend", "tensorflow")
+
+
+def unit_backends(folder: Path) -> list[str]:
+    """The backends a run's complete units trained on, sorted."""
+    keys = [key for key in unit_keys(folder) if is_complete(folder, key)]
+    return sorted({backend_of(read_unit_record(folder, key)) for key in keys})

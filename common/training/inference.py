@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.runs import Run
+
 
 def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:
     """(n, 10) float32: the mean of every model's softmax over uint8 images (n, 28, 28, 1), each model's
@@ -18,3 +20,12 @@ def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> 
     for file in files:
         total += predict_probabilities(keras.models.load_model(file, compile=False), images, tta)
     return (total / len(files)).astype(np.float32)
+
+
+def predict_ensemble(run: Run, images: np.ndarray) -> np.ndarray:
+    """(n, 10) float32: the run's own ensemble on `images`. A trained run's models are averaged; a blend's
+    sources' are, each source with its weight in the blend (Run.members)."""
+    total = np.zeros((len(images), 10), np.float64)
+    for member in run.members():
+        total += member.weight * predict_with_models(member.model_files, images, member.tta)
+    return total.astype(np.float32)

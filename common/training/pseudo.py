@@ -28,6 +28,8 @@ def resolve_pseudo_from(cfg: Config, root: Path, competition: str, folds_table: 
     if not cfg.pseudo_from:
         return cfg
     source = find_source_run("pseudo_from", cfg.pseudo_from, root)
+    if source.is_blend:
+        raise UserError(f"pseudo_from: run {source.run_id} is a blend: it has no fold models of its own")
     if source.competition != competition:
         raise UserError(
             f"pseudo_from: run {source.run_id} is {source.competition}; its test set is not {competition}'s"
@@ -46,7 +48,7 @@ def pseudo_labels(cfg: Config, fold: int, test_images: np.ndarray) -> tuple[np.n
     if not cfg.pseudo_from:
         return test_images[:0], np.zeros(0, np.int64)
     source = Path(cfg.pseudo_from)
-    files = runs.unit_files(source, "test.npy", fold)
+    files = runs.unit_files(source, runs.array_name(runs.TEST), fold)
     if not files:
         raise UserError(f"pseudo_from: {source / runs.UNITS} has no test predictions of fold {fold}")
     probabilities = np.mean([np.load(file) for file in files], axis=0)

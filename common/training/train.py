@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -19,6 +18,8 @@ import pandas as pd
 
 from common.ground.config import Config
 from common.ground.spec import IMAGE_SHAPE
+from common.runs.layout import VALID
+from common.runs.units import UnitOutput
 from common.training.augment import AffineRanges, RandomAffine, tta_views
 from common.training.backend import Hardware
 from common.training.batches import TrainBatches, padded
@@ -26,16 +27,6 @@ from common.training.models import create_model
 from common.training.transfer import warm_start
 
 PREDICT_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class UnitResult:
-    probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold), then every set of `predict`
-    history: pd.DataFrame
-    seconds: float  # the whole unit
-    epoch_seconds: float  # inside the training epochs
-    predict_seconds: float  # predicting every set (test-time views included, and the predict compilation)
-    images_trained: int  # batches x batch size x epochs run
 
 
 def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -181,7 +172,7 @@ def train_unit(
     init: Path | None = None,
     log_dir: Path | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> tuple[keras.Model, UnitResult]:
+) -> tuple[keras.Model, UnitOutput]:
     """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
     probabilities for `valid` and every set of `predict`. The fold is validated every epoch only when early
     stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`. `callbacks` come after
@@ -202,8 +193,9 @@ def train_unit(
         verbose=0,
     )
     predicting = time.perf_counter()
-    probabilities = predict_sets(model, {"valid": valid[0], **predict}, cfg.tta)
+    probabilities = predict_sets(model, {VALID: valid[0], **predict}, cfg.tta)
     done = time.perf_counter()
-    history = final_history(fitted, timer, valid, probabilities["valid"])
+    history = final_history(fitted, timer, valid, probabilities[VALID])
     trained = len(batches) * batches.batch_size * len(history)
-    return model, UnitResult(probabilities, history, done - start, timer.seconds, done - predicting, trained)
+    timings = {"epoch_seconds": timer.seconds, "predict_seconds": done - predicting, "images_trained": trained}
+    return model, UnitOutput(probabilities, history, done - start, **timings)

@@ -55,13 +55,16 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
             raise UserError("config: freeze_convs needs init_from (the run whose convolutional layers to keep)")
         return cfg
     source = find_source_run("init_from", cfg.init_from, root)
+    if source.is_blend:
+        raise UserError(f"init_from: run {source.run_id} is a blend; name one of its sources, a trained run")
     for key in TRANSFER_KEYS:
-        if source.config.get(key) != getattr(cfg, key):
+        theirs = getattr(source.cfg, key)
+        if theirs != getattr(cfg, key):
             raise UserError(
-                f"init_from: run {source.run_id} has {key}={source.config.get(key)}, this config {key}={getattr(cfg, key)}"
-                f" (set {key}={source.config.get(key)} to reuse its weights)"
+                f"init_from: run {source.run_id} has {key}={theirs}, this config {key}={getattr(cfg, key)}"
+                f" (set {key}={theirs} to reuse its weights)"
             )
-    if not source.unit_files("model.keras"):
+    if not source.unit_files(runs.MODEL_KERAS):
         raise UserError(f"init_from: run {source.run_id} saved no models (it was trained with save_models=false)")
     if source.competition == competition and not same_folds(source.folds(), folds_table):
         raise UserError(
@@ -75,14 +78,13 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
 # ---------------------------------------------------------------------------
 
 
-def source_model_file(cfg: Config, key: tuple[int, int]) -> Path | None:
-    """The source unit's model.keras for unit `key` (fold, seed index); None when init_from is not set."""
+def source_model_file(cfg: Config, key: runs.UnitKey) -> Path | None:
+    """The source unit's model.keras for unit `key`; None when init_from is not set."""
     if not cfg.init_from:
         return None
-    source = Path(cfg.init_from)
-    source_cfg = runs.load_run(source).config
-    fold, seed_index = key[0] % source_cfg["folds"], key[1] % source_cfg["seeds"]
-    path = runs.unit_dir(source, (fold, seed_index)) / "model.keras"
+    source = runs.load_run(Path(cfg.init_from))
+    source_cfg = source.cfg
+    path = source.unit_dir(runs.UnitKey(key.fold % source_cfg.folds, key.seed % source_cfg.seeds)) / runs.MODEL_KERAS
     if not path.is_file():
         raise UserError(f"init_from: {path} is missing")
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +13,42 @@ import numpy as np
 from common.data.files import Dataset
 from common.data.trainset import TrainSet
 from common.ground.config import Config
-from common.runs import unit_dir
+from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
 from common.runs.units import UnitKey, UnitOutput
 
 
-def unit_seed(cfg: Config, key: UnitKey) -> int:
-    fold, seed_index = key
-    return cfg.seed + 10_000 * seed_index + fold
+def unit_seed(cfg: Config, key: UnitKey | tuple[int, int]) -> int:
+    key = as_key(key)
+    if not key.holds_out:
+        raise ValueError(f"unit {key}: this trainer trains fold models only")
+    return cfg.seed + 10_000 * key.seed + key.fold
 
 
 def fit_unit(
-    cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, hardware, progress=None, folder: Path | None = None
+    cfg: Config,
+    key: UnitKey | tuple[int, int],
+    train: TrainSet,
+    data: Dataset,
+    hardware,
+    progress=None,
+    folder: Path | None = None,
 ) -> UnitOutput:
     """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets. `folder`:
     the run's, where tensorboard=true puts the unit's TensorBoard logs (none without it)."""
+    key = as_key(key)
     from common.training.pseudo import pseudo_labels
     from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
     from common.training.transfer import source_model_file
 
-    held_out = train.folds == key[0]
-    pseudo_images, pseudo_labelled = pseudo_labels(cfg, key[0], data.test.images)
+    seed = unit_seed(cfg, key)
+    held_out = train.folds == key.fold
+    pseudo_images, pseudo_labelled = pseudo_labels(cfg, key.fold, data.test.images)
     if len(pseudo_labelled):
-        logging.getLogger("digits").info("fold %d seed %d: %d pseudo-labelled test images", *key, len(pseudo_labelled))
+        log = logging.getLogger("digits")
+        log.info("fold %d seed %d: %d pseudo-labelled test images", key.fold, key.seed, len(pseudo_labelled))
     model, result = train_unit(
         cfg,
-        unit_seed(cfg, key),
+        seed,
         (
             np.concatenate([train.images[~held_out], pseudo_images]),
             np.concatenate([train.labels[~held_out], pseudo_labelled]),
@@ -48,20 +60,14 @@ def fit_unit(
         source_model_file(cfg, key),
         fresh_log_dir(cfg, folder, key),
     )
-    record = {
-        "hardware": hardware.description,
-        **hardware.to_dict(),
-        "epoch_seconds": round(result.epoch_seconds, 2),
-        "predict_seconds": round(result.predict_seconds, 2),
-        "images_trained": result.images_trained,
-    }
+    record = {"hardware": hardware.description, **hardware.to_dict()}
     saved = model_bytes(model) if cfg.save_models else None
-    return UnitOutput(result.probabilities, result.history, result.seconds, saved, record)
+    return replace(result, model_bytes=saved, record=record)
 
 
 def model_bytes(model) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
+        path = Path(folder) / MODEL_KERAS
         model.save(path)
         return path.read_bytes()
 
@@ -71,6 +77,6 @@ def fresh_log_dir(cfg: Config, folder: Path | None, key: UnitKey) -> Path | None
     tensorboard is off or the unit trains away from its run folder."""
     if not cfg.tensorboard or folder is None:
         return None
-    log_dir = unit_dir(folder, key) / "tensorboard"
+    log_dir = unit_dir(folder, key) / TENSORBOARD
     shutil.rmtree(log_dir, ignore_errors=True)
     return log_dir

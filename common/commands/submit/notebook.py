@@ -15,9 +15,9 @@ from common.commands.submit.kaggle_api import show_call
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
 from common.runs import write_json
-from common.runs.notebook import DATASET_DIR, DATASET_METADATA, KERNEL_METADATA
+from common.runs.notebook import DATASET_DIR, DATASET_METADATA, KERNEL_METADATA, NOTEBOOK_SUBMISSION
 
-OUTPUT_FILE = "submission.csv"  # what the notebook writes into /kaggle/working, and what is submitted
+OUTPUT_FILE = NOTEBOOK_SUBMISSION  # what the notebook writes into /kaggle/working, and what is submitted
 POLL_SECONDS = 15.0
 
 # write_kernel(root, spec, run_id, dest) -> the notebook folder; run.py hands in the `kernel` command's.

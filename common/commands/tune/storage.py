@@ -41,7 +41,9 @@ def open_storage(setup: Setup) -> optuna.storages.RDBStorage:
                 url,
                 heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=lambda _, trial: mark_trial_runs(setup, trial.number, "failed"),
+                heartbeat_stale_trial_callback=lambda _, trial: mark_trial_runs(
+                    setup, trial.number, runs.RunStatus.FAILED
+                ),
             )
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as error:
         raise UserError(f"--storage {url}: cannot open it ({str(error).splitlines()[0]})") from None
@@ -125,14 +127,14 @@ def fail_stale_trials(study: optuna.Study, setup: Setup, alone: bool) -> None:
     if alone:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(trial.number, state=TrialState.FAIL)
-            mark_trial_runs(setup, trial.number, "failed")
+            mark_trial_runs(setup, trial.number, runs.RunStatus.FAILED)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # calls the storage's callback: mark_trial_runs
 
 
-def mark_trial_runs(setup: Setup, number: int, status: str) -> None:
+def mark_trial_runs(setup: Setup, number: int, status: runs.RunStatus) -> None:
     """The status (pruned, failed) of a trial's unfinished run folder, found by its label."""
     for run in runs.list_runs(setup.root, setup.spec.name):
         if run.label == setup.label(number) and not run.finished:
-            runs.update_record(run.folder, status=status)
+            runs.mark_stopped(run.folder, status)

@@ -32,8 +32,8 @@ class UnitReporter:
 
     def __call__(self, folder: Path, key: UnitKey, output: UnitOutput) -> None:
         folds = runs.load_run(folder).folds()
-        labels = folds["label"].to_numpy()[folds["fold"].to_numpy() == key[0]]
-        self.scores.append(accuracy(labels, output.probabilities["valid"]))
+        labels = folds["label"].to_numpy()[folds["fold"].to_numpy() == key.fold]
+        self.scores.append(accuracy(labels, output.probabilities[runs.VALID]))
         if len(self.scores) == 1:
             self.trial.set_user_attr("run_id", folder.name)
         self.trial.report(float(np.mean(self.scores)), step=len(self.scores) - 1)
@@ -51,10 +51,10 @@ def objective(setup: Setup, trial: optuna.Trial) -> float:
             setup.spec, replace(setup.base, **params), setup.label(trial.number), setup.trial_argv(params), options
         )
     except optuna.TrialPruned:
-        mark_trial_runs(setup, trial.number, "pruned")
+        mark_trial_runs(setup, trial.number, runs.RunStatus.PRUNED)
         raise
     except BaseException:
-        mark_trial_runs(setup, trial.number, "failed")
+        mark_trial_runs(setup, trial.number, runs.RunStatus.FAILED)
         raise
     scores = trial_scores(setup, runs.load_run(folder).metrics())
     for name, value in {**scores, "run_id": folder.name}.items():

@@ -1,0 +1,163 @@
+"""The names in a run folder: its files, its units' folders and files, and the words run.json records.
+
+    submissions/<competition>/<run_id>/
+      run.json  config.yaml  folds.csv  metrics.json  submission.csv  oof.npy  test.npy  <extra set>.npy
+      per_class.csv  report.html  figures/<name>.png  train.log
+      units/f<K>-s<S>/    a model of fold K and seed index S: valid.npy, test.npy, <extra set>.npy,
+                          history.csv, model.keras, tensorboard/, unit.json (written last)
+      units/all-s<S>/     a model trained on every row (no held-out fold), same files but valid.npy
+    submissions/<competition>/submission.csv   the latest finished run's (a study's trials aside)
+
+Every other module names these through the constants and helpers below, so the layout is written down once.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+# The run folder's own files
+RUN_JSON = "run.json"
+CONFIG_YAML = "config.yaml"
+FOLDS_CSV = "folds.csv"
+METRICS_JSON = "metrics.json"
+SUBMISSION_CSV = "submission.csv"  # also the competition's latest, one folder up
+PER_CLASS_CSV = "per_class.csv"
+REPORT_HTML = "report.html"
+FIGURES = "figures"
+TRAIN_LOG = "train.log"
+UNITS = "units"
+OOF = "oof"  # the ensemble's arrays are <name>.npy: oof, test, and each extra set's name
+TEST = "test"
+
+# A unit folder's own files
+UNIT_JSON = "unit.json"
+VALID = "valid"  # the unit's held-out fold: valid.npy (its other arrays: test.npy and the extra sets')
+HISTORY_CSV = "history.csv"
+MODEL_KERAS = "model.keras"
+TENSORBOARD = "tensorboard"
+
+TRIAL_PREFIX = "tune-"  # labels of a study's trials: runs like any other, but never a competition's "latest"
+BLEND_LABEL = "blend"
+
+
+def array_name(name: str) -> str:
+    """The file of an array by its set's name: oof, test, valid or an extra set's."""
+    return f"{name}.npy"
+
+
+def figure_name(name: str) -> str:
+    return f"{FIGURES}/{name}.png"
+
+
+class RunStatus(StrEnum):
+    """What run.json's `status` says. A study's trial that stopped early is pruned or failed; its folder stays."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+    @classmethod
+    def decode(cls, value: object) -> RunStatus:
+        """The one reading of a recorded status; a missing or unknown one counts as not finished."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.RUNNING
+
+    @property
+    def shown(self) -> str:
+        """The word tables print: a run still running (or killed) is 'unfinished'."""
+        return "unfinished" if self is RunStatus.RUNNING else self.value
+
+
+class RunKind(StrEnum):
+    """How a run's probabilities came about."""
+
+    TRAINED = "trained"  # its own units, fold x seed
+    BLEND = "blend"  # a weighted mean of other runs' probabilities (no units of its own)
+    TRIAL = "trial"  # a study's trial (`run.py tune`): trained, but never a competition's latest
+
+    @classmethod
+    def of_label(cls, label: str) -> RunKind:
+        """The kind that a label implies, for runs recorded before run.json kept a kind."""
+        if label.startswith(TRIAL_PREFIX):
+            return cls.TRIAL
+        return cls.BLEND if label == BLEND_LABEL else cls.TRAINED
+
+
+_UNIT_NAME = re.compile(r"(?:f(?P<fold>\d+)|(?P<all>all))-s(?P<seed>\d+)")
+
+
+@functools.total_ordering
+@dataclass(frozen=True)
+class UnitKey:
+    """One model of a run: fold `fold` (its held-out rows) and seed index `seed` (0 .. seeds-1, not the random
+    seed); `fold` None for a model trained on every row. Ordered fold by fold, full-data models last."""
+
+    fold: int | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """Its folder's name under units/: f<K>-s<S>, or all-s<S> for a model trained on every row."""
+        return f"{'all' if self.fold is None else f'f{self.fold}'}-s{self.seed}"
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether it has a held-out fold (and so a valid.npy and an OOF share)."""
+        return self.fold is not None
+
+    @classmethod
+    def parse(cls, name: str) -> UnitKey:
+        """The key of a unit folder's name; ValueError for any other name."""
+        match = _UNIT_NAME.fullmatch(name)
+        if match is None:
+            raise ValueError(f"not a unit folder name: {name!r} (expected f<K>-s<S> or all-s<S>)")
+        fold = None if match["all"] else int(match["fold"])
+        return cls(fold, int(match["seed"]))
+
+    def _order(self) -> tuple[bool, int, int]:
+        return (self.fold is None, self.fold or 0, self.seed)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, UnitKey):
+            return NotImplemented
+        return self._order() < other._order()
+
+    def __getitem__(self, index: int) -> int | None:
+        """key[0] is the fold, key[1] the seed index: for code written when keys were (fold, seed) tuples."""
+        return (self.fold, self.seed)[index]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def as_key(key: UnitKey | tuple[int | None, int]) -> UnitKey:
+    """A UnitKey from a key or a (fold, seed index) pair."""
+    return key if isinstance(key, UnitKey) else UnitKey(*key)
+
+
+def unit_dir(folder: Path, key: UnitKey | tuple[int | None, int]) -> Path:
+    return folder / UNITS / as_key(key).name
+
+
+def unit_keys(folder: Path) -> list[UnitKey]:
+    """The keys of every unit folder of a run (complete or not), in key order; other entries are ignored."""
+    keys = []
+    for path in (folder / UNITS).iterdir() if (folder / UNITS).is_dir() else []:
+        try:
+            keys.append(UnitKey.parse(path.name))
+        except ValueError:
+            continue
+    return sorted(keys)
+
+
+def unit_files(folder: Path, name: str, fold: int | None = None) -> list[Path]:
+    """The file `name` of every unit that has one (of fold `fold` only, when given), in unit order."""
+    keys = [key for key in unit_keys(folder) if fold is None or key.fold == fold]
+    return [path for key in keys if (path := unit_dir(folder, key) / name).is_file()]
