@@ -194,7 +194,8 @@ def test_merge_and_resume_refuse_a_blend_in_one_line(blended, digits_dir):
 
 
 def test_submit_checks_a_blends_submission_like_any_runs(blended, digits_dir):
-    from common.commands.submit import checked_submission_file, describe
+    from common.commands.submit.kaggle_api import describe
+    from common.commands.submit.upload import checked_submission_file
     from common.runs import load_run
 
     run = load_run(blended[2])
