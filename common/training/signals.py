@@ -1,0 +1,84 @@
+"""Ctrl-C (SIGINT) and SIGTERM while a run folder is open: both stop the run within a batch, the same way.
+
+Python's own Ctrl-C handler raises KeyboardInterrupt at whatever bytecode the main thread runs next. While Keras
+trains, that is often a garbage-collection callback (JAX registers one, and Keras imports JAX even on TensorFlow)
+or an object's `__del__`, where Python prints "Exception ignored in ..." and carries on: the Ctrl-C is lost. So
+inside the Keras loops given `StopAtBatchEnd` (a unit's fit, its validation, its predict) the handler here only
+records the signal, and the callback raises it at the next batch end; elsewhere (saving a unit, writing the
+report, waiting on a Dask cluster) it raises at once. A unit cut short is trained again on resume: its
+unit.json is written last.
+
+SIGTERM's default ends the process there and then, without the line that says how to continue; here it raises
+`Terminated`, a KeyboardInterrupt, and takes Ctrl-C's path (exit status 143 instead of 130). The handlers are
+installed even where SIGINT was ignored: a run started in the background by a script (`python run.py ... &`)
+inherits SIGINT ignored, and `kill -INT` should still stop it.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import keras
+
+from common.ground.errors import Terminated
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class PendingStop:
+    """The stop signal this process received; kept until the run it stops has ended (see `raise_if_received`)."""
+
+    def __init__(self) -> None:
+        self.number: int | None = None
+
+    def receive(self, number: int, frame) -> None:
+        self.number = self.number or number
+        self.raise_if_received()
+
+    def raise_if_received(self) -> None:
+        if self.number == signal.SIGTERM:
+            raise Terminated()
+        if self.number is not None:
+            raise KeyboardInterrupt()
+
+    def unraisable(self, hook, details) -> None:
+        """A stop raised where Python cannot raise is raised again at the next batch end: not shown meanwhile."""
+        if not (self.number and isinstance(details.exc_value, KeyboardInterrupt)):
+            hook(details)
+
+
+PENDING = PendingStop()
+
+
+@contextmanager
+def signals_stop_the_run() -> Iterator[None]:
+    """Inside: SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, at once and again at every batch end
+    of the Keras loops given `StopAtBatchEnd`; the previous handlers come back on the way out. Handlers belong to
+    the main thread: from another thread (a run started from a thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    PENDING.number, hook = None, sys.unraisablehook
+    previous = {number: signal.signal(number, PENDING.receive) for number in SIGNALS}
+    sys.unraisablehook = functools.partial(PENDING.unraisable, hook)
+    try:
+        yield
+    finally:
+        PENDING.number, sys.unraisablehook = None, hook
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+
+
+class StopAtBatchEnd(keras.callbacks.Callback):
+    """Raises, at the end of every batch of the Keras loops it is given to, a stop signal whose first raise
+    was lost."""
+
+    def raise_if_received(self, batch, logs=None) -> None:
+        PENDING.raise_if_received()
+
+    on_train_batch_end = on_test_batch_end = on_predict_batch_end = raise_if_received
