@@ -17,6 +17,7 @@ inherits SIGINT ignored, and `kill -INT` should still stop it.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -35,8 +36,13 @@ class PendingStop:
 
     def __init__(self) -> None:
         self.number: int | None = None
+        self.owner = 0  # the process whose run it stops
 
     def receive(self, number: int, frame) -> None:
+        if os.getpid() != self.owner:  # a forked worker (distort's batches): ended as by default, without a traceback
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+            return
         self.number = self.number or number
         self.raise_if_received()
 
@@ -63,7 +69,7 @@ def signals_stop_the_run() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    PENDING.number, hook = None, sys.unraisablehook
+    PENDING.number, PENDING.owner, hook = None, os.getpid(), sys.unraisablehook
     previous = {number: signal.signal(number, PENDING.receive) for number in SIGNALS}
     sys.unraisablehook = functools.partial(PENDING.unraisable, hook)
     try:
