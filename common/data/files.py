@@ -271,7 +271,9 @@ class Dataset:
     def scored_sets(self, probabilities: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(labels, probabilities) of every extra set in `probabilities`, and of each judged set's halves cut from
         its rows."""
-        sets = {name: (table.labels, probabilities[name]) for name, table in self.extras.items() if name in probabilities}
+        sets = {
+            name: (table.labels, probabilities[name]) for name, table in self.extras.items() if name in probabilities
+        }
         for half, (name, rows) in self.judged_halves().items():
             if name in sets:
                 sets[half] = (self.extras[name].labels[rows], probabilities[name][rows])
