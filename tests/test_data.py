@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -133,10 +134,19 @@ def test_missing_files_name_where_it_looked_and_the_download_command(tmp_path, m
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-credentials"))
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UserError) as caught:
-        locate(TINY, tmp_path / "nowhere")
+        locate(TINY, tmp_path / "empty")
     assert "kaggle competitions download -c tiny-comp" in str(caught.value)
-    assert str(tmp_path / "nowhere") in str(caught.value)
+    assert str(tmp_path / "empty") in str(caught.value)
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_even_with_kaggle_data_dir_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(write_competition(tmp_path / "elsewhere")))
+    assert locate(TINY) == Source(tmp_path / "elsewhere" / "tiny-comp.zip")  # the environment's folder is valid
+    typo = tmp_path / "typo"
+    with pytest.raises(UserError, match=f"^{re.escape(f'--data-dir {typo}: no such folder or file')}$"):
+        locate(TINY, typo)
 
 
 def test_extracted_csvs_are_found_like_the_zip(tmp_path):
@@ -172,7 +182,7 @@ def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
     assert (tmp_path / "sklearn-digits.zip").is_file()
     assert data.train.images.shape[1:] == (28, 28, 1)
     assert set(np.unique(data.train.labels)) == set(range(10))
-    assert "holdout" in data.extras and len(data.test_ids) == len(data.sample)
+    assert "sklearn_test" in data.extras and len(data.test_ids) == len(data.sample)
 
 
 @pytest.mark.parametrize(

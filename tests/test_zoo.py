@@ -39,7 +39,7 @@ def test_zoo_writes_one_table_as_csv_and_markdown(zoo):
         "model",
         "parameters",
         "val_accuracy",
-        "holdout_accuracy",  # the digits competition's extra labelled set
+        "sklearn_test_accuracy",  # the digits competition's extra labelled set
         "train_seconds",
         "images_per_second",
         "epochs",

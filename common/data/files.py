@@ -90,7 +90,10 @@ def source_in(folder: Path, spec: CompetitionSpec) -> Source | None:
 
 
 def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
-    """Finds the files; makes offline ones or downloads with the kaggle package when none are found."""
+    """Finds the files; makes offline ones or downloads with the kaggle package when none are found. A --data-dir
+    that does not exist is refused: a typo must not let the files of another folder (KAGGLE_DATA_DIR) stand in."""
+    if data_dir and not Path(data_dir).exists():
+        raise UserError(f"--data-dir {data_dir}: no such folder or file")
     dirs = candidate_dirs(spec, data_dir)
     for folder in dirs:
         found = source_in(folder, spec)
