@@ -201,3 +201,18 @@ def test_real_rows_parse(zip_name, member, first_column):
     table = parse_table(csv_bytes(frame), member, **role)
     assert table.images.shape == (50, 28, 28, 1)
     assert table.images.reshape(50, -1).tolist() == frame.iloc[:, -784:].to_numpy().tolist()
+
+
+@pytest.fixture(scope="module")
+def cache_seen_by_a_module_fixture() -> Path:
+    from common.data.files import default_cache_dir
+
+    return default_cache_dir()
+
+
+def test_fixtures_of_every_scope_keep_caches_out_of_the_project(cache_seen_by_a_module_fixture):
+    from common.data.files import default_cache_dir
+    from common.ground.paths import PROJECT_ROOT
+
+    assert cache_seen_by_a_module_fixture == default_cache_dir()  # the same temporary folder for the whole session
+    assert PROJECT_ROOT not in cache_seen_by_a_module_fixture.parents

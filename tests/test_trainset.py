@@ -60,7 +60,7 @@ def test_extra_train_is_folded_like_train_and_no_longer_scored(dataset):
 
 
 def test_unknown_extra_train_set_is_refused(dataset):
-    with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(holdout\\)"):
+    with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(sklearn_test\\)"):
         prepare_train_set(dataset, Config(folds=3, extra_train="dig_mnist"))
 
 
