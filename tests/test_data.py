@@ -176,6 +176,19 @@ def test_changed_file_is_read_again_not_served_stale(tmp_path):
     assert len(load_dataset(TINY, folder).train.labels) == 30
 
 
+def test_the_tools_own_digits_files_are_written_again_when_an_older_version_wrote_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path)
+    own = tmp_path / "data" / "sklearn-digits"
+    older = write_competition(own) / "tiny-comp.zip"  # no sklearn_test.csv, as before the set was renamed
+    older.rename(own / "sklearn-digits.zip")
+    data = load_dataset(get_spec("digits"))
+    assert "sklearn_test" in data.extras and len(data.train.labels) == 1300
+    elsewhere = write_competition(tmp_path / "mine") / "tiny-comp.zip"
+    elsewhere.rename(tmp_path / "mine" / "sklearn-digits.zip")
+    with pytest.raises(UserError, match="no member 'sklearn_test.csv'"):  # the user's own folder: never rewritten
+        load_dataset(get_spec("digits"), tmp_path / "mine")
+
+
 def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
     data = load_dataset(get_spec("digits"), tmp_path)

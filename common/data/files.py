@@ -98,7 +98,7 @@ def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
     for folder in dirs:
         found = source_in(folder, spec)
         if found:
-            return found
+            return refreshed(spec, found)
     target = dirs[0] if data_dir else PROJECT_ROOT / "data" / spec.slug
     if spec.make_files is not None:
         return Source(spec.make_files(target))
@@ -109,6 +109,23 @@ def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
         f"no {spec.zip_name} or {spec.train_file} found (looked in {looked}) and no Kaggle credentials: "
         f"run `{spec.download_command}` in one of those folders, or pass --data-dir"
     )
+
+
+def refreshed(spec: CompetitionSpec, found: Source) -> Source:
+    """`found`, or written again when it is the tool's own copy of an offline competition (data/SLUG/SLUG.zip)
+    that lacks a file the competition has now (an older version wrote it). Files anywhere else are the user's: a
+    missing member stays an error there."""
+    own = PROJECT_ROOT / "data" / spec.slug
+    if spec.make_files is None or found.path != own / spec.zip_name:
+        return found
+    members = {spec.train_file, spec.test_file, spec.sample_file, *spec.extra_sets.values()}
+    try:
+        with zipfile.ZipFile(found.path) as archive:
+            if members <= set(archive.namelist()):
+                return found
+    except (zipfile.BadZipFile, OSError):
+        return found  # reading it says what is wrong, as for any other zip
+    return Source(spec.make_files(own))
 
 
 def kaggle_credentials_present() -> bool:
