@@ -1,12 +1,11 @@
 """Ctrl-C (SIGINT) and SIGTERM while a run folder is open: both stop the run within a batch, the same way.
 
 Python's own Ctrl-C handler raises KeyboardInterrupt at whatever bytecode the main thread runs next. While Keras
-trains, that is often a garbage-collection callback (JAX registers one, and Keras imports JAX even on TensorFlow)
-or an object's `__del__`, where Python prints "Exception ignored in ..." and carries on: the Ctrl-C is lost. So
-inside the Keras loops given `StopAtBatchEnd` (a unit's fit, its validation, its predict) the handler here only
-records the signal, and the callback raises it at the next batch end; elsewhere (saving a unit, writing the
-report, waiting on a Dask cluster) it raises at once. A unit cut short is trained again on resume: its
-unit.json is written last.
+trains, that is often a garbage-collection callback (JAX registers one, and TensorFlow imports JAX where it is
+installed) or an object's `__del__`, where Python can only print "Exception ignored in ..." and carry on: the
+Ctrl-C is lost, and the run goes on. The handler here raises at once too, but keeps the signal, and
+`StopAtBatchEnd` (in a unit's fit, its validation and its predict) raises it again at the next batch end; a
+lost raise is not printed. A unit cut short is trained again on resume: its unit.json is written last.
 
 SIGTERM's default ends the process there and then, without the line that says how to continue; here it raises
 `Terminated`, a KeyboardInterrupt, and takes Ctrl-C's path (exit status 143 instead of 130). The handlers are
