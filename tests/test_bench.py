@@ -203,7 +203,7 @@ class FakeModel:
     def __init__(self, clock: list[float]) -> None:
         self.clock, self.stop_training = clock, False
 
-    def predict(self, images, batch_size=None, verbose=0):
+    def predict(self, images, batch_size=None, verbose=0, callbacks=None):
         self.clock[0] += 100.0
         rows = len(images)
         return np.eye(10, dtype=np.float32)[np.zeros(rows, int)]
@@ -395,7 +395,7 @@ class FirstPixelModel:
 
     stop_training = False
 
-    def predict(self, images, batch_size=None, verbose=0):
+    def predict(self, images, batch_size=None, verbose=0, callbacks=None):
         return np.eye(10, dtype=np.float32)[images[:, 0, 0, 0] % 10]
 
 
