@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +20,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 KAGGLE_DIR = ROOT.parent / "shared" / "kaggle"
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path_factory, monkeypatch):
-    """Parsed-array caches go to a temporary folder, never the project's .cache/."""
-    monkeypatch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("KAGGLE_DATA_DIR", raising=False)
+# Session-scoped, so that module- and session-scoped fixtures (which train runs once for many tests) see them too:
+# a session fixture is set up before any fixture of a narrower scope.
 
 
-@pytest.fixture(autouse=True)
-def no_kaggle_credentials(tmp_path_factory, monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory) -> Iterator[None]:
+    """Parsed-array caches go to a temporary folder, never the project's .cache/; the user's KAGGLE_DATA_DIR is
+    not seen."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.delenv("KAGGLE_DATA_DIR", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_kaggle_credentials(tmp_path_factory) -> Iterator[None]:
     """Nothing in the suite may reach Kaggle, even on a machine that holds credentials: tests that need a token
     set a fake one and cut the network at the HTTP boundary themselves."""
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path_factory.mktemp("no-kaggle-credentials")))
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path_factory.mktemp("no-kaggle-credentials")))
+        for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")

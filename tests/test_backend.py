@@ -147,3 +147,44 @@ def test_bfloat16_on_a_gpu_without_it_is_refused():
 def test_cpu_hardware_is_described():
     hardware = resolve_hardware(Config())
     assert hardware.device == "cpu" and hardware.backend == backend_name() and "CPU" in hardware.description
+
+
+# What TensorFlow says about five new models predicted once each, as five small units are: caught before any filter.
+FIVE_MODELS_PREDICTED = """
+import json, logging
+import keras, numpy as np
+
+caught = []
+handler = logging.Handler()
+handler.emit = caught.append
+logging.getLogger("tensorflow").addHandler(handler)
+for _ in range(6):
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).predict(np.zeros((4, 2)), verbose=0)
+print(json.dumps([record.getMessage() for record in caught]))
+"""
+
+
+def test_tensorflows_false_retracing_alarm_is_dropped_and_a_real_warning_passes():
+    import logging
+
+    from common.training.backend import KerasPredictRetracing, quiet_false_alarms
+
+    if backend_name() != "tensorflow":
+        pytest.skip("a warning of TensorFlow's")
+    done = subprocess.run([sys.executable, "-c", FIVE_MODELS_PREDICTED], capture_output=True, text=True, check=True)
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert any("triggered tf.function retracing" in message for message in said), said  # TensorFlow does say it
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    dropped = KerasPredictRetracing()
+    assert said and not any(dropped.filter(record(message)) for message in said)
+    train_step = (
+        "5 out of the last 5 calls to <function TensorFlowTrainer._make_function.<locals>.multi_step_on_iterator>"
+    )
+    assert dropped.filter(record(f"{train_step} triggered tf.function retracing."))  # a real retracing: shown
+    assert dropped.filter(record("a real warning"))
+    quiet_false_alarms()
+    quiet_false_alarms()  # installed once however often it is asked
+    assert sum(isinstance(f, KerasPredictRetracing) for f in logging.getLogger("tensorflow").filters) == 1

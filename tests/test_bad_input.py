@@ -173,7 +173,12 @@ class Case(NamedTuple):
     competition: str = "digits"
 
 
-TRAIN, TEST, HOLDOUT, SAMPLE = "{zip}:train.csv", "{zip}:test.csv", "{zip}:holdout.csv", "{zip}:sample_submission.csv"
+TRAIN, TEST, EXTRA, SAMPLE = (
+    "{zip}:train.csv",
+    "{zip}:test.csv",
+    "{zip}:sklearn_test.csv",
+    "{zip}:sample_submission.csv",
+)
 
 CASES = [
     # Missing files
@@ -189,7 +194,13 @@ CASES = [
         ("{data}/train.csv: expected a folder or the competition's .zip",),
         ("--data-dir", "{data}/train.csv"),
     ),
-    Case("missing csv", extracted(without("holdout.csv")), ("{data}/holdout.csv: file not found",)),
+    Case(
+        "data dir does not exist",
+        extracted(),
+        ("--data-dir {data}/typo: no such folder or file",),
+        ("--data-dir", "{data}/typo"),
+    ),
+    Case("missing csv", extracted(without("sklearn_test.csv")), ("{data}/sklearn_test.csv: file not found",)),
     Case("zip without member", zipped(without("test.csv")), ("{zip}: the zip has no member 'test.csv'",)),
     Case("truncated zip", damaged_zip(lambda raw: raw[: len(raw) // 2]), ("{zip}:", "truncated or corrupt zip")),
     Case("corrupt zip data", damaged_zip(flip(1000, 1200)), (f"{TRAIN}: truncated or corrupt zip",)),
@@ -220,8 +231,8 @@ CASES = [
     ),
     Case(
         "extra pixel column",
-        extracted(add_column("holdout.csv", "pixel784", "0")),
-        ("{data}/holdout.csv: 786 columns, expected 785: unexpected extra column 'pixel784'",),
+        extracted(add_column("sklearn_test.csv", "pixel784", "0")),
+        ("{data}/sklearn_test.csv: 786 columns, expected 785: unexpected extra column 'pixel784'",),
     ),
     Case(
         "misordered pixel columns",
@@ -259,15 +270,17 @@ CASES = [
     ),
     Case(
         "float pixel",
-        zipped(set_cell("holdout.csv", 6, "pixel400", "12.5")),
-        (f"{HOLDOUT}: line 6, column 'pixel400': expected an integer, found 12.5",),
+        zipped(set_cell("sklearn_test.csv", 6, "pixel400", "12.5")),
+        (f"{EXTRA}: line 6, column 'pixel400': expected an integer, found 12.5",),
     ),
     Case(
         "label above 9",
         zipped(set_cell("train.csv", 4, "label", "10")),
         (f"{TRAIN}: line 4, column 'label': labels must be 0-9, found 10",),
     ),
-    Case("label below 0", zipped(set_cell("holdout.csv", 2, "label", "-1")), (f"{HOLDOUT}: line 2, column 'label'",)),
+    Case(
+        "label below 0", zipped(set_cell("sklearn_test.csv", 2, "label", "-1")), (f"{EXTRA}: line 2, column 'label'",)
+    ),
     Case("label not a number", zipped(set_cell("train.csv", 3, "label", "seven")), ("line 3, column 'label'", "seven")),
     # Ids
     Case(
@@ -416,7 +429,8 @@ def test_the_unbroken_competition_passes_every_check(build, members, tmp_path, m
     dataset = load_dataset(get_spec("digits"), data)
     assert len(dataset.train.images) == len(dataset.train.labels) == 1300
     assert dataset.test_ids.tolist() == dataset.sample["id"].tolist() == list(range(300))
-    assert dataset.extras["holdout"].labels.min() >= 0 and dataset.train.images.max() <= 255
+    extra = dataset.extras["sklearn_test"]
+    assert len(extra.images) == len(extra.labels) == 197 and set(extra.labels.tolist()) == set(range(10))
 
     def create_run_dir(*args, **kwargs):
         raise Reached

@@ -57,7 +57,7 @@ def test_bench_writes_json_and_markdown_with_the_same_stem(bench):
     assert len(names) == 2 and names[0].startswith("digits-") and names[0].endswith(".json")  # no partial files
     assert names[1] == names[0].replace(".json", ".md")
     assert document["complete"] is True and document["competition"] == "digits"
-    assert document["signals"] == ["holdout", "holdout.csv"]  # the split's holdout, then digits' extra set
+    assert document["signals"] == ["holdout", "sklearn_test.csv"]  # the split's holdout, then digits' extra set
     split = document["split"]
     assert (split["holdout_fraction"], split["random_state"], split["holdout_rows"], split["train_rows"]) == (
         0.1,
@@ -83,7 +83,7 @@ def test_each_recipe_has_a_curve_speed_and_flops(bench):
         assert [p["epoch"] for p in curve] == [1, 2]
         assert 0 < curve[0]["seconds"] < curve[1]["seconds"] == pytest.approx(result["train_seconds"], abs=0.01)
         for point in curve:
-            assert 0 <= point["accuracy"] <= 1 and 0 <= point["extras"]["holdout.csv"] <= 1
+            assert 0 <= point["accuracy"] <= 1 and 0 <= point["extras"]["sklearn_test.csv"] <= 1
             assert point["images_per_second"] > 0 and point["eval_seconds"] > 0
         recipe = parse_recipes(RECIPE_ARGUMENT)[RECIPES.index(name)]
         flops = forward_flops(create_model("small", recipe_config("digits", recipe, TINY)))
@@ -102,7 +102,7 @@ def test_checkpoints_pick_the_last_epoch_within_the_time(bench):
         assert row["0.0001"] is None
         last = document["recipes"][name]["curve"][-1]
         assert row["10"] == {key: last[key] for key in ("epoch", "seconds", "accuracy", "extras")}
-    assert document["winners"]["0.0001"] == {"holdout": None, "holdout.csv": None}
+    assert document["winners"]["0.0001"] == {"holdout": None, "sklearn_test.csv": None}
     assert set(document["winners"]["10"].values()) <= set(RECIPES)
     best = max(RECIPES, key=lambda n: document["checkpoints"][n]["10"]["accuracy"])
     assert document["checkpoints"][document["winners"]["10"]["holdout"]]["10"]["accuracy"] == pytest.approx(
@@ -116,7 +116,7 @@ def test_markdown_shows_every_table(bench):
     text = next(out.glob("*.md")).read_text()
     assert text.startswith("# Benchmark: digits")
     assert "### holdout accuracy at T minutes of training" in text
-    assert "### holdout.csv accuracy at T minutes of training" in text
+    assert "### sklearn_test.csv accuracy at T minutes of training" in text
     assert "| recipe | 0.0001 min | 10 min |" in text
     reference = document["checkpoints"]["reference"]["10"]
     assert f"| reference | - | {reference['accuracy']:.5f} (ep 2) |" in text
@@ -138,7 +138,7 @@ def test_every_recipe_is_tested_against_the_reference_with_mcnemar(bench, digits
     assert document["recipes"]["wide"]["config"]["width"] == 16 and document["recipes"]["wide"]["overrides"] == [
         "width=16"
     ]
-    assert set(document["comparisons"]) == {"holdout", "holdout.csv"}
+    assert set(document["comparisons"]) == {"holdout", "sklearn_test.csv"}
     text = next(out.glob("*.md")).read_text()
     for signal, tests in document["comparisons"].items():
         assert list(tests) == ["default", "wide"]
@@ -206,7 +206,7 @@ class FakeModel:
     def __init__(self, clock: list[float]) -> None:
         self.clock, self.stop_training = clock, False
 
-    def predict(self, images, batch_size=None, verbose=0):
+    def predict(self, images, batch_size=None, verbose=0, callbacks=None):
         self.clock[0] += 100.0
         rows = len(images)
         return np.eye(10, dtype=np.float32)[np.zeros(rows, int)]
@@ -342,18 +342,18 @@ class FirstPixelModel:
 
     stop_training = False
 
-    def predict(self, images, batch_size=None, verbose=0):
+    def predict(self, images, batch_size=None, verbose=0, callbacks=None):
         return np.eye(10, dtype=np.float32)[images[:, 0, 0, 0] % 10]
 
 
 def test_a_judged_sets_halves_are_scored_from_the_whole_sets_predictions(digits_dir, monkeypatch):
     from dataclasses import replace
 
-    data = load_dataset(replace(get_spec("digits"), judged_sets=("holdout",)), digits_dir)
+    data = load_dataset(replace(get_spec("digits"), judged_sets=("sklearn_test",)), digits_dir)
     split = FixedSplit(data, *fixed_split(data.train.labels, 0.1, 0, HOLDOUT_SEED), HOLDOUT_SEED)
     sets, cuts = budget.signal_sets(split), budget.signal_cuts(split)
-    assert list(cuts) == ["holdout_pick", "holdout_report"] and {parent for parent, _ in cuts.values()} == {
-        "holdout.csv"
+    assert list(cuts) == ["sklearn_test_pick", "sklearn_test_report"] and {parent for parent, _ in cuts.values()} == {
+        "sklearn_test.csv"
     }
     for half, (parent, rows) in cuts.items():
         np.testing.assert_array_equal(sets[half][0], sets[parent][0][rows])
@@ -365,7 +365,7 @@ def test_a_judged_sets_halves_are_scored_from_the_whole_sets_predictions(digits_
     callback.on_train_begin()
     callback.on_epoch_begin(0)
     point = callback.scored(1, None)
-    assert asked == [["holdout", "holdout.csv"]]  # the halves are not predicted a second time
+    assert asked == [["holdout", "sklearn_test.csv"]]  # the halves are not predicted a second time
     for half, (parent, rows) in cuts.items():
         images, truth = sets[half]
         assert point["extras"][half] == pytest.approx(np.mean(images[:, 0, 0, 0] % 10 == truth))

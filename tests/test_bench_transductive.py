@@ -15,8 +15,8 @@ TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
 
 @pytest.fixture
 def judged_digits(monkeypatch):
-    """digits with its holdout.csv declared judged, as Kannada's Dig-MNIST is: it stands in for a hidden test set."""
-    spec = replace(get_spec("digits"), judged_sets=("holdout",))
+    """digits with its sklearn_test.csv declared judged, as Kannada's Dig-MNIST is: it stands in for a hidden test set."""
+    spec = replace(get_spec("digits"), judged_sets=("sklearn_test",))
     monkeypatch.setattr(transductive, "get_spec", lambda name: spec)
     return spec
 
@@ -33,7 +33,9 @@ def test_each_half_is_scored_plain_and_with_each_variant(judged_digits, digits_d
     (path,) = out.glob("transductive-digits-*.json")
     document = json.loads(path.read_text())
     assert [(row["half"], row["variant"]) for row in document["rows"]] == [
-        (half, variant) for half in ("holdout_pick", "holdout_report") for variant in ("plain ensemble", "quick")
+        (half, variant)
+        for half in ("sklearn_test_pick", "sklearn_test_report")
+        for variant in ("plain ensemble", "quick")
     ]
     assert all(0 <= row["accuracy"] <= 1 and 0 <= row["p_value"] <= 1 for row in document["rows"])
     assert document["variants"] == {"quick": {"epochs": 1, "train_rows": 50, "threshold": 0.5}}
@@ -43,7 +45,7 @@ def test_each_half_is_scored_plain_and_with_each_variant(judged_digits, digits_d
     reported = out / "report-only"  # settings picked before: the reporting half alone, nothing picked
     assert transductive.main([*argv, "--report-only", "--data-dir", str(digits_dir), "--out", str(reported)]) == 0
     document = json.loads(next(reported.glob("transductive-digits-*.json")).read_text())
-    assert [row["half"] for row in document["rows"]] == ["holdout_report", "holdout_report"]
+    assert [row["half"] for row in document["rows"]] == ["sklearn_test_report", "sklearn_test_report"]
     assert document["picked"] is None and "Reporting half only" in capsys.readouterr().out
 
 

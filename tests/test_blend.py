@@ -16,7 +16,7 @@ from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from tests.test_compare import write_run
 
-N_TEST, N_HOLDOUT = 300, 197  # the offline digits competition's test and holdout sets
+N_TEST, N_EXTRA = 300, 197  # the offline digits competition's test and sklearn_test sets
 RUN_A, RUN_B = "20260101-000000-default-aaaa", "20260101-000001-wide-bbbb"
 
 
@@ -30,8 +30,8 @@ def probabilities(n: int, seed: int) -> np.ndarray:
 
 
 def write_digits_run(root: Path, run_id: str, rows: np.ndarray, labels: np.ndarray, seed: int, **changes) -> Path:
-    """A finished digits run scoring `rows` of train.csv, with test and holdout probabilities."""
-    arrays = {"test": probabilities(N_TEST, seed + 1), "holdout": probabilities(N_HOLDOUT, seed + 2)}
+    """A finished digits run scoring `rows` of train.csv, with test and sklearn_test probabilities."""
+    arrays = {"test": probabilities(N_TEST, seed + 1), "sklearn_test": probabilities(N_EXTRA, seed + 2)}
     arrays |= changes.pop("arrays", {})
     oof = probabilities(len(rows), seed)
     return write_run(root, run_id, rows, labels[rows], rows % 4, oof, arrays=arrays, **changes)
@@ -57,7 +57,7 @@ def test_blend_is_the_weighted_mean_and_a_finished_run(tmp_path, digits_dir, tra
     oof_b = np.load(b / "oof.npy")[pd.Index(rows_b).get_indexer(np.arange(400, 800))]
     expected_oof = 0.75 * np.load(a / "oof.npy")[400:800] + 0.25 * oof_b
     np.testing.assert_allclose(np.load(folder / "oof.npy"), expected_oof, rtol=1e-6)
-    for name in ("test", "holdout"):
+    for name in ("test", "sklearn_test"):
         expected = 0.75 * np.load(a / f"{name}.npy") + 0.25 * np.load(b / f"{name}.npy")
         np.testing.assert_allclose(np.load(folder / f"{name}.npy"), expected, rtol=1e-6)
 
@@ -65,7 +65,7 @@ def test_blend_is_the_weighted_mean_and_a_finished_run(tmp_path, digits_dir, tra
     assert metrics["blend_of"] == [RUN_A, RUN_B] and metrics["weights"] == [0.75, 0.25]
     blended_accuracy = (expected_oof.argmax(axis=1) == train_labels[400:800]).mean()
     assert metrics["oof_accuracy"] == pytest.approx(blended_accuracy)
-    assert set(metrics["extra_accuracy"]) == {"holdout"} and len(metrics["per_class"]) == 11
+    assert set(metrics["extra_accuracy"]) == {"sklearn_test"} and len(metrics["per_class"]) == 11
     assert set(metrics["inputs"]) == {RUN_A, RUN_B}
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
     submission = pd.read_csv(folder / "submission.csv")
@@ -106,27 +106,29 @@ def test_blend_refuses_bad_inputs_before_writing_anything(tmp_path, digits_dir, 
 
 
 def test_blend_scores_a_judged_sets_halves_as_a_trained_run_does(tmp_path, digits_dir, train_labels, monkeypatch):
-    """With holdout.csv judged (as Kannada's Dig-MNIST is), the blend and each input are scored on its picking
+    """With sklearn_test.csv judged (as Kannada's Dig-MNIST is), the blend and each input are scored on its picking
     and reporting halves too, cut from the whole set's probabilities."""
     from dataclasses import replace
 
     import common.commands.blend as blend
     from common.data.files import judged_rows
 
-    judged = replace(get_spec("digits"), judged_sets=("holdout",))
+    judged = replace(get_spec("digits"), judged_sets=("sklearn_test",))
     monkeypatch.setattr(blend, "get_spec", lambda name: judged)
     rows = np.arange(0, 600)
     a = write_digits_run(tmp_path, RUN_A, rows, train_labels, seed=1)
     write_digits_run(tmp_path, RUN_B, rows, train_labels, seed=2)
     folder = blend_runs(tmp_path, "digits", [RUN_A, RUN_B], data_dir=digits_dir)
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert set(metrics["extra_accuracy"]) == {"holdout", "holdout_pick", "holdout_report"}
-    labels = load_dataset(judged, digits_dir).extras["holdout"].labels
+    assert set(metrics["extra_accuracy"]) == {"sklearn_test", "sklearn_test_pick", "sklearn_test_report"}
+    labels = load_dataset(judged, digits_dir).extras["sklearn_test"].labels
     _, report = judged_rows(labels)
-    blended = np.load(folder / "holdout.npy")[report]
-    assert metrics["extra_accuracy"]["holdout_report"] == pytest.approx((blended.argmax(1) == labels[report]).mean())
-    own = (np.load(a / "holdout.npy")[report].argmax(1) == labels[report]).mean()
-    assert metrics["inputs"][RUN_A]["extra_accuracy"]["holdout_report"] == pytest.approx(own)
+    blended = np.load(folder / "sklearn_test.npy")[report]
+    assert metrics["extra_accuracy"]["sklearn_test_report"] == pytest.approx(
+        (blended.argmax(1) == labels[report]).mean()
+    )
+    own = (np.load(a / "sklearn_test.npy")[report].argmax(1) == labels[report]).mean()
+    assert metrics["inputs"][RUN_A]["extra_accuracy"]["sklearn_test_report"] == pytest.approx(own)
 
 
 # ---------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def test_compare_lists_a_blend_and_tests_it_against_a_source(blended, digits_dir
     assert pd.isna(table.loc[folder.name, "epochs"]) and table.loc[trained[0].name, "epochs"] == 1
     assert folder.name in format_table(table.reset_index())
     pair = compare_pair(root, "digits", folder.name, trained[0].name, data_dir=str(digits_dir))
-    assert f"A  {folder.name}" in pair and "McNemar's exact test" in pair and "holdout: A " in pair
+    assert f"A  {folder.name}" in pair and "McNemar's exact test" in pair and "sklearn_test: A " in pair
 
 
 def test_merge_and_resume_refuse_a_blend_in_one_line(blended, digits_dir):

@@ -210,18 +210,18 @@ def test_pair_tests_each_extra_set_both_runs_predicted(tmp_path, digits_dir, mon
     from common.data.files import load_dataset
     from common.ground.spec import get_spec
 
-    truth = load_dataset(get_spec(COMPETITION), str(digits_dir)).extras["holdout"].labels
+    truth = load_dataset(get_spec(COMPETITION), str(digits_dir)).extras["sklearn_test"].labels
     rows = np.arange(10)
     for run_id, holdout in [("20260101-000000-default-aaaa", truth), ("20260101-000001-default-bbbb", truth[::-1])]:
-        arrays = {"holdout": one_hot(holdout)}
+        arrays = {"sklearn_test": one_hot(holdout)}
         write_run(tmp_path, run_id, rows, rows % 10, rows % 2, one_hot(rows % 10), arrays=arrays)
     wrong = int((truth[::-1] != truth).sum())
     text = compare_pair(tmp_path, COMPETITION, "20260101-000000", "20260101-000001", data_dir=str(digits_dir))
-    assert f"holdout: A 1.00000, B {1 - wrong / len(truth):.5f}; only A right on {wrong}, only B on 0;" in text
+    assert f"sklearn_test: A 1.00000, B {1 - wrong / len(truth):.5f}; only A right on {wrong}, only B on 0;" in text
 
     def no_files(spec, data_dir):
         raise UserError("no digits files found")
 
     monkeypatch.setattr("common.commands.compare.load_dataset", no_files)  # OOF needs no data files: only a note
     text = compare_pair(tmp_path, COMPETITION, "20260101-000000", "20260101-000001")
-    assert "note: extra sets not compared: no digits files found" in text and "holdout: A" not in text
+    assert "note: extra sets not compared: no digits files found" in text and "sklearn_test: A" not in text

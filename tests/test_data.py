@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -133,10 +134,19 @@ def test_missing_files_name_where_it_looked_and_the_download_command(tmp_path, m
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-credentials"))
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(UserError) as caught:
-        locate(TINY, tmp_path / "nowhere")
+        locate(TINY, tmp_path / "empty")
     assert "kaggle competitions download -c tiny-comp" in str(caught.value)
-    assert str(tmp_path / "nowhere") in str(caught.value)
+    assert str(tmp_path / "empty") in str(caught.value)
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_even_with_kaggle_data_dir_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_DATA_DIR", str(write_competition(tmp_path / "elsewhere")))
+    assert locate(TINY) == Source(tmp_path / "elsewhere" / "tiny-comp.zip")  # the environment's folder is valid
+    typo = tmp_path / "typo"
+    with pytest.raises(UserError, match=f"^{re.escape(f'--data-dir {typo}: no such folder or file')}$"):
+        locate(TINY, typo)
 
 
 def test_extracted_csvs_are_found_like_the_zip(tmp_path):
@@ -166,13 +176,26 @@ def test_changed_file_is_read_again_not_served_stale(tmp_path):
     assert len(load_dataset(TINY, folder).train.labels) == 30
 
 
+def test_the_tools_own_digits_files_are_written_again_when_an_older_version_wrote_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path)
+    own = tmp_path / "data" / "sklearn-digits"
+    older = write_competition(own) / "tiny-comp.zip"  # no sklearn_test.csv, as before the set was renamed
+    older.rename(own / "sklearn-digits.zip")
+    data = load_dataset(get_spec("digits"))
+    assert "sklearn_test" in data.extras and len(data.train.labels) == 1300
+    elsewhere = write_competition(tmp_path / "mine") / "tiny-comp.zip"
+    elsewhere.rename(tmp_path / "mine" / "sklearn-digits.zip")
+    with pytest.raises(UserError, match="no member 'sklearn_test.csv'"):  # the user's own folder: never rewritten
+        load_dataset(get_spec("digits"), tmp_path / "mine")
+
+
 def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
     data = load_dataset(get_spec("digits"), tmp_path)
     assert (tmp_path / "sklearn-digits.zip").is_file()
     assert data.train.images.shape[1:] == (28, 28, 1)
     assert set(np.unique(data.train.labels)) == set(range(10))
-    assert "holdout" in data.extras and len(data.test_ids) == len(data.sample)
+    assert "sklearn_test" in data.extras and len(data.test_ids) == len(data.sample)
 
 
 @pytest.mark.parametrize(
@@ -191,3 +214,18 @@ def test_real_rows_parse(zip_name, member, first_column):
     table = parse_table(csv_bytes(frame), member, **role)
     assert table.images.shape == (50, 28, 28, 1)
     assert table.images.reshape(50, -1).tolist() == frame.iloc[:, -784:].to_numpy().tolist()
+
+
+@pytest.fixture(scope="module")
+def cache_seen_by_a_module_fixture() -> Path:
+    from common.data.files import default_cache_dir
+
+    return default_cache_dir()
+
+
+def test_fixtures_of_every_scope_keep_caches_out_of_the_project(cache_seen_by_a_module_fixture):
+    from common.data.files import default_cache_dir
+    from common.ground.paths import PROJECT_ROOT
+
+    assert cache_seen_by_a_module_fixture == default_cache_dir()  # the same temporary folder for the whole session
+    assert PROJECT_ROOT not in cache_seen_by_a_module_fixture.parents

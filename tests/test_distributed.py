@@ -45,7 +45,7 @@ def test_cluster_run_matches_local_run(two_runs):
     here, cluster, _, _ = two_runs
     assert here != cluster
     assert (here / "folds.csv").read_bytes() == (cluster / "folds.csv").read_bytes()
-    for name in ("oof.npy", "test.npy", "holdout.npy"):
+    for name in ("oof.npy", "test.npy", "sklearn_test.npy"):
         local, remote = np.load(here / name), np.load(cluster / name)
         assert local.shape == remote.shape
         assert np.abs(local - remote).max() <= TOLERANCE, name

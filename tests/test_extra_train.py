@@ -19,12 +19,12 @@ from common.ground.errors import UserError
 from common.ground.spec import get_spec
 
 DIGITS = get_spec("digits")
-TINY = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "folds=2", "extra_train=holdout"]
+TINY = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "folds=2", "extra_train=sklearn_test"]
 
 
 @pytest.fixture(scope="module")
 def extra_runs(digits_dir, tmp_path_factory):
-    """Two tiny digits runs that also train on holdout.csv (seeds 1 and 2): the root and their folders."""
+    """Two tiny digits runs that also train on sklearn_test.csv (seeds 1 and 2): the root and their folders."""
     root = tmp_path_factory.mktemp("runs")
     folders = []
     for seed in (1, 2):
@@ -39,9 +39,9 @@ def test_folds_rows_maps_extra_rows_to_their_own_file(extra_runs, digits_dir):
     _, (folder, _) = extra_runs
     data, folds = load_dataset(DIGITS, digits_dir), pd.read_csv(folder / "folds.csv")
     images, labels = folds_rows(data, folds, folder / "folds.csv")
-    extra = (folds["origin"] == "holdout").to_numpy()
+    extra = (folds["origin"] == "sklearn_test").to_numpy()
     first = int(folds["row"][extra].min()) - len(data.train.labels)
-    assert extra.any() and np.array_equal(images[np.flatnonzero(extra)[0]], data.extras["holdout"].images[first])
+    assert extra.any() and np.array_equal(images[np.flatnonzero(extra)[0]], data.extras["sklearn_test"].images[first])
     broken = folds.assign(label=(folds["label"] + 1) % 10)
     with pytest.raises(UserError, match="label differs"):
         folds_rows(data, broken, folder / "folds.csv")
@@ -59,7 +59,7 @@ def test_blend_of_extra_train_runs(extra_runs, digits_dir, capsys):
     args = ["blend", "digits", *(f.name for f in folders), "--data-dir", str(digits_dir), "--out", str(root)]
     assert cli.main(args) == 0, capsys.readouterr().err
     (blend,) = (root / "digits").glob("*-blend-*")
-    assert set(pd.read_csv(blend / "folds.csv")["origin"]) == {"train", "holdout"}
+    assert set(pd.read_csv(blend / "folds.csv")["origin"]) == {"train", "sklearn_test"}
     assert 0 < json.loads((blend / "metrics.json").read_text())["oof_accuracy"] <= 1
 
 

@@ -29,14 +29,14 @@ def smoke_run(digits_dir, tmp_path_factory):
 
 def test_run_folder_holds_every_file(smoke_run):
     folder, cfg, _ = smoke_run
-    expected = {"run.json", "config.yaml", "folds.csv", "oof.npy", "test.npy", "holdout.npy"}
+    expected = {"run.json", "config.yaml", "folds.csv", "oof.npy", "test.npy", "sklearn_test.npy"}
     expected |= {"metrics.json", "per_class.csv", "submission.csv", "train.log", "units"}
     assert expected <= {p.name for p in folder.iterdir()}
     units = sorted(p.name for p in (folder / "units").iterdir())
     assert units == ["f0-s0", "f0-s1", "f1-s0", "f1-s1"]
     for unit in units:
         files = {p.name for p in (folder / "units" / unit).iterdir()}
-        assert {"valid.npy", "test.npy", "holdout.npy", "history.csv", "model.keras", "unit.json"} <= files
+        assert {"valid.npy", "test.npy", "sklearn_test.npy", "history.csv", "model.keras", "unit.json"} <= files
         assert len(pd.read_csv(folder / "units" / unit / "history.csv")) == cfg.epochs
     assert not list(folder.rglob("*.partial*"))
 
@@ -60,7 +60,7 @@ def test_probabilities_and_metrics_are_consistent(smoke_run):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["oof_accuracy"] == pytest.approx(np.mean(oof.argmax(1) == folds["label"]))
     assert set(metrics["folds"]) == {"0", "1"} and set(metrics["seeds"]) == {"0", "1"}
-    assert 0 <= metrics["extra_accuracy"]["holdout"] <= 1
+    assert 0 <= metrics["extra_accuracy"]["sklearn_test"] <= 1
     # OOF of fold 0 is the mean over its two seeds' held-out predictions
     seeds = [np.load(folder / "units" / f"f0-s{s}" / "valid.npy") for s in (0, 1)]
     assert np.allclose(oof[folds["fold"] == 0], np.mean(seeds, axis=0), atol=1e-6)
@@ -76,22 +76,22 @@ def test_submission_matches_the_sample_and_is_the_latest(smoke_run):
 
 
 def test_holdout_and_extra_train_are_scored_apart_from_train_csv(digits_dir, tmp_path, capsys):
-    overrides = ["max_train_rows=300", "epochs=1", "holdout=0.2", "extra_train=holdout", "seeds=2"]
+    overrides = ["max_train_rows=300", "epochs=1", "holdout=0.2", "extra_train=sklearn_test", "seeds=2"]
     cfg, label = load_config("digits", "smoke", overrides=overrides)
     folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path))
     metrics = json.loads((folder / "metrics.json").read_text())
     folds = pd.read_csv(folder / "folds.csv")
     oof = np.load(folder / "oof.npy")
     own = (folds["origin"] == "train").to_numpy()
-    assert own.sum() == 300 and (folds["origin"] == "holdout").sum() == len(folds) - 300
+    assert own.sum() == 300 and (folds["origin"] == "sklearn_test").sum() == len(folds) - 300
     right = oof.argmax(axis=1) == folds["label"].to_numpy()
     assert metrics["oof_accuracy"] == pytest.approx(right[own].mean())
-    assert metrics["oof_extra_accuracy"] == {"holdout_oof": pytest.approx(right[~own].mean())}
-    assert set(metrics["extra_accuracy"]) == {"train_holdout"}  # holdout.csv is trained on, so not scored apart
+    assert metrics["oof_extra_accuracy"] == {"sklearn_test_oof": pytest.approx(right[~own].mean())}
+    assert set(metrics["extra_accuracy"]) == {"train_holdout"}  # sklearn_test.csv is trained on, so not scored apart
     held = np.load(folder / "train_holdout.npy")
     assert len(held) == round(0.2 * len(load_dataset(DIGITS, digits_dir).train.labels))
     summary = capsys.readouterr().out
-    assert "holdout_oof" in summary and "train_holdout" in summary
+    assert "sklearn_test_oof" in summary and "train_holdout" in summary
     # The fold ensemble's gain over one fold model (its seeds averaged, as OOF has them), on the holdout, turns
     # OOF into a leaderboard estimate.
     units = [np.mean([np.load(u) for u in folder.glob(f"units/f{k}-s*/train_holdout.npy")], axis=0) for k in (0, 1)]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from common.runs import find_run
 from common.training.inference import predict_with_models
 from tests.conftest import real_rows
 
+ROOT = Path(__file__).resolve().parents[1]
 PAPER, INK = 235, 20
 
 
@@ -174,3 +178,16 @@ def test_predictions_print_as_lines_or_json(tiny_run, tmp_path):
     assert line.count("\n") == 0 and line.endswith(")")
     parsed = [json.loads(text) for text in format_predictions(results + results, as_json=True).splitlines()]
     assert parsed == [results[0], results[0]] and set(parsed[0]) == {"path", "label", "top3"}
+
+
+def test_predict_from_the_command_line_prints_no_tensorflow_noise(tiny_run, tmp_path):
+    """TensorFlow's start-up lines and, on a machine without a GPU, its failed CUDA probe (cuInit ... 303) stay
+    off the terminal: the one line per image is all there is."""
+    image = saved(draw_seven(), tmp_path / "seven.png")
+    root = tiny_run.folder.parent.parent
+    command = [sys.executable, str(ROOT / "run.py"), "predict", "digits", tiny_run.run_id, image, "--out", str(root)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"{image}: ") and done.stdout.count("\n") == 1
+    for noise in ("cuInit", "absl", "cuda", "retracing"):
+        assert noise not in done.stderr, done.stderr[-3000:]

@@ -70,7 +70,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
 
     cfg, label = load_config("digits", "smoke", overrides=OVERRIDES)
     whole = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path / "whole"))
-    for name in ("oof.npy", "test.npy", "holdout.npy"):
+    for name in ("oof.npy", "test.npy", "sklearn_test.npy"):
         assert np.array_equal(np.load(folder / name), np.load(whole / name)), name
     assert (folder / "submission.csv").read_bytes() == (whole / "submission.csv").read_bytes()
 

@@ -47,49 +47,49 @@ def test_holdout_and_max_train_rows_combine(dataset):
 
 def test_extra_train_is_folded_like_train_and_no_longer_scored(dataset):
     plain_data, plain = prepare_train_set(dataset, Config(folds=3))
-    data, train = prepare_train_set(dataset, Config(folds=3, extra_train="holdout"))
-    extra = dataset.extras["holdout"]
+    data, train = prepare_train_set(dataset, Config(folds=3, extra_train="sklearn_test"))
+    extra = dataset.extras["sklearn_test"]
     n = len(dataset.train.labels)
-    assert "holdout" not in data.extras and "holdout" in plain_data.extras
+    assert "sklearn_test" not in data.extras and "sklearn_test" in plain_data.extras
     assert len(train.rows) == n + len(extra.labels)
     assert np.array_equal(train.rows[n:], n + np.arange(len(extra.labels)))
     assert np.array_equal(train.images[n:], extra.images) and np.array_equal(train.labels[n:], extra.labels)
     assert np.array_equal(train.folds[:n], plain.folds)  # train.csv keeps the folds of a run without it
     assert sorted(np.unique(train.folds[n:])) == [0, 1, 2]
-    assert list(np.unique(train.origin)) == ["holdout", "train"]
+    assert list(np.unique(train.origin)) == ["sklearn_test", "train"]
 
 
 def test_unknown_extra_train_set_is_refused(dataset):
-    with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(holdout\\)"):
+    with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(sklearn_test\\)"):
         prepare_train_set(dataset, Config(folds=3, extra_train="dig_mnist"))
 
 
 @pytest.fixture(scope="module")
 def judged(digits_dir):
-    """The digits competition with its holdout.csv declared judged, as Kannada's Dig-MNIST is."""
-    return load_dataset(replace(DIGITS, judged_sets=("holdout",)), digits_dir)
+    """The digits competition with its sklearn_test.csv declared judged, as Kannada's Dig-MNIST is."""
+    return load_dataset(replace(DIGITS, judged_sets=("sklearn_test",)), digits_dir)
 
 
 def test_a_judged_set_splits_once_into_a_picking_and_a_reporting_half(judged, digits_dir):
     halves = judged.judged_halves()
-    assert list(halves) == ["holdout_pick", "holdout_report"]
+    assert list(halves) == ["sklearn_test_pick", "sklearn_test_report"]
     (_, pick), (_, report) = halves.values()
-    labels = judged.extras["holdout"].labels
+    labels = judged.extras["sklearn_test"].labels
     assert sorted([*pick, *report]) == list(range(len(labels)))  # disjoint, and together the whole set
     assert abs(np.bincount(labels[pick]) - np.bincount(labels[report])).max() <= 1  # stratified by label
-    again = load_dataset(replace(DIGITS, judged_sets=("holdout",)), digits_dir).judged_halves()
-    assert np.array_equal(again["holdout_pick"][1], pick)  # the same halves every time
+    again = load_dataset(replace(DIGITS, judged_sets=("sklearn_test",)), digits_dir).judged_halves()
+    assert np.array_equal(again["sklearn_test_pick"][1], pick)  # the same halves every time
     probabilities = np.eye(10, dtype=np.float32)[labels]
     probabilities[pick] = np.roll(probabilities[pick], 1, axis=1)  # every row of the picking half wrong
-    scored = judged.scored_sets({"holdout": probabilities})
-    assert set(scored) == {"holdout", "holdout_pick", "holdout_report"}
-    assert np.array_equal(scored["holdout_report"][1], probabilities[report])
-    assert (scored["holdout_pick"][1].argmax(axis=1) != scored["holdout_pick"][0]).all()
+    scored = judged.scored_sets({"sklearn_test": probabilities})
+    assert set(scored) == {"sklearn_test", "sklearn_test_pick", "sklearn_test_report"}
+    assert np.array_equal(scored["sklearn_test_report"][1], probabilities[report])
+    assert (scored["sklearn_test_pick"][1].argmax(axis=1) != scored["sklearn_test_pick"][0]).all()
 
 
 def test_a_judged_set_trained_on_loses_both_halves(judged):
-    data, _ = prepare_train_set(judged, Config(folds=3, extra_train="holdout"))
-    assert "holdout" not in data.extras and data.judged_halves() == {}
+    data, _ = prepare_train_set(judged, Config(folds=3, extra_train="sklearn_test"))
+    assert "sklearn_test" not in data.extras and data.judged_halves() == {}
 
 
 def test_kannada_judges_recipes_on_half_of_dig_mnist():

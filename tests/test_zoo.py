@@ -39,7 +39,7 @@ def test_zoo_writes_one_table_as_csv_and_markdown(zoo):
         "model",
         "parameters",
         "val_accuracy",
-        "holdout_accuracy",  # the digits competition's extra labelled set
+        "sklearn_test_accuracy",  # the digits competition's extra labelled set
         "train_seconds",
         "images_per_second",
         "epochs",
@@ -51,7 +51,7 @@ def test_zoo_writes_one_table_as_csv_and_markdown(zoo):
     cfg = load_config("digits")[0]
     for row in table.itertuples():
         assert row.parameters == create_model(row.model, cfg).count_params()
-        assert 0 <= row.val_accuracy <= 1 and 0 <= row.holdout_accuracy <= 1
+        assert 0 <= row.val_accuracy <= 1 and 0 <= row.sklearn_test_accuracy <= 1
         assert row.train_seconds > 0 and row.images_per_second > 0
         assert row.epochs == 1 and row.train_rows == 270  # 90% of the 300 rows
 
@@ -61,7 +61,7 @@ def test_zoo_markdown_and_printed_table_show_every_model(zoo):
     folder, printed = zoo
     lines = (folder / "zoo.md").read_text().splitlines()
     table_lines = [line for line in lines if line.startswith("|")]
-    assert table_lines[0].startswith("| model | parameters | val_accuracy | holdout_accuracy |")
+    assert table_lines[0].startswith("| model | parameters | val_accuracy | sklearn_test_accuracy |")
     assert len(table_lines) == 2 + len(MODELS)
     assert "| lenet5 | 61,706 |" in "\n".join(table_lines)  # LeNet-5's classic parameter count
     for name in MODELS:

@@ -90,12 +90,15 @@ def source_in(folder: Path, spec: CompetitionSpec) -> Source | None:
 
 
 def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
-    """Finds the files; makes offline ones or downloads with the kaggle package when none are found."""
+    """Finds the files; makes offline ones or downloads with the kaggle package when none are found. A --data-dir
+    that does not exist is refused: a typo must not let the files of another folder (KAGGLE_DATA_DIR) stand in."""
+    if data_dir and not Path(data_dir).exists():
+        raise UserError(f"--data-dir {data_dir}: no such folder or file")
     dirs = candidate_dirs(spec, data_dir)
     for folder in dirs:
         found = source_in(folder, spec)
         if found:
-            return found
+            return refreshed(spec, found)
     target = dirs[0] if data_dir else PROJECT_ROOT / "data" / spec.slug
     if spec.make_files is not None:
         return Source(spec.make_files(target))
@@ -106,6 +109,23 @@ def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
         f"no {spec.zip_name} or {spec.train_file} found (looked in {looked}) and no Kaggle credentials: "
         f"run `{spec.download_command}` in one of those folders, or pass --data-dir"
     )
+
+
+def refreshed(spec: CompetitionSpec, found: Source) -> Source:
+    """`found`, or written again when it is the tool's own copy of an offline competition (data/SLUG/SLUG.zip)
+    that lacks a file the competition has now (an older version wrote it). Files anywhere else are the user's: a
+    missing member stays an error there."""
+    own = PROJECT_ROOT / "data" / spec.slug
+    if spec.make_files is None or found.path != own / spec.zip_name:
+        return found
+    members = {spec.train_file, spec.test_file, spec.sample_file, *spec.extra_sets.values()}
+    try:
+        with zipfile.ZipFile(found.path) as archive:
+            if members <= set(archive.namelist()):
+                return found
+    except (zipfile.BadZipFile, OSError):
+        return found  # reading it says what is wrong, as for any other zip
+    return Source(spec.make_files(own))
 
 
 def kaggle_credentials_present() -> bool:
@@ -271,7 +291,9 @@ class Dataset:
     def scored_sets(self, probabilities: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(labels, probabilities) of every extra set in `probabilities`, and of each judged set's halves cut from
         its rows."""
-        sets = {name: (table.labels, probabilities[name]) for name, table in self.extras.items() if name in probabilities}
+        sets = {
+            name: (table.labels, probabilities[name]) for name, table in self.extras.items() if name in probabilities
+        }
         for half, (name, rows) in self.judged_halves().items():
             if name in sets:
                 sets[half] = (self.extras[name].labels[rows], probabilities[name][rows])

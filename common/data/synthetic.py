@@ -14,7 +14,7 @@ from common.ground.atomic import atomic_path
 from common.ground.spec import PIXEL_COLUMNS
 
 N_TEST = 300
-N_HOLDOUT = 197
+N_EXTRA_TEST = 197  # sklearn_test.csv: a labelled test set, scored with every run
 SPLIT_SEED = 0
 
 
@@ -33,23 +33,23 @@ def _pixel_frame(images: np.ndarray) -> pd.DataFrame:
 
 
 def write_sklearn_digits_competition(folder: Path) -> Path:
-    """Writes `sklearn-digits.zip` (train, test, holdout, sample_submission) into `folder`."""
+    """Writes `sklearn-digits.zip` (train, test, sklearn_test, sample_submission) into `folder`."""
     images, labels = digits_as_mnist()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
-    test_rows, holdout_rows = order[:N_TEST], order[N_TEST : N_TEST + N_HOLDOUT]
-    train_rows = order[N_TEST + N_HOLDOUT :]
+    test_rows, extra_rows = order[:N_TEST], order[N_TEST : N_TEST + N_EXTRA_TEST]
+    train_rows = order[N_TEST + N_EXTRA_TEST :]
 
     train = _pixel_frame(images[train_rows])
     train.insert(0, "label", labels[train_rows])
-    holdout = _pixel_frame(images[holdout_rows])
-    holdout.insert(0, "label", labels[holdout_rows])
+    extra_test = _pixel_frame(images[extra_rows])
+    extra_test.insert(0, "label", labels[extra_rows])
     test = _pixel_frame(images[test_rows])
     test.insert(0, "id", np.arange(N_TEST))
     sample = pd.DataFrame({"id": np.arange(N_TEST), "label": 0})
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "sklearn-digits.zip"
-    files = {"train.csv": train, "test.csv": test, "holdout.csv": holdout, "sample_submission.csv": sample}
+    files = {"train.csv": train, "test.csv": test, "sklearn_test.csv": extra_test, "sample_submission.csv": sample}
     with atomic_path(target) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, frame in files.items():
             archive.writestr(name, frame.to_csv(index=False))

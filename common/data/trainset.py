@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.ground.config import Config
 from common.data.files import Dataset, Table
-from common.ground.errors import UserError
 from common.data.folds import holdout_split, make_folds, stratified_subset
+from common.ground.config import Config
+from common.ground.errors import UserError
 from common.ground.spec import IMAGE_SHAPE
 
 HOLDOUT_SET = "train_holdout"  # the report name of the rows `holdout` keeps out of training

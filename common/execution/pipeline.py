@@ -24,7 +24,7 @@ from common.data.files import Dataset, judged_half_names, load_dataset
 from common.data.folds import same_folds
 from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
 from common.ground.config import Config
-from common.ground.errors import UserError
+from common.ground.errors import Terminated, UserError
 from common.ground.spec import CompetitionSpec
 from common.runs.ensemble import write_ensemble_files
 from common.runs.metrics import accuracy, leaderboard_estimate, oof_from_units, run_metrics
@@ -34,6 +34,7 @@ from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_
 from common.training.backend import available_cores, resolve_hardware
 from common.training.models import require_model
 from common.training.pseudo import resolve_pseudo_from
+from common.training.signals import signals_stop_the_run
 from common.training.transfer import resolve_init_from
 
 log = logging.getLogger("digits")
@@ -197,17 +198,18 @@ def check_same_folds(folder: Path, train: TrainSet) -> None:
 
 @contextmanager
 def run_log(folder: Path) -> Iterator[None]:
-    """Log lines go to the run's train.log and, above the progress bars (tqdm's logging redirect), to stderr."""
+    """Log lines go to the run's train.log and, above the progress bars (tqdm's logging redirect), to stderr.
+    Ctrl-C or SIGTERM inside stops the run at once and logs how to continue it (common/training/signals.py)."""
     handlers = [logging.FileHandler(folder / runs.TRAIN_LOG), logging.StreamHandler(sys.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for handler in handlers:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        with logging_redirect_tqdm(loggers=[log]):
+        with signals_stop_the_run(), logging_redirect_tqdm(loggers=[log]):
             yield
-    except KeyboardInterrupt:
-        log.info("interrupted: %s", continue_hint(folder))
+    except KeyboardInterrupt as stop:
+        log.info("%s: %s", "terminated" if isinstance(stop, Terminated) else "interrupted", continue_hint(folder))
         raise
     finally:
         for handler in handlers:

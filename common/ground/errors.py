@@ -14,14 +14,23 @@ class UserError(Exception):
     """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so that everything that cleans up after Ctrl-C does so
+    after SIGTERM too; exit status 143 (128 + SIGTERM's number), as a process killed by it would have."""
+
+
 def exit_status(work: Callable[[], object]) -> int:
     """Runs a command's work: 0 when it returns, 2 with its one line on stderr for a UserError, 130 when the user
-    interrupts. The one error-to-exit-status wrapper of run.py and every `python -m bench.<name>` script."""
+    interrupts, 143 for SIGTERM. The one error-to-exit-status wrapper of run.py and every `python -m bench.<name>`
+    script."""
     try:
         work()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

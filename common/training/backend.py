@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import platform
 import sys
@@ -112,6 +113,34 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+class KerasPredictRetracing(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning about Keras' predict function, a false alarm
+    here: every unit (and every saved model `predict` loads) is a new model whose predict function traces once,
+    on fixed-shape batches (train.predict_sets), while TensorFlow counts traces by source code across models, so
+    five small units in a row set it off. Every other record passes, a training step's retracing included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "make_predict_function" in message)
+
+
+def quiet_false_alarms() -> None:
+    """KerasPredictRetracing on TensorFlow's Python logger, once per process."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, KerasPredictRetracing) for f in logger.filters):
+        logger.addFilter(KerasPredictRetracing())
+
+
+def start_backend_quietly() -> None:
+    """Loads Keras and lets its backend look for GPUs with file descriptor 2 silenced: TensorFlow's start-up lines
+    and, on a machine without a GPU, its failed CUDA probe (`failed call to cuInit ... UNKNOWN ERROR (303)`) are
+    not the user's business. What the backend prints afterwards, a real warning, still reaches them."""
+    with quiet_stderr():
+        import keras  # noqa: F401 - the import itself is what is silenced
+    gpus(backend_name(), deterministic=False)  # the probe runs once per process; quiet on TensorFlow
+    quiet_false_alarms()
+
+
 def capability(major: int, minor: int) -> float:
     return float(f"{major}.{minor}")
 
@@ -207,6 +236,7 @@ def setup_hardware(cfg: Config) -> Hardware:
     import keras
 
     hardware = resolve_hardware(cfg)
+    quiet_false_alarms()
     keras.mixed_precision.set_global_policy(hardware.precision)
     if hardware.backend == "tensorflow":
         import tensorflow as tf

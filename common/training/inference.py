@@ -12,6 +12,9 @@ from common.runs import Run
 def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:
     """(n, 10) float32: the mean of every model's softmax over uint8 images (n, 28, 28, 1), each model's
     averaged over `tta` shifted views as in training (pass the run's config value)."""
+    from common.training.backend import start_backend_quietly
+
+    start_backend_quietly()  # TensorFlow's start-up lines and its CUDA probe on a machine without a GPU
     import keras  # imported late: TensorFlow takes seconds to load
 
     from common.training.train import predict_probabilities

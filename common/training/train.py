@@ -24,6 +24,7 @@ from common.training.augment import AffineRanges, RandomAffine, tta_views
 from common.training.backend import Hardware
 from common.training.batches import TrainBatches, padded
 from common.training.models import create_model
+from common.training.signals import StopAtBatchEnd
 from common.training.transfer import warm_start
 
 PREDICT_BATCH = 1024
@@ -121,7 +122,8 @@ def predict_sets(model: keras.Model, sets: dict[str, np.ndarray], tta: int = 0) 
     names = list(sets)
     views = [tta_views(sets[name], tta) for name in names]
     stacked = np.concatenate([view for per_set in views for view in per_set])
-    out = model.predict(padded(stacked, PREDICT_BATCH), batch_size=PREDICT_BATCH, verbose=0)[: len(stacked)]
+    batches = padded(stacked, PREDICT_BATCH)
+    out = model.predict(batches, batch_size=PREDICT_BATCH, verbose=0, callbacks=[StopAtBatchEnd()])[: len(stacked)]
     result, start = {}, 0
     for name, per_set in zip(names, views, strict=True):
         n = len(sets[name])
@@ -189,7 +191,7 @@ def train_unit(
         validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
         shuffle=False,  # TrainBatches shuffles rows from the seed; Keras would draw from Python's `random`
-        callbacks=[*fit_callbacks(cfg, progress, timer, log_dir), *callbacks],
+        callbacks=[*fit_callbacks(cfg, progress, timer, log_dir), StopAtBatchEnd(), *callbacks],  # Ctrl-C, SIGTERM
         verbose=0,
     )
     predicting = time.perf_counter()
