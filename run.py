@@ -177,8 +177,10 @@ def merge(argv: list[str]) -> None:
     parser.add_argument("run", help="run id or unique prefix")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
-    from common.execution.pipeline import merge_run
     from common.ground.spec import get_spec
+
+    with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
+        from common.execution.pipeline import merge_run
 
     merge_run(get_spec(args.competition), args.run, args.data_dir, args.out)
 
