@@ -31,6 +31,8 @@ class UnitReporter:
         self.scores: list[float] = []
 
     def __call__(self, folder: Path, key: UnitKey, output: UnitOutput) -> None:
+        if not key.holds_out:  # a full-data model holds no rows out to be scored on
+            return
         folds = runs.load_run(folder).folds()
         labels = folds["label"].to_numpy()[folds["fold"].to_numpy() == key.fold]
         self.scores.append(accuracy(labels, output.probabilities[runs.VALID]))
