@@ -23,10 +23,10 @@ from common import runs
 from common.data.files import Dataset, load_dataset
 from common.data.folds import same_folds
 from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
+from common.execution.summary import print_summary
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
-from common.execution.summary import print_summary
 from common.runs.ensemble import write_ensemble_files
 from common.runs.metrics import accuracy, accuracy_by_group, leaderboard_estimate, oof_from_units, run_metrics
 from common.runs.report import write_report

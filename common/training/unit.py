@@ -16,7 +16,6 @@ from common.ground.config import Config
 from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
 from common.runs.units import UnitKey, UnitOutput
 
-
 FULL_DATA_SEED_OFFSET = 5_000
 
 
