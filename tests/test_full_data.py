@@ -274,3 +274,76 @@ def test_dask_trains_full_data_models(full_run, digits_dir, tmp_path):
         folder = run_competition(DIGITS, cfg, label, ["digits", "--scheduler", "local:1"], options)
     assert is_complete(folder, (None, 0))
     assert np.array_equal(np.load(folder / "test.npy"), np.load(full_run.folder / "test.npy"))
+
+
+# ---------------------------------------------------------------------------
+# Readers: compare, blend, kernel and the notebook's transductive round
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_compare_a_run_without_oof_on_its_holdout_and_extra_sets(both_run, full_run, root, digits_dir, capsys):
+    from common.commands.compare import compare_pair, print_compare
+
+    print_compare(root, "digits")
+    table = capsys.readouterr().out
+    assert "2x1 + 1 full" in table and "1 full" in table
+    text = compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, data_dir=str(digits_dir))
+    lines = text.splitlines()
+    assert lines[0].startswith("A (") and "without OOF (no fold models): compared on the holdout and extra" in lines[0]
+    assert [line.split(":")[0] for line in lines[1:]] == ["holdout", HOLDOUT_SET]
+
+
+@pytest.mark.slow
+def test_blend_of_runs_without_oof_blends_the_holdout_extra_sets_and_test(both_run, full_run, root, digits_dir):
+    from common.commands.blend import NO_OOF_BLEND, blend_runs
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        folder = blend_runs(root, "digits", [full_run.folder.name, both_run.folder.name], None, str(digits_dir))
+    assert NO_OOF_BLEND in printed.getvalue()
+    assert not (folder / "oof.npy").exists() and (folder / "report.html").is_file()
+    for name in ("test", "holdout", HOLDOUT_SET):
+        sources = [np.load(run.folder / f"{name}.npy") for run in (full_run, both_run)]
+        assert np.allclose(np.load(folder / f"{name}.npy"), np.mean(sources, axis=0), atol=1e-6), name
+    metrics = runs.load_run(folder).metrics()
+    assert "oof_accuracy" not in metrics and set(metrics["extra_accuracy"]) == {"holdout", HOLDOUT_SET}
+
+
+@pytest.mark.slow
+def test_the_notebook_averages_the_units_that_test_npy_averages(both_run, root, digits_dir, tmp_path):
+    from common.runs.notebook import write_kernel
+    from common.training.inference import predict_with_models
+    from tests.test_kernel import check_submission, kaggle_layout, run_script
+
+    kernel = write_kernel(root, DIGITS, both_run.folder.name, tmp_path / "kernel")
+    facts = (kernel / "dataset" / "ensemble.json").read_text()
+    assert all(f'"{name}.keras"' in facts for name in ("f0-s0", "f1-s0", "all-s0"))
+    test = load_dataset(DIGITS, digits_dir).test.images
+    predicted = predict_with_models(runs.load_run(both_run.folder).model_files(), test)
+    assert np.allclose(predicted, np.load(both_run.folder / "test.npy"), atol=1e-5)
+    frame = pd.DataFrame(test.reshape(len(test), -1), columns=[f"pixel{i}" for i in range(784)])
+    frame.insert(0, "id", np.arange(len(test)))
+    inputs, work = kaggle_layout(tmp_path, kernel / "dataset", kernel / "predict.py", frame)
+    run_script(inputs, work)
+    check_submission(work, frame, np.arange(len(test)), both_run.folder)
+    # ensemble=full: the notebook and predict take the full-data model alone
+    copy = copy_run(both_run, tmp_path / "copy")
+    runs.write_config(copy, replace(both_run.cfg, ensemble="full"))
+    assert runs.load_run(copy).model_files() == [runs.unit_dir(copy, (None, 0)) / "model.keras"]
+
+
+@pytest.mark.slow
+def test_the_transductive_round_fine_tunes_full_data_models(full_run, root, tmp_path):
+    from common.runs.notebook import write_kernel
+    from tests.conftest import pixel_frame
+    from tests.test_kernel import kaggle_layout, run_script
+
+    settings = {"threshold": 0.0, "epochs": 1, "rounds": 1, "train_rows": 40, "batch_size": 32}
+    kernel = write_kernel(root, DIGITS, full_run.folder.name, tmp_path / "kernel", transductive=settings)
+    test = pixel_frame(50, 3, ("id", np.arange(50)))
+    inputs, work = kaggle_layout(tmp_path, kernel / "dataset", kernel / "predict.py", test)
+    pixel_frame(60, 4, ("label", np.arange(60) % 10)).to_csv(inputs / "Kannada-MNIST" / "train.csv", index=False)
+    done = run_script(inputs, work)
+    assert "fine-tuned and predicted with all-s0.keras" in done.stdout
+    assert pd.read_csv(work / "submission.csv")["id"].tolist() == list(range(50))
