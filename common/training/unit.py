@@ -62,7 +62,7 @@ def fit_unit(
     pseudo_images, pseudo_labelled = pseudo_labels(cfg, key.fold, data.test.images)  # none for full-data models
     if len(pseudo_labelled):
         log = logging.getLogger("digits")
-        log.info("unit %s: %d pseudo-labelled test images", key.name, len(pseudo_labelled))
+        log.info("fold %d seed %d: %d pseudo-labelled test images", key.fold, key.seed, len(pseudo_labelled))
     model, result = train_unit(
         cfg,
         seed,
