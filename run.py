@@ -50,12 +50,17 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", type=int, help="number of stratified folds")
     parser.add_argument("--seeds", type=int, help="models per fold, each with its own seed")
     parser.add_argument("--epochs", type=int, help="epochs per model")
+    parser.add_argument(
+        "--full-models", type=int, help="models trained on every training row (no held-out fold), beside the folds"
+    )
     parser.add_argument("--preset", help="a file in configs/presets/ (e.g. smoke)")
     parser.add_argument("--config", help="a YAML file of overrides")
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     parser.add_argument("--out", type=Path, help="where run folders go (default: submissions/)")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a run (id, prefix or 'latest' unfinished)")
-    parser.add_argument("--fold", type=int, help="train only this fold's unit (with --seed)")
+    parser.add_argument(
+        "--fold", type=fold_argument, help="train only this fold's unit (with --seed); 'all': a full-data model's"
+    )
     parser.add_argument("--seed", type=int, help="with --fold: the seed index (0..seeds-1) of the unit to train")
     parser.add_argument("--scheduler", help="send units to a dask.distributed scheduler ADDRESS, or local:N workers")
     parser.add_argument(
@@ -74,27 +79,45 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FULL_DATA_FOLD = "all"  # --fold all: a full-data model, whose unit key has no fold
+
+
+def fold_argument(text: str) -> int | str:
+    """--fold K, or --fold all."""
+    if text == FULL_DATA_FOLD:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fold number or 'all', got {text!r}") from None
+
+
+GROWABLE = ("seeds", "full_models")  # what --resume may add to a run (more units; nothing else changes)
+
+
 def train(argv: list[str]) -> None:
     from common.ground.config import chosen_keys, load_config
     from common.ground.spec import get_spec
 
     args = train_parser().parse_intermixed_args(argv)
     spec = get_spec(args.competition)
-    shortcuts = [f"{key}={value}" for key in ("folds", "seeds", "epochs") if (value := getattr(args, key)) is not None]
+    keys = ("folds", "seeds", "epochs", "full_models")
+    shortcuts = [f"{key}={value}" for key in keys if (value := getattr(args, key)) is not None]
     shortcuts += [f"init_from={args.init_from}"] if args.init_from else []
     shortcuts += ["freeze_convs=true"] if args.freeze_convs else []
     shortcuts += [f"pseudo_from={args.pseudo_from}"] if args.pseudo_from else []
-    more_seeds = args.seeds if args.resume and shortcuts == [f"seeds={args.seeds}"] and not args.overrides else None
-    if args.resume and (args.preset or args.config or ((shortcuts or args.overrides) and more_seeds is None)):
+    growth = {key: getattr(args, key) for key in GROWABLE if getattr(args, key) is not None}
+    only_growth = len(shortcuts) == len(growth) and not args.overrides
+    if args.resume and (args.preset or args.config or not only_growth):
         raise UserError(
-            "--resume continues a run with its own saved config: drop the overrides (only --seeds N may grow it),"
-            " or start a new run"
+            "--resume continues a run with its own saved config: drop the overrides (only --seeds N and"
+            " --full-models N may grow it), or start a new run"
         )
     cfg, label = load_config(spec.name, args.preset, args.config, shortcuts + args.overrides)
 
     if (args.fold is None) != (args.seed is None):
         raise UserError("--fold and --seed go together: they name one unit")
-    only = (args.fold, args.seed) if args.fold is not None else None
+    only = (None if args.fold == FULL_DATA_FOLD else args.fold, args.seed) if args.seed is not None else None
     with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
         from common.execution.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
         from common.training.models import check_model_keys
@@ -103,7 +126,7 @@ def train(argv: list[str]) -> None:
         check_model_keys(cfg.model, chosen_keys(args.config, args.overrides))
 
     run_competition(
-        spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler, seeds=more_seeds)
+        spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler, **growth)
     )
 
 

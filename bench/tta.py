@@ -39,8 +39,8 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
 
     folds = run.folds()
     per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), 10), np.float64)
-    units = all_units(run.cfg)
-    models = {path.parent: path for path in run.model_files()}  # each unit's saved model, by its folder
+    units = [key for key in all_units(run.cfg) if key.holds_out]  # the fold models: OOF is theirs alone
+    models = {path.parent: path for path in run.unit_files(runs.MODEL_KERAS)}  # each unit's saved model
     start = time.perf_counter()
     for key in tqdm(units, desc="units", unit="unit"):
         model = keras.models.load_model(models[run.unit_dir(key)], compile=False)

@@ -27,7 +27,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--preset", "turbo"], "unknown preset 'turbo'"),
         (["mnist", "--folds", "1"], "folds must be at least 2"),
         (["mnist", "--resume", "latest", "epochs=3"], "--resume continues a run with its own saved config"),
-        (["mnist", "--resume", "latest", "--seeds", "3", "lr=0.1"], "only --seeds N may grow it"),
+        (["mnist", "--resume", "latest", "--seeds", "3", "lr=0.1"], "only --seeds N and --full-models N may grow it"),
         (["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width"),
     ],
 )

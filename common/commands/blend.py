@@ -1,7 +1,8 @@
 """Blending: a weighted mean of several finished runs' probabilities, written as a run folder of its own.
 
 OOF rows are aligned through folds.csv's `row` column (only rows every run scored are kept), test rows and
-extra sets line up by position. The blend's folder has the same files as a trained run (minus units/, plus a
+extra sets (the holdout too, when every run held out the same rows) line up by position. When a run has no OOF
+(no fold models), the blend has none either: it blends and scores the holdout, the extra sets and the test set. The blend's folder has the same files as a trained run (minus units/, plus a
 config.yaml of kind blend naming its sources and weights), so `compare`, `report`, `submit`, `predict` and
 `kernel` treat it like any other run; the last two through its sources' saved models, weighted.
 """
@@ -20,11 +21,16 @@ from common.data.files import Dataset, load_dataset
 from common.data.trainset import folds_rows
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
-from common.runs.aligned import AlignedOOF, aligned_oof
+from common.runs.aligned import AlignedOOF, aligned_oof, has_oof, shared_sets
 from common.runs.ensemble import write_ensemble_files
 from common.runs.metrics import accuracy, per_class_table
 from common.runs.report import write_report
 from common.runs.submission import submission_line
+
+NO_OOF_BLEND = (
+    "(no OOF: a run without fold models has none, so the blend averages and scores the holdout, the extra sets and"
+    " the test set only)"
+)
 
 # ---------------------------------------------------------------------------
 # Checking the inputs (all before the new run folder exists)
@@ -76,11 +82,6 @@ def check_train_labels(
     return table, folds_rows(data, table, first.folds_file)
 
 
-def shared_extras(chosen: list[runs.Run], data: Dataset) -> list[str]:
-    """The extra labelled sets (e.g. dig_mnist) for which every run saved probabilities."""
-    return [name for name in data.extras if all(run.has_array(name) for run in chosen)]
-
-
 # ---------------------------------------------------------------------------
 # Blending and writing
 # ---------------------------------------------------------------------------
@@ -101,46 +102,57 @@ def weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, np.stack(arrays).astype(np.float64), axes=1).astype(np.float32)
 
 
-def blend_metrics(aligned: AlignedOOF, oof: np.ndarray, extras: dict, chosen: list[runs.Run], weights) -> dict:
-    """Scores of the blend and, on the same rows, of each input run."""
-    folds = aligned.folds[0]  # the first run's, as written to the blend's folds.csv
-    fold_ids = np.unique(folds).tolist()
+def blend_metrics(aligned: AlignedOOF | None, oof, extras: dict, chosen: list[runs.Run], weights) -> dict:
+    """Scores of the blend and, on the same rows, of each input run; OOF ones only when every run has OOF
+    (`aligned` None: runs without fold models, scored on the holdout and extra sets alone)."""
     inputs = {
         run.run_id: {
             "weight": float(weight),
-            "oof_accuracy": accuracy(aligned.labels, probabilities),
             "extra_accuracy": {name: accuracy(labels, arrays[i]) for name, (labels, arrays, _) in extras.items()},
         }
-        for i, (run, weight, probabilities) in enumerate(zip(chosen, weights, aligned.probabilities, strict=True))
+        for i, (run, weight) in enumerate(zip(chosen, weights, strict=True))
     }
-    return {
-        "oof_accuracy": accuracy(aligned.labels, oof),
-        "n_train_rows": len(aligned.rows),
+    metrics = {
         "extra_accuracy": {name: accuracy(labels, blended) for name, (labels, _, blended) in extras.items()},
-        "folds": {str(f): {"accuracy": accuracy(aligned.labels[folds == f], oof[folds == f])} for f in fold_ids},
-        "per_class": per_class_table(aligned.labels, oof).to_dict(orient="records"),
         "blend_of": [run.run_id for run in chosen],
         "weights": [float(w) for w in weights],
         "inputs": inputs,
     }
+    if aligned is None:
+        return metrics | {"n_train_rows": 0}
+    for run_id, probabilities in zip(inputs, aligned.probabilities, strict=True):
+        inputs[run_id]["oof_accuracy"] = accuracy(aligned.labels, probabilities)
+    folds = aligned.folds[0]  # the first run's, as written to the blend's folds.csv
+    return metrics | {
+        "oof_accuracy": accuracy(aligned.labels, oof),
+        "n_train_rows": len(aligned.rows),
+        "folds": {
+            str(f): {"accuracy": accuracy(aligned.labels[folds == f], oof[folds == f])}
+            for f in np.unique(folds).tolist()
+        },
+        "per_class": per_class_table(aligned.labels, oof).to_dict(orient="records"),
+    }
 
 
-def write_blend(
-    folder: Path, aligned: AlignedOOF, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset
-) -> None:
+def write_blend(folder: Path, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset) -> None:
     """The run-folder files: folds.csv (first run's folds on the shared rows), arrays, metrics, submission."""
     runs.write_folds(folder, folds)
-    write_ensemble_files(folder, data, arrays, aligned.labels, metrics)
+    write_ensemble_files(folder, data, arrays, folds["label"].to_numpy(), metrics)
 
 
 def print_blend(folder: Path, metrics: dict, report: Path) -> None:
     extra_names = list(metrics["extra_accuracy"])
-    print(f"\n{'':<36}{'oof':>10}" + "".join(f"{name:>12}" for name in extra_names))
+    with_oof = "oof_accuracy" in metrics
+    print(f"\n{'':<36}{'oof' if with_oof else '':>10}" + "".join(f"{name:>16}" for name in extra_names))
     rows = [(run_id, scores) for run_id, scores in metrics["inputs"].items()] + [("blend", metrics)]
     for name, scores in rows:
-        extras = "".join(f"{scores['extra_accuracy'][extra]:>12.5f}" for extra in extra_names)
-        print(f"{name:<36}{scores['oof_accuracy']:>10.5f}{extras}")
-    print(f"(OOF on the {metrics['n_train_rows']} train rows every run scored)")
+        extras = "".join(f"{scores['extra_accuracy'][extra]:>16.5f}" for extra in extra_names)
+        oof = f"{scores['oof_accuracy']:>10.5f}" if with_oof else f"{'':>10}"
+        print(f"{name:<36}{oof}{extras}")
+    if with_oof:
+        print(f"(OOF on the {metrics['n_train_rows']} train rows every run scored)")
+    else:
+        print(NO_OOF_BLEND)
     print(f"\nrun folder:  {folder}\n{submission_line(runs.load_run(folder))}\nreport:      {report}")
 
 
@@ -157,22 +169,29 @@ def blend_runs(
     start = time.perf_counter()
     chosen = resolve_runs(root, competition, run_ids)
     weight = normalised_weights(weights, len(chosen))
-    data = load_dataset(get_spec(competition), data_dir)
-    aligned = aligned_oof(chosen)
-    folds, (images, labels) = check_train_labels(aligned, data, chosen[0])
+    data = shared_sets(chosen, load_dataset(get_spec(competition), data_dir))
+    names = list(data.extras)
     sets = {runs.TEST: same_rows(chosen, runs.TEST, len(data.test.images))}
-    names = shared_extras(chosen, data)
     sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
-    arrays = {runs.OOF: weighted_mean(aligned.probabilities, weight)}
-    arrays |= {name: weighted_mean(inputs, weight) for name, inputs in sets.items()}
-    metrics = blend_metrics(aligned, arrays[runs.OOF], scored_extras(data, names, sets, arrays), chosen, weight)
+    arrays = {name: weighted_mean(inputs, weight) for name, inputs in sets.items()}
+    extras = scored_extras(data, names, sets, arrays)
+    if has_oof(chosen):
+        aligned = aligned_oof(chosen)
+        folds, (images, labels) = check_train_labels(aligned, data, chosen[0])
+        arrays = {runs.OOF: weighted_mean(aligned.probabilities, weight)} | arrays
+    else:
+        aligned, folds = None, chosen[0].folds()
+        images, labels = chosen[0].training_images(data)
+        if not extras:
+            raise UserError("blend: some runs have no OOF (no fold models), and they share no holdout or extra set")
+    metrics = blend_metrics(aligned, arrays.get(runs.OOF), extras, chosen, weight)
 
     folder = runs.create_run_dir(root, competition, runs.BLEND_LABEL)
     config = runs.BlendConfig(tuple(metrics["blend_of"]), tuple(metrics["weights"]), chosen[0].run_id)
     command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
     hardware = "none (averages saved probabilities)"
     runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=runs.RunKind.BLEND)
-    write_blend(folder, aligned, folds, arrays, metrics, data)
+    write_blend(folder, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
     print_blend(folder, metrics, write_report(folder, images, labels))
     return folder

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from common.data.files import load_dataset
+from common.data.trainset import HOLDOUT_SET
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
-from common.runs import Run, atomic_write_bytes, find_run, list_runs
-from common.runs.aligned import AlignedOOF, aligned_oof
+from common.runs import OOF, Run, atomic_write_bytes, find_run, list_runs
+from common.runs.aligned import AlignedOOF, aligned_oof, has_oof, shared_sets
 from common.runs.stats import ALPHA, McNemarResult, mcnemar
 
 # Config keys shown in their own columns, never among the "differing" ones.
@@ -152,16 +153,17 @@ def verdict(result: McNemarResult) -> str:
 
 def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None) -> list[str]:
     """The same test on each extra set both runs predicted and did not train on (Kannada: Dig-MNIST and its
-    picking and reporting halves), whose labels come from the competition's files."""
+    picking and reporting halves; the holdout when both held out the same rows), whose labels come from the
+    competition's files."""
     spec = get_spec(competition)
     names = [name for name in spec.extra_sets if a.has_array(name) and b.has_array(name)]
-    if not names:
+    if not names and not (a.has_array(HOLDOUT_SET) and b.has_array(HOLDOUT_SET)):
         return []
     try:
-        data = load_dataset(spec, data_dir)
+        data = shared_sets([a, b], load_dataset(spec, data_dir))
     except UserError as error:  # OOF needs no data files; the extra sets' labels do
         return [f"note: extra sets not compared: {error} (give --data-dir)"]
-    sets = [data.scored_sets({name: run.array(name) for name in names}) for run in (a, b)]
+    sets = [data.scored_sets({name: run.array(name) for name in data.extras}) for run in (a, b)]
     lines = []
     for name, (labels, probabilities) in sets[0].items():
         result = mcnemar(probabilities.argmax(axis=1) == labels, sets[1][name][1].argmax(axis=1) == labels)
@@ -178,6 +180,9 @@ def compare_pair(root: Path, competition: str, run_a: str, run_b: str, data_dir:
     a, b = find_run(root, competition, run_a), find_run(root, competition, run_b)
     if a.run_id == b.run_id:
         raise UserError(f"both names point to run {a.run_id}: give two different runs")
+    unscored = ": it has no OOF predictions yet"
+    if not has_oof([a.require_finished(unscored), b.require_finished(unscored)]):
+        return compare_without_oof(competition, a, b, data_dir)
     aligned = aligned_oof([a, b])
     correct = [p.argmax(axis=1) == aligned.labels for p in aligned.probabilities]
     result = mcnemar(correct[0], correct[1])
@@ -190,3 +195,15 @@ def compare_pair(root: Path, competition: str, run_a: str, run_b: str, data_dir:
     lines.append(f"McNemar's exact test: {verdict(result)}")
     lines += [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
     return "\n".join(lines + extra_set_lines(competition, a, b, data_dir))
+
+
+def compare_without_oof(competition: str, a: Run, b: Run, data_dir: str | None) -> str:
+    """Runs without fold models have no OOF: the test runs on the holdout and the extra sets both predicted."""
+    lacking = [f"{tag} ({run.run_id})" for tag, run in (("A", a), ("B", b)) if not run.has_array(OOF)]
+    lines = extra_set_lines(competition, a, b, data_dir)
+    if not lines:
+        raise UserError(
+            f"{' and '.join(lacking)}: no OOF (no fold models), and no holdout or extra set that both runs predicted"
+        )
+    header = f"{' and '.join(lacking)} without OOF (no fold models): compared on the holdout and extra sets only"
+    return "\n".join([header, *lines])

@@ -19,6 +19,7 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import IMAGE_SHAPE
 
+NO_FOLD = -1  # folds.csv's fold of a row that no fold model holds out (a run without fold models: folds 0)
 HOLDOUT_SET = "train_holdout"  # the report name of the rows `holdout` keeps out of training
 
 
@@ -46,7 +47,7 @@ def prepare_train_set(data: Dataset, cfg: Config) -> tuple[Dataset, TrainSet]:
     labels = data.train.labels
     rows, held = holdout_split(labels, cfg.holdout) if cfg.holdout else (np.arange(len(labels)), None)
     rows = rows[stratified_subset(labels[rows], cfg.max_train_rows, cfg.seed)]
-    folds = make_folds(labels[rows], cfg.folds, cfg.seed)
+    folds = row_folds(labels[rows], cfg)
     train = TrainSet(rows, data.train.images[rows], labels[rows], folds, np.full(len(rows), "train"))
     extras = dict(data.extras)
     if held is not None:
@@ -61,8 +62,20 @@ def prepare_train_set(data: Dataset, cfg: Config) -> tuple[Dataset, TrainSet]:
     return replace(data, extras=extras), train
 
 
+def holdout_table(data: Dataset, fraction: float) -> Table:
+    """The rows of train.csv that `holdout=fraction` keeps out of training (HOLDOUT_SET): the same for every run
+    with that fraction, whatever its seed, folds or max_train_rows."""
+    _, held = holdout_split(data.train.labels, fraction)
+    return Table(data.train.images[held], data.train.labels[held])
+
+
+def row_folds(labels: np.ndarray, cfg: Config) -> np.ndarray:
+    """Each row's fold; NO_FOLD for every row of a run without fold models (folds 0)."""
+    return make_folds(labels, cfg.folds, cfg.seed) if cfg.folds else np.full(len(labels), NO_FOLD, np.int64)
+
+
 def with_extra_rows(train: TrainSet, cfg: Config, name: str, table: Table, first_row: int) -> TrainSet:
-    folds = make_folds(table.labels, cfg.folds, cfg.seed)
+    folds = row_folds(table.labels, cfg)
     return TrainSet(
         np.concatenate([train.rows, first_row + np.arange(len(table.labels))]),
         np.concatenate([train.images, table.images]),

@@ -22,10 +22,11 @@ def train_here(
     from tqdm.keras import TqdmCallback  # imports Keras: after the checks that need none
 
     from common.training.backend import setup_hardware
-    from common.training.unit import fit_unit
+    from common.training.unit import fit_unit, unit_config
 
     hardware = setup_hardware(cfg)
     log.info("training %d unit(s) here, on %s", len(todo), hardware.description)
     for key in todo:
-        progress = TqdmCallback(epochs=cfg.epochs, verbose=0, leave=False, desc=f"fold {key.fold} seed {key.seed}")
+        epochs = unit_config(cfg, key).epochs
+        progress = TqdmCallback(epochs=epochs, verbose=0, leave=False, desc=f"unit {key.name}")
         yield key, fit_unit(cfg, key, train, data, hardware, progress, folder)

@@ -20,16 +20,16 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from common import runs
-from common.data.files import Dataset, judged_half_names, load_dataset
+from common.data.files import Dataset, load_dataset
 from common.data.folds import same_folds
 from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
+from common.execution.summary import print_summary
 from common.ground.config import Config
 from common.ground.errors import Terminated, UserError
 from common.ground.spec import CompetitionSpec
 from common.runs.ensemble import write_ensemble_files
-from common.runs.metrics import accuracy, leaderboard_estimate, oof_from_units, run_metrics
+from common.runs.metrics import accuracy, accuracy_by_group, leaderboard_estimate, oof_from_units, run_metrics
 from common.runs.report import write_report
-from common.runs.submission import submission_line
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
 from common.training.backend import available_cores, resolve_hardware
 from common.training.models import require_model
@@ -48,6 +48,7 @@ class RunOptions:
     only: UnitKey | None = None  # train this (fold, seed index) alone
     scheduler: str | None = None  # a dask.distributed address, or local:N
     seeds: int | None = None  # with resume: grow the run (finished or not) to this many seeds per fold
+    full_models: int | None = None  # with resume: grow the run to this many full-data models
     # Called with the run folder and each unit once it is saved and logged; it may raise to stop the run there
     # (a study's pruner).
     on_unit: Callable[[Path, UnitKey, UnitOutput], None] | None = None
@@ -75,7 +76,7 @@ def train_units(folder: Path, cfg: Config, todo: list[UnitKey], data: Dataset, t
         return
     units = executor(folder, cfg, todo, data, train, options)
     # closing: a run stopped here (an error, a study's pruner) stops its executor too, Dask futures included
-    with closing(units) as finished, tqdm(total=len(todo), desc="units (fold x seed)", unit="unit") as bar:
+    with closing(units) as finished, tqdm(total=len(todo), desc="units", unit="unit") as bar:
         for key, output in finished:
             save_and_log(folder, key, output, train, options)
             bar.update()
@@ -91,6 +92,9 @@ def save_and_log(folder: Path, key: UnitKey, output: UnitOutput, train: TrainSet
 
 
 def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
+    if not key.holds_out:
+        log.info("full-data model %s: trained on all %d rows in %.0f s", key.name, len(train.labels), output.seconds)
+        return
     labels = train.labels[train.folds == key.fold]
     score = accuracy(labels, output.probabilities[runs.VALID])
     log.info("fold %d seed %d: accuracy %.5f in %.0f s", key.fold, key.seed, score, output.seconds)
@@ -102,23 +106,45 @@ def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
 
 
 def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> dict:
-    """Averages the saved units, scores the ensemble, writes its files (common/runs/ensemble.py)."""
+    """Averages the saved units, scores the ensemble, writes its files (common/runs/ensemble.py). OOF comes from
+    the fold models alone; test and the extra sets average the units that `ensemble` names."""
     units = {key: load_unit(folder, key) for key in all_units(cfg)}
     held_out = {key: unit.probabilities[runs.VALID] for key, unit in units.items() if key.holds_out}
-    oof = oof_from_units(train.folds, held_out)
+    oof = oof_from_units(train.folds, held_out) if held_out else None
     names = [runs.TEST, *data.extras]
-    averaged = {name: np.mean([u.probabilities[name] for u in units.values()], axis=0) for name in names}
+    averaged = averaged_sets(units, names, cfg.ensemble)
     extras = data.scored_sets(averaged)
     seconds = {key: unit.seconds for key, unit in units.items()}
     note_mixed_hardware(units)
     metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
-    metrics |= scores_by_origin(train, oof)
-    if HOLDOUT_SET in data.extras:
+    metrics |= {
+        "ensemble": cfg.ensemble,
+        "ensemble_units": [key.name for key in runs.ensemble_keys(list(units), cfg.ensemble)],
+    }
+    metrics |= scores_by_group(data, units, names)
+    metrics |= scores_by_origin(train, oof) if oof is not None else {}
+    if HOLDOUT_SET in data.extras and held_out:  # the estimate adds the ensemble's gain on the holdout to OOF
         unit_holdout = {key: unit.probabilities[HOLDOUT_SET] for key, unit in units.items()}
         holdout = data.extras[HOLDOUT_SET].labels, unit_holdout, averaged[HOLDOUT_SET]
         metrics |= leaderboard_estimate(metrics["oof_accuracy"], *holdout)
-    write_ensemble_files(folder, data, {runs.OOF: oof, **averaged}, train.labels, metrics)
+    arrays = ({runs.OOF: oof} if oof is not None else {}) | averaged
+    write_ensemble_files(folder, data, arrays, train.labels, metrics)
     return metrics
+
+
+def averaged_sets(units: dict[UnitKey, UnitOutput], names: list[str], ensemble: str) -> dict[str, np.ndarray]:
+    """Each set's probabilities, averaged over the units that `ensemble` (a Config.ensemble value) names."""
+    chosen = runs.ensemble_keys(list(units), ensemble)
+    return {name: np.mean([units[key].probabilities[name] for key in chosen], axis=0) for name in names}
+
+
+def scores_by_group(data: Dataset, units: dict[UnitKey, UnitOutput], names: list[str]) -> dict:
+    """With both fold and full-data models: each extra set (the holdout too) scored by the fold models, the
+    full-data models and all of them, so one run measures which ensemble to submit."""
+    if len({key.group for key in units}) < 2:
+        return {}
+    scored = {group: data.scored_sets(averaged_sets(units, names, group)) for group in runs.ENSEMBLE_GROUPS}
+    return {"extra_accuracy_by_group": accuracy_by_group(scored)}
 
 
 def note_mixed_hardware(units: dict[UnitKey, UnitOutput]) -> None:
@@ -165,9 +191,9 @@ def describe_units(keys: list[UnitKey]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def resumable_run(root: Path, competition: str, run_id: str, seeds: int | None = None) -> runs.Run:
-    """The run to continue: by id or prefix, or 'latest' for the newest unfinished one. With `seeds`, a finished
-    run too: it grows to that many seeds per fold."""
+def resumable_run(root: Path, competition: str, run_id: str, options: RunOptions = RunOptions()) -> runs.Run:
+    """The run to continue: by id or prefix, or 'latest' for the newest unfinished one. With more seeds or more
+    full-data models (options.seeds, options.full_models), a finished run too: it grows to that many."""
     if run_id == "latest":
         unfinished = runs.unfinished_runs(root, competition)
         if not unfinished:
@@ -177,16 +203,28 @@ def resumable_run(root: Path, competition: str, run_id: str, seeds: int | None =
         run = runs.find_run(root, competition, run_id)
     if run.is_blend:
         raise UserError(f"--resume {run.run_id}: a blend trains nothing; blend its sources again to change it")
-    if seeds is not None and seeds <= run.cfg.seeds:
+    growth = {name: value for name in GROWTH if (value := getattr(options, name)) is not None}
+    for name, value in growth.items():
+        if value <= getattr(run.cfg, name):
+            raise UserError(
+                f"--resume {run.run_id} --{name.replace('_', '-')} {value}: the run has {getattr(run.cfg, name)}"
+                f" already; ask for more (or continue it as it is: --resume {run.run_id})"
+            )
+    if run.finished and not growth:
         raise UserError(
-            f"--resume {run.run_id} --seeds {seeds}: the run has {run.cfg.seeds} already; ask for more"
-            f" (or continue it as it is: --resume {run.run_id})"
-        )
-    if run.finished and seeds is None:
-        raise UserError(
-            f"run {run.run_id} is already finished; start a new run instead of --resume (or add seeds: --seeds N)"
+            f"run {run.run_id} is already finished; start a new run instead of --resume (or add seeds: --seeds N,"
+            " or full-data models: --full-models N)"
         )
     return run
+
+
+GROWTH = ("seeds", "full_models")  # what --resume may add to a run: RunOptions' and Config's names alike
+
+
+def grown_config(cfg: Config, options: RunOptions) -> Config:
+    """A resumed run's config with the seeds and full-data models asked for (their units' seeds do not depend on
+    the counts, so the units it has stay members)."""
+    return replace(cfg, **{name: value for name in GROWTH if (value := getattr(options, name)) is not None})
 
 
 def check_same_folds(folder: Path, train: TrainSet) -> None:
@@ -230,9 +268,10 @@ def continue_hint(folder: Path) -> str:
 # ---------------------------------------------------------------------------
 
 
-def check_before_folder(cfg: Config, options: RunOptions) -> None:
+def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions) -> None:
     """What can be refused before the data is read and any run folder exists."""
     require_model(cfg.model)
+    check_scored(spec, cfg)
     if options.scheduler:
         from common.execution.distributed import local_workers
 
@@ -245,8 +284,19 @@ def check_before_folder(cfg: Config, options: RunOptions) -> None:
         resolve_hardware(cfg)  # a GPU asked for but absent, a precision the device lacks, tensorboard off TensorFlow
     if options.only and runs.as_key(options.only) not in all_units(cfg):
         only = runs.as_key(options.only)
+        has = [f"folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"] if cfg.folds else []
+        has += [f"full-data models (--fold all) seeds 0-{cfg.full_models - 1}"] if cfg.full_models else []
+        fold = "all" if only.fold is None else only.fold
+        raise UserError(f"--fold {fold} --seed {only.seed}: the run has {'; '.join(has) or 'no such unit'}")
+
+
+def check_scored(spec: CompetitionSpec, cfg: Config) -> None:
+    """A run without fold models gives no OOF: its holdout or an extra set it does not train on must score it."""
+    scoring = [name for name in spec.extra_sets if name != cfg.extra_train]
+    if cfg.folds == 0 and not cfg.holdout and not scoring:
         raise UserError(
-            f"--fold {only.fold} --seed {only.seed}: the run has folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"
+            f"config: folds 0 leaves nothing to score the run: {spec.name} has no extra labelled set it does not"
+            " train on; set holdout (e.g. holdout=0.1) or folds of 2 or more"
         )
 
 
@@ -256,12 +306,11 @@ def run_competition(
     """Trains (or continues) one run; finalises it once every unit is complete. Returns its folder."""
     start = time.perf_counter()
     root = options.out_root or runs.DEFAULT_ROOT
-    resumed = resumable_run(root, spec.name, options.resume, options.seeds) if options.resume else None
-    cfg = resumed.cfg if resumed else cfg  # a resumed run keeps its own config, but for more seeds when asked
-    cfg = replace(cfg, seeds=options.seeds) if resumed and options.seeds else cfg
+    resumed = resumable_run(root, spec.name, options.resume, options) if options.resume else None
+    cfg = grown_config(resumed.cfg, options) if resumed else cfg  # its own config, more units when asked
     if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
         cfg = replace(cfg, threads=available_cores())
-    check_before_folder(cfg, options)
+    check_before_folder(spec, cfg, options)
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
@@ -305,7 +354,7 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
     if resumed:
         check_same_folds(resumed.folder, train)
         runs.reopen_run(resumed.folder, argv)
-        if cfg.seeds != resumed.cfg.seeds:  # units' seeds do not depend on the count: the old units stay members
+        if any(getattr(cfg, name) != getattr(resumed.cfg, name) for name in GROWTH):  # its units stay members
             runs.grow_run(resumed.folder, cfg.to_dict())
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)
@@ -332,31 +381,3 @@ def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, o
     with run_log(run.folder):
         finalise(run.folder, cfg, data, train, start)
     return run.folder
-
-
-def leaderboard_note(spec: CompetitionSpec, metrics: dict) -> str:
-    """How OOF relates to the score Kaggle will give the submitted fold ensemble."""
-    if spec.judged_sets:
-        judge = judged_half_names(spec.judged_sets[0])[1]
-        return f"leaderboard: other hands wrote Kaggle's test set, so OOF flatters; {judge} is the second signal"
-    if "leaderboard_estimate" in metrics:
-        gain = metrics["ensemble_gain"]
-        return f"LB estimate: OOF {gain:+.5f}, the fold ensemble's gain over one fold model on the holdout"
-    return "leaderboard: OOF scores single fold models; the submitted ensemble scores higher (holdout=0.1 measures it)"
-
-
-def print_summary(folder: Path, spec: CompetitionSpec, metrics: dict, seconds: float) -> None:
-    rows = [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics["folds"].items()]
-    rows += [(f"seed {s}", a, None) for s, a in metrics["seeds"].items()] if len(metrics["seeds"]) > 1 else []
-    rows += [("OOF ensemble", metrics["oof_accuracy"], seconds)]
-    estimate = "leaderboard_estimate" in metrics and not spec.judged_sets  # OOF flatters where others wrote test
-    rows += [("LB estimate", metrics["leaderboard_estimate"], None)] if estimate else []
-    rows += [(name, a, None) for name, a in metrics.get("oof_extra_accuracy", {}).items()]
-    rows += [(name, a, None) for name, a in metrics["extra_accuracy"].items()]
-    print(f"\n{'':<14}{'accuracy':>10}{'seconds':>10}")
-    for name, acc, secs in rows:
-        print(f"{name:<14}{acc:>10.5f}{'' if secs is None else f'{secs:>10.0f}'}")
-    print(f"\n{leaderboard_note(spec, metrics)}")
-    run = runs.load_run(folder)
-    print(f"trained on:  {'; '.join(run.record.hardware) or 'not recorded'}")
-    print(f"run folder:  {folder}\n{submission_line(run)}")

@@ -22,6 +22,7 @@ DISTORTIONS = (
     "grid",
 )  # per-image albumentations transforms with no batched form (common/training/batches.py)
 CONFIG_DIR = PROJECT_ROOT / "configs"
+ENSEMBLES = ("folds", "full", "all")  # Config.ensemble: fold models, full-data models, or both
 
 
 # Field metadata: "help" says what a key does and "group" where docs/configuration.md lists it
@@ -43,9 +44,28 @@ def setting(default: Any, group: str, what: str) -> Any:
 
 @dataclass(frozen=True)
 class Config:
-    folds: int = setting(5, CV, "Stratified folds; each fold's models predict its held-out rows (OOF). At least 2.")
+    folds: int = setting(
+        5,
+        CV,
+        "Stratified folds; each fold's models predict its held-out rows (OOF). At least 2, or 0 for no fold models"
+        " (with full_models: the run is then scored on its holdout and extra sets only).",
+    )
     seeds: int = setting(1, CV, "Models per fold, each with its own seed; OOF averages over a fold's seeds.")
     seed: int = setting(42, CV, "Base seed: folds and unit seeds derive from it, so two runs line up row by row.")
+    full_models: int = setting(
+        0,
+        CV,
+        "Models trained on every training row of the run (train.csv minus any holdout, plus an extra_train set),"
+        " beside the fold models or instead of them (folds 0); unit folders all-s<S>. They give no OOF.",
+    )
+    full_epochs: int = setting(0, CV, "Epochs of each full-data model (its own one-cycle spans them); 0 = epochs.")
+    ensemble: str = setting(
+        "all",
+        CV,
+        "The models that test.npy, the submission and the extra sets' scores average: `folds`, `full` (the"
+        " full-data models) or `all` (every model the run has). With both kinds, metrics.json scores each choice"
+        " on the holdout and extra sets (`extra_accuracy_by_group`).",
+    )
     max_train_rows: int = setting(0, CV, "0 = every row of train.csv; otherwise a stratified subset of that many rows.")
     holdout: float = setting(
         0.0,
@@ -151,18 +171,17 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        positive = ["folds", "seeds", "epochs", "batch_size", "width"]
+        positive = ["seeds", "epochs", "batch_size", "width"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be a positive integer, got {getattr(self, name)}")
-        if self.folds < 2:
-            raise UserError(f"config: folds must be at least 2, got {self.folds}")
+        self.check_units()
         choices = [
             ("mixed_precision", ("auto", "on", "off", "bfloat16", "float16")),
             ("xla", ("auto", "on", "off")),
             ("device", ("auto", "cpu", "gpu")),
         ]
-        for name, allowed in [*choices, ("schedule", ("onecycle", "exponential"))]:
+        for name, allowed in [*choices, ("schedule", ("onecycle", "exponential")), ("ensemble", ENSEMBLES)]:
             if getattr(self, name) not in allowed:
                 raise UserError(f"config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         fractions = ("dropout", "label_smoothing", "warmup_fraction", "ema")
@@ -183,6 +202,30 @@ class Config:
             raise UserError(f"config: distort {unknown[0]!r} is unknown (expected any of {', '.join(DISTORTIONS)})")
         if not 0 <= self.seed < 2**31:  # numpy and scikit-learn take seeds below 2**32; unit seeds add to it
             raise UserError(f"config: seed must be between 0 and {2**31 - 1}, got {self.seed}")
+
+    def check_units(self) -> None:
+        """Which models the run trains: folds (0, or at least 2), full-data models, and what the ensemble takes."""
+        if self.folds < 0:
+            raise UserError(f"config: folds must be a positive integer, got {self.folds}")
+        if self.full_models < 0 or self.full_epochs < 0:
+            raise UserError("config: full_models and full_epochs must be 0 or positive integers")
+        if self.folds == 0 and not self.full_models:
+            raise UserError("config: folds must be a positive integer, got 0 (folds 0 needs full_models of 1 or more)")
+        if self.folds == 1:
+            raise UserError("config: folds must be at least 2, got 1 (or 0 with full_models: no fold models)")
+        lacking = dict(zip(ENSEMBLES[:2], (not self.folds, not self.full_models), strict=True))
+        if lacking.get(self.ensemble):
+            raise UserError(f"config: ensemble {self.ensemble} names models this run does not train")
+        per_fold = [name for name in ("early_stopping", "pseudo_from", "init_from") if getattr(self, name)]
+        if self.full_models and per_fold:  # full-data models hold no fold out, and these work fold by fold
+            raise UserError(
+                f"config: {per_fold[0]} works fold by fold; full-data models (full_models) hold no fold out"
+            )
+
+    @property
+    def full_data_epochs(self) -> int:
+        """The schedule length of a full-data model."""
+        return self.full_epochs or self.epochs
 
     @property
     def distortions(self) -> list[str]:

@@ -24,10 +24,14 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
 from common.runs.layout import (
+    ALL_GROUPS,
     BLEND_LABEL,
     CONFIG_YAML,
+    ENSEMBLE_GROUPS,
     FIGURES,
+    FOLD_GROUP,
     FOLDS_CSV,
+    FULL_GROUP,
     HISTORY_CSV,
     METRICS_JSON,
     MODEL_KERAS,
@@ -48,6 +52,7 @@ from common.runs.layout import (
     UnitKey,
     array_name,
     as_key,
+    ensemble_keys,
     figure_name,
     unit_dir,
     unit_files,
@@ -74,7 +79,11 @@ from common.runs.writing import (
 )
 
 __all__ = [  # the run-folder names and writers, re-exported: callers import them from common.runs
+    "ALL_GROUPS",
     "BLEND_LABEL",
+    "ENSEMBLE_GROUPS",
+    "FOLD_GROUP",
+    "FULL_GROUP",
     "BlendConfig",
     "CONFIG_YAML",
     "FIGURES",
@@ -102,6 +111,7 @@ __all__ = [  # the run-folder names and writers, re-exported: callers import the
     "array_name",
     "as_key",
     "atomic_write_bytes",
+    "ensemble_keys",
     "create_run_dir",
     "figure_name",
     "finish_run",
@@ -219,10 +229,13 @@ class Run:
 
     @property
     def shape(self) -> str:
-        """'folds x seeds' of a trained run, 'blend of N' of a blend."""
+        """'folds x seeds' of a trained run (and '+N full' with full-data models), 'blend of N' of a blend."""
         if isinstance(self.config, BlendConfig):
             return f"blend of {len(self.config.sources)}"
-        return f"{self.config.folds}x{self.config.seeds}"
+        cfg = self.config
+        folds = f"{cfg.folds}x{cfg.seeds}" if cfg.folds else ""
+        full = f"{cfg.full_models} full" if cfg.full_models else ""
+        return " + ".join(part for part in (folds, full) if part)
 
     # --- units and models ---------------------------------------------------------------------------------
 
@@ -235,11 +248,17 @@ class Run:
     def unit_files(self, name: str, fold: int | None = None) -> list[Path]:
         return unit_files(self.folder, name, fold)
 
+    def ensemble_keys(self) -> list[UnitKey]:
+        """The units whose mean is the run's test.npy and submission (config `ensemble`), in unit order."""
+        return ensemble_keys(self.unit_keys(), self.cfg.ensemble)
+
     def model_files(self) -> list[Path]:
-        """Every unit's model.keras, in unit order; UserError when the run saved none (a blend: its members')."""
+        """The model.keras of every unit of the run's ensemble (Run.ensemble_keys), in unit order; UserError when
+        the run saved none (a blend: its members')."""
         if self.is_blend:
             raise UserError(f"run {self.run_id} is a blend: its models are its sources' (see Run.members)")
-        files = self.unit_files(MODEL_KERAS)
+        chosen = [self.unit_dir(key) / MODEL_KERAS for key in self.ensemble_keys()]
+        files = [path for path in chosen if path.is_file()]
         if not files:
             raise UserError(f"{self.folder}: no saved models (was it trained with save_models=false?)")
         return files

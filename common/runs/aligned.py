@@ -1,13 +1,16 @@
-"""Several runs' OOF predictions lined up row by row (folds.csv's `row`), for compare and blend."""
+"""Several runs' predictions lined up, for compare and blend: OOF row by row (folds.csv's `row`), and the extra
+sets (the holdout among them) that every run predicted."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 
 import numpy as np
 import pandas as pd
 
+from common.data.files import Dataset
+from common.data.trainset import HOLDOUT_SET, holdout_table
 from common.ground.errors import UserError
 from common.runs import OOF, Run
 
@@ -26,6 +29,8 @@ class AlignedOOF:
 def read_oof(run: Run) -> tuple[pd.DataFrame, np.ndarray]:
     """folds.csv and oof.npy of a finished run, checked to describe the same rows."""
     run.require_finished(": it has no OOF predictions yet")
+    if not run.has_array(OOF):
+        raise UserError(f"run {run.run_id} has no OOF predictions (no fold models): compare it on its extra sets")
     folds, oof = run.folds(), run.array(OOF)
     if len(folds) != len(oof):
         raise UserError(f"{run.folder}: folds.csv has {len(folds)} rows but oof.npy {len(oof)}; they must match")
@@ -55,3 +60,24 @@ def aligned_oof(runs: list[Run]) -> AlignedOOF:
         probabilities=[oof[i] for (_, oof), i in zip(tables, at, strict=True)],
         scored=[len(folds) for folds, _ in tables],
     )
+
+
+def has_oof(runs: list[Run]) -> bool:
+    """Whether every run has OOF predictions (a run without fold models has none)."""
+    return all(run.has_array(OOF) for run in runs)
+
+
+def holdout_share(run: Run) -> float:
+    """The share of train.csv the run held out (`holdout`); a blend's is its first trained member's."""
+    return run.members()[0].run.cfg.holdout
+
+
+def shared_sets(runs: list[Run], data: Dataset) -> Dataset:
+    """`data` with the extra sets every run predicted, and the holdout (HOLDOUT_SET) when every run held out
+    the same share of train.csv, so the very same rows."""
+    extras = {name: table for name, table in data.extras.items() if all(run.has_array(name) for run in runs)}
+    shares = {holdout_share(run) for run in runs}
+    share = shares.pop() if len(shares) == 1 else 0.0
+    if share and all(run.has_array(HOLDOUT_SET) for run in runs):
+        extras[HOLDOUT_SET] = holdout_table(data, share)
+    return replace(data, extras=extras)

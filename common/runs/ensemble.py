@@ -16,11 +16,12 @@ from common.runs.submission import write_run_submission
 def write_ensemble_files(
     folder: Path, data: Dataset, arrays: dict[str, np.ndarray], labels: np.ndarray, metrics: dict
 ) -> None:
-    """<name>.npy for oof, test and each extra set, metrics.json, per_class.csv (OOF against `labels`), and the
-    checked submission.csv."""
+    """<name>.npy for oof, test and each extra set, metrics.json, per_class.csv (OOF against `labels`; none
+    without OOF: a run without fold models), and the checked submission.csv."""
     for name, probabilities in arrays.items():
         runs.save_array(folder / array_name(name), probabilities)
     runs.write_json(folder / runs.METRICS_JSON, metrics)
-    table = per_class_table(labels, arrays[OOF])
-    runs.atomic_write_bytes(folder / PER_CLASS_CSV, table.to_csv(index=False).encode())
+    if OOF in arrays:
+        table = per_class_table(labels, arrays[OOF])
+        runs.atomic_write_bytes(folder / PER_CLASS_CSV, table.to_csv(index=False).encode())
     write_run_submission(folder, data, arrays[TEST])

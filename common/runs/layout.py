@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from common.ground.config import ENSEMBLES
+
 # The run folder's own files
 RUN_JSON = "run.json"
 CONFIG_YAML = "config.yaml"
@@ -90,6 +92,9 @@ class RunKind(StrEnum):
         return cls.BLEND if label == BLEND_LABEL else cls.TRAINED
 
 
+ENSEMBLE_GROUPS = ENSEMBLES  # a unit's group, and the values of Config.ensemble
+FOLD_GROUP, FULL_GROUP, ALL_GROUPS = ENSEMBLE_GROUPS  # fold models, full-data models, both
+
 _UNIT_NAME = re.compile(r"(?:f(?P<fold>\d+)|(?P<all>all))-s(?P<seed>\d+)")
 
 
@@ -111,6 +116,11 @@ class UnitKey:
     def holds_out(self) -> bool:
         """Whether it has a held-out fold (and so a valid.npy and an OOF share)."""
         return self.fold is not None
+
+    @property
+    def group(self) -> str:
+        """`folds` for a fold model, `full` for a model trained on every row: the words of Config.ensemble."""
+        return FOLD_GROUP if self.holds_out else FULL_GROUP
 
     @classmethod
     def parse(cls, name: str) -> UnitKey:
@@ -135,6 +145,12 @@ class UnitKey:
 
     def __str__(self) -> str:
         return self.name
+
+
+def ensemble_keys(keys: list[UnitKey], ensemble: str) -> list[UnitKey]:
+    """The units of `keys` that a run's ensemble averages: its fold models, its full-data models, or all of them
+    (`ensemble`: Config.ensemble, or a group's name)."""
+    return [key for key in keys if ensemble == ALL_GROUPS or key.group == ensemble]
 
 
 def as_key(key: UnitKey | tuple[int | None, int]) -> UnitKey:

@@ -60,12 +60,20 @@ def run_metrics(
     labels: np.ndarray,
     folds: np.ndarray,
     held_out: dict[UnitKey, np.ndarray],
-    oof: np.ndarray,
+    oof: np.ndarray | None,
     unit_seconds: dict[UnitKey, float],
     extras: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, Any]:
     """Accuracy per unit, fold, seed and for the ensemble; extra sets; wall time per fold; per class.
-    `held_out`: the fold models' probabilities of their held-out rows; `unit_seconds`: every unit's time."""
+    `held_out`: the fold models' probabilities of their held-out rows; `unit_seconds`: every unit's time. A run
+    without fold models (`oof` None) has no OOF, fold, seed or per-class scores: its extra sets score it."""
+    metrics = {
+        "n_train_rows": len(labels),
+        "extra_accuracy": {name: accuracy(y, p) for name, (y, p) in extras.items()},
+        "units": unit_scores(labels, folds, held_out, unit_seconds),
+    }
+    if oof is None:
+        return metrics
     n_seeds = 1 + max(key.seed for key in held_out)
     per_fold = {
         str(f): {
@@ -76,13 +84,18 @@ def run_metrics(
     }
     return {
         "oof_accuracy": accuracy(labels, oof),
-        "n_train_rows": len(labels),
-        "extra_accuracy": {name: accuracy(y, p) for name, (y, p) in extras.items()},
+        **metrics,
         "folds": per_fold,
         "seeds": {str(s): accuracy(labels, seed_oof(folds, held_out, s)) for s in range(n_seeds)},
-        "units": unit_scores(labels, folds, held_out, unit_seconds),
         "per_class": per_class_table(labels, oof).to_dict(orient="records"),
     }
+
+
+def accuracy_by_group(scored: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, dict[str, float]]:
+    """Set name -> group -> accuracy, from each group's scored sets (group -> set name -> (labels, probabilities)):
+    how the fold models, the full-data models and all of them score the same set."""
+    names = next(iter(scored.values()), {})
+    return {name: {group: accuracy(*sets[name]) for group, sets in scored.items()} for name in names}
 
 
 def leaderboard_estimate(

@@ -143,14 +143,17 @@ def wrong_gallery_figure(images: np.ndarray, labels: np.ndarray, probabilities: 
     return figure
 
 
-def write_figures(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray) -> dict[str, bytes]:
-    """Draws and writes figures/*.png; returns each PNG's bytes by figure name."""
+def write_figures(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray | None) -> dict[str, bytes]:
+    """Draws and writes figures/*.png; returns each PNG's bytes by figure name. Without OOF (a run without fold
+    models) there is no confusion matrix or gallery of OOF errors."""
     note = "a blend trains nothing: its sources' reports have their learning curves" if run.is_blend else ""
-    figures = {
-        "confusion": confusion_figure(labels, oof),
-        "learning_curves": learning_curves_figure(unit_histories(run.folder), note),
-        "wrong": wrong_gallery_figure(images, labels, oof),
-    }
+    figures = {"learning_curves": learning_curves_figure(unit_histories(run.folder), note)}
+    if oof is not None:
+        figures = {
+            "confusion": confusion_figure(labels, oof),
+            **figures,
+            "wrong": wrong_gallery_figure(images, labels, oof),
+        }
     pngs = {name: png_bytes(figure) for name, figure in figures.items()}
     for name, data in pngs.items():
         runs.atomic_write_bytes(run.folder / figure_name(name), data)
@@ -196,11 +199,23 @@ def facts_table(run: runs.Run) -> str:
     return pd.Series(facts, name="").to_frame().to_html(header=False)
 
 
+NO_OOF = (
+    "This run has no OOF predictions (no fold models): it is scored on its holdout and extra sets only, and has"
+    " no OOF confusion matrix, per-class table or gallery of OOF errors."
+)
+
+
 def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """One row per score: the OOF ensemble, each extra set, each fold (with seconds), each seed."""
-    rows = [("OOF ensemble", metrics.get("oof_accuracy"), None)]
+    """One row per score: the OOF ensemble, each extra set (by the fold models, the full-data models and all of
+    them, when a run has both), each fold (with seconds), each seed."""
+    rows = [("OOF ensemble", metrics["oof_accuracy"], None)] if "oof_accuracy" in metrics else []
     rows += [(name, acc, None) for name, acc in metrics.get("oof_extra_accuracy", {}).items()]
-    rows += [(f"{name} (extra set)", acc, None) for name, acc in metrics.get("extra_accuracy", {}).items()]
+    by_group = metrics.get("extra_accuracy_by_group", {})
+    for name, acc in metrics.get("extra_accuracy", {}).items():
+        groups = by_group.get(name, {})
+        rows += [(f"{name} (extra set, {g} models)", a, None) for g, a in groups.items()] or [
+            (f"{name} (extra set)", acc, None)
+        ]
     rows += [(f"fold {f}", m["accuracy"], m.get("seconds")) for f, m in metrics.get("folds", {}).items()]
     rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.get("seeds", {}).items()]
     return pd.DataFrame(rows, columns=["", "accuracy", "seconds"])
@@ -236,10 +251,12 @@ def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
     metrics = run.metrics()
     config = run.config_file.read_text()
     oof = metrics.get("oof_accuracy")
-    headline = f"OOF accuracy {oof:.5f}" if oof is not None else "OOF accuracy not recorded"
+    headline = f"OOF accuracy {oof:.5f}" if oof is not None else "no OOF accuracy"
+    note = "" if run.has_array(OOF) else f"<p>{NO_OOF}</p>"
     sections = [
         f"<h1>{html.escape(run.run_id)}</h1>",
         f"<p><b>{headline}</b></p>",
+        note,
         "<h2>Run</h2>",
         facts_table(run),
         "<h2>Accuracy</h2>",
@@ -262,13 +279,14 @@ def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def check_alignment(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray) -> None:
-    """Images, labels and oof.npy must follow folds.csv row for row."""
+def check_alignment(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray | None) -> None:
+    """Images, labels and oof.npy (when the run has one) must follow folds.csv row for row."""
     expected = run.folds()["label"].to_numpy()
-    if not (len(images) == len(labels) == len(oof) == len(expected)):
+    rows = len(expected) if oof is None else len(oof)
+    if not (len(images) == len(labels) == rows == len(expected)):
         raise UserError(
             f"{run.folder}: folds.csv has {len(expected)} rows but got {len(images)} images, "
-            f"{len(labels)} labels and {len(oof)} oof.npy rows"
+            f"{len(labels)} labels and {rows} oof.npy rows"
         )
     if not np.array_equal(labels, expected):
         row = int(np.flatnonzero(labels != expected)[0])
@@ -278,7 +296,7 @@ def check_alignment(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: 
 def write_report(folder: Path, images: np.ndarray, labels: np.ndarray) -> Path:
     """Writes figures/*.png and a self-contained report.html into the run folder; returns report.html."""
     run = runs.load_run(folder)
-    oof = run.array(OOF)
+    oof = run.array(OOF) if run.has_array(OOF) else None
     check_alignment(run, images, labels, oof)
     pngs = write_figures(run, images, labels, oof)
     runs.atomic_write_bytes(run.report_file, report_html(run, pngs).encode())

@@ -1,4 +1,4 @@
-"""Units in a run folder (a fold and a seed each): saved the moment they finish, loaded back.
+"""Units in a run folder (a fold and a seed each, or a full-data model and its seed): saved the moment they finish, loaded back.
 
 A unit is complete when its unit.json exists: it is written last, after every other file was renamed
 into place, so a run killed at any moment leaves each unit either complete or ignorable.
@@ -25,15 +25,16 @@ TIMINGS = ("epoch_seconds", "predict_seconds", "images_trained")  # unit.json ke
 
 
 def all_units(cfg: Config) -> list[UnitKey]:
-    """The fold models a config asks for: every fold with every seed index, in key order."""
-    return [UnitKey(fold, seed) for fold in range(cfg.folds) for seed in range(cfg.seeds)]
+    """The models a config asks for, in key order: every fold with every seed index, then the full-data models."""
+    folds = [UnitKey(fold, seed) for fold in range(cfg.folds) for seed in range(cfg.seeds)]
+    return folds + [UnitKey(None, seed) for seed in range(cfg.full_models)]
 
 
 @dataclass(frozen=True)
 class UnitOutput:
     """One trained model's results: what training returns and a unit folder holds."""
 
-    probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold), "test", and each extra set
+    probabilities: dict[str, np.ndarray]  # "valid" (the held-out fold; none for a full-data model), "test", extras
     history: pd.DataFrame  # per epoch
     seconds: float  # the whole unit
     model_bytes: bytes | None = None  # the .keras file; None when not saved or loaded back

@@ -42,10 +42,11 @@ def resolve_pseudo_from(cfg: Config, root: Path, competition: str, folds_table: 
     return replace(cfg, pseudo_from=str(source.folder.resolve()))
 
 
-def pseudo_labels(cfg: Config, fold: int, test_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pseudo_labels(cfg: Config, fold: int | None, test_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of the test images the source's fold-`fold` models predict with at least
-    pseudo_threshold; empty arrays when pseudo_from is not set."""
-    if not cfg.pseudo_from:
+    pseudo_threshold; empty arrays when pseudo_from is not set or the unit has no fold (Config refuses
+    pseudo_from with full-data models)."""
+    if not cfg.pseudo_from or fold is None:
         return test_images[:0], np.zeros(0, np.int64)
     source = Path(cfg.pseudo_from)
     files = runs.unit_files(source, runs.array_name(runs.TEST), fold)

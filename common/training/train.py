@@ -150,13 +150,16 @@ def fit_callbacks(
     return callbacks
 
 
-def final_history(fitted: keras.callbacks.History, timer: EpochTimer, valid: tuple, probs: np.ndarray) -> pd.DataFrame:
+def final_history(
+    fitted: keras.callbacks.History, timer: EpochTimer, valid: tuple | None, probs: np.ndarray | None
+) -> pd.DataFrame:
     """Each epoch's training metrics and seconds; without early stopping the fold is scored once, after the last
-    epoch (from the unit's own held-out probabilities: with `tta`, the averaged views)."""
+    epoch (from the unit's own held-out probabilities: with `tta`, the averaged views). A model trained on every
+    row (`valid` None) has no validation columns."""
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     history["seconds"] = np.round(timer.epochs[: len(history)], 3)
-    if "val_loss" not in history:
+    if valid is not None and "val_loss" not in history:
         picked = np.clip(probs[np.arange(len(valid[1])), valid[1]], 1e-7, 1.0)
         history.loc[history.index[-1], "val_loss"] = float(-np.log(picked).mean())
         history.loc[history.index[-1], "val_accuracy"] = float(np.mean(probs.argmax(axis=1) == valid[1]))
@@ -167,7 +170,7 @@ def train_unit(
     cfg: Config,
     seed: int,
     train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray] | None,
     predict: dict[str, np.ndarray],
     hardware: Hardware,
     progress: keras.callbacks.Callback | None = None,
@@ -176,15 +179,16 @@ def train_unit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[keras.Model, UnitOutput]:
     """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
-    probabilities for `valid` and every set of `predict`. The fold is validated every epoch only when early
-    stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`. `callbacks` come after
+    probabilities for `valid` (None for a model trained on every row: no "valid" array) and every set of
+    `predict`. The fold is validated every epoch only when early stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`. `callbacks` come after
     the epoch timer, so the time they take at an epoch's end is not counted in its seconds."""
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     batches = TrainBatches(*train, cfg, seed)
     model, trainer = compiled_model(cfg, len(batches), hardware, init, seed)
     timer = EpochTimer()
-    validation = (valid[0], np.eye(10, dtype=np.float32)[valid[1]]) if cfg.early_stopping else None
+    watched = cfg.early_stopping and valid is not None
+    validation = (valid[0], np.eye(10, dtype=np.float32)[valid[1]]) if watched else None
     fitted = trainer.fit(
         batches,
         epochs=cfg.epochs,
@@ -195,9 +199,10 @@ def train_unit(
         verbose=0,
     )
     predicting = time.perf_counter()
-    probabilities = predict_sets(model, {VALID: valid[0], **predict}, cfg.tta)
+    held_out = {} if valid is None else {VALID: valid[0]}
+    probabilities = predict_sets(model, {**held_out, **predict}, cfg.tta)
     done = time.perf_counter()
-    history = final_history(fitted, timer, valid, probabilities[VALID])
+    history = final_history(fitted, timer, valid, probabilities.get(VALID))
     trained = len(batches) * batches.batch_size * len(history)
     timings = {"epoch_seconds": timer.seconds, "predict_seconds": done - predicting, "images_trained": trained}
     return model, UnitOutput(probabilities, history, done - start, **timings)

@@ -64,6 +64,8 @@ def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd
                 f"init_from: run {source.run_id} has {key}={theirs}, this config {key}={getattr(cfg, key)}"
                 f" (set {key}={theirs} to reuse its weights)"
             )
+    if not source.cfg.folds:
+        raise UserError(f"init_from: run {source.run_id} has no fold models; unit (k, s) starts from its unit (k, s)")
     if not source.unit_files(runs.MODEL_KERAS):
         raise UserError(f"init_from: run {source.run_id} saved no models (it was trained with save_models=false)")
     if source.competition == competition and not same_folds(source.folds(), folds_table):

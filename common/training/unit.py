@@ -16,12 +16,27 @@ from common.ground.config import Config
 from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
 from common.runs.units import UnitKey, UnitOutput
 
+FULL_DATA_SEED_OFFSET = 5_000
 
-def unit_seed(cfg: Config, key: UnitKey | tuple[int, int]) -> int:
+
+def unit_seed(cfg: Config, key: UnitKey | tuple[int | None, int]) -> int:
+    """The random seed of a unit's model and augmentation: fold K, seed index S trains with seed + 10,000 S + K.
+    A full-data model trains with seed + 10,000 S + 5,000: never a fold model's seed (folds stay far below
+    5,000), so it does not start from fold 0's weights and draw fold 0's augmentations (models that share them
+    err alike, and their average gains less), and the same whatever the run's folds, so a run grown by more
+    folds or full-data models keeps every model it has."""
     key = as_key(key)
-    if not key.holds_out:
-        raise ValueError(f"unit {key}: this trainer trains fold models only")
-    return cfg.seed + 10_000 * key.seed + key.fold
+    return cfg.seed + 10_000 * key.seed + (key.fold if key.holds_out else FULL_DATA_SEED_OFFSET)
+
+
+def unit_config(cfg: Config, key: UnitKey | tuple[int | None, int]) -> Config:
+    """The config a unit trains with: the run's, but a full-data model's schedule spans full_epochs."""
+    return cfg if as_key(key).holds_out else replace(cfg, epochs=cfg.full_data_epochs)
+
+
+def held_out_rows(train: TrainSet, key: UnitKey) -> np.ndarray:
+    """Which rows of the train set the unit keeps out of its training: its fold's (none for a full-data model)."""
+    return train.folds == key.fold if key.holds_out else np.zeros(len(train.labels), bool)
 
 
 def fit_unit(
@@ -33,16 +48,18 @@ def fit_unit(
     progress=None,
     folder: Path | None = None,
 ) -> UnitOutput:
-    """Trains the unit's model on the other folds and predicts its fold, the test set and extra sets. `folder`:
-    the run's, where tensorboard=true puts the unit's TensorBoard logs (none without it)."""
+    """Trains the unit's model on the other folds (a full-data model: on every row) and predicts its fold (none
+    for a full-data model), the test set and extra sets. `folder`: the run's, where tensorboard=true puts the
+    unit's TensorBoard logs (none without it)."""
     key = as_key(key)
+    cfg = unit_config(cfg, key)
     from common.training.pseudo import pseudo_labels
     from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
     from common.training.transfer import source_model_file
 
     seed = unit_seed(cfg, key)
-    held_out = train.folds == key.fold
-    pseudo_images, pseudo_labelled = pseudo_labels(cfg, key.fold, data.test.images)
+    held_out = held_out_rows(train, key)
+    pseudo_images, pseudo_labelled = pseudo_labels(cfg, key.fold, data.test.images)  # none for full-data models
     if len(pseudo_labelled):
         log = logging.getLogger("digits")
         log.info("fold %d seed %d: %d pseudo-labelled test images", key.fold, key.seed, len(pseudo_labelled))
@@ -53,7 +70,7 @@ def fit_unit(
             np.concatenate([train.images[~held_out], pseudo_images]),
             np.concatenate([train.labels[~held_out], pseudo_labelled]),
         ),
-        (train.images[held_out], train.labels[held_out]),
+        (train.images[held_out], train.labels[held_out]) if key.holds_out else None,
         {"test": data.test.images} | {name: table.images for name, table in data.extras.items()},
         hardware,
         progress,

@@ -17,6 +17,7 @@ from common.commands.tune.setup import Setup
 from common.commands.tune.storage import mark_trial_runs
 from common.data.trainset import HOLDOUT_SET
 from common.execution.pipeline import RunOptions, run_competition
+from common.ground.errors import UserError
 from common.runs.metrics import accuracy
 from common.runs.units import UnitKey, UnitOutput
 
@@ -31,6 +32,8 @@ class UnitReporter:
         self.scores: list[float] = []
 
     def __call__(self, folder: Path, key: UnitKey, output: UnitOutput) -> None:
+        if not key.holds_out:  # a full-data model holds no rows out to be scored on
+            return
         folds = runs.load_run(folder).folds()
         labels = folds["label"].to_numpy()[folds["fold"].to_numpy() == key.fold]
         self.scores.append(accuracy(labels, output.probabilities[runs.VALID]))
@@ -66,12 +69,14 @@ def trial_scores(setup: Setup, metrics: dict[str, Any]) -> dict[str, float]:
     """The trial's objective, its reporting scores and, with --judged-weight, both halves of the judged set (the
     picking half weighed into the score; the reporting half only shown)."""
     extra = metrics.get("extra_accuracy", {})
-    found = {"oof": metrics["oof_accuracy"], "holdout": extra.get(HOLDOUT_SET)}
+    found = {"oof": metrics.get("oof_accuracy"), "holdout": extra.get(HOLDOUT_SET)}
     halves = setup.judged_halves or ()
     found |= {name: extra.get(name) for name in halves}
     scores = {name: float(value) for name, value in found.items() if value is not None}
     weight = setup.request.judged_weight
     picked = scores.get(halves[0], 0.0) if halves else 0.0
+    if setup.request.objective not in scores:  # folds 0 gives no OOF; no holdout key, no holdout score
+        raise UserError(f"tune --objective {setup.request.objective}: the trial's run has no such score")
     scores["score"] = (1 - weight) * scores[setup.request.objective] + weight * picked
     return scores
 
