@@ -102,15 +102,6 @@ def recipe_configs(
     return [(recipe, recipe_config(competition, recipe, overrides)) for recipe in recipes]
 
 
-def reference_name(chosen: str | None, names: Sequence[str]) -> str | None:
-    """The recipe the others are compared with: `chosen`, or `reference` when it is among them, or none."""
-    if chosen is None:
-        return REFERENCE_RECIPE if REFERENCE_RECIPE in names else None
-    if chosen not in names:
-        raise UserError(f"bench: --reference {chosen!r} is not among the recipes ({', '.join(names)})")
-    return chosen
-
-
 # ---------------------------------------------------------------------------
 # Options and the split
 # ---------------------------------------------------------------------------
