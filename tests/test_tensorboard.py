@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_a_run_with_tensorboard_leaves_event_files_in_each_unit(tmp_path, digits_dir):
     from common.execution.pipeline import RunOptions, run_competition
     from common.ground.config import load_config
