@@ -28,7 +28,8 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--folds", "1"], "folds must be at least 2"),
         (["mnist", "--resume", "latest", "epochs=3"], "--resume continues a run with its own saved config"),
         (["mnist", "--resume", "latest", "--seeds", "3", "lr=0.1"], "only --seeds N may grow it"),
-        (["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width"),
+        # Checked once the models are registered: the subprocess loads Keras, seconds.
+        pytest.param(["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width", marks=pytest.mark.slow),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
@@ -38,6 +39,7 @@ def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # the subprocess loads Keras; test_bad_input checks each broken file in-process
 def test_bad_data_file_exits_2_and_writes_no_run(tmp_path, digits_dir):
     broken = tmp_path / "data"
     broken.mkdir()
