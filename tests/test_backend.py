@@ -55,6 +55,7 @@ def jax_run(tmp_path_factory, digits_dir, no_tensorflow) -> Path:
     return folder.parent
 
 
+@pytest.mark.slow  # the module's JAX run, trained in a subprocess
 @pytest.mark.parametrize(
     "command",
     [["report", "digits", "latest"], ["compare", "digits"], ["predict", "digits", "latest", "IMAGE"]],
@@ -71,6 +72,7 @@ def test_the_commands_run_on_jax_without_tensorflow(command, jax_run, no_tensorf
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # the module's JAX run, trained in a subprocess
 def test_a_jax_run_without_tensorflow_records_its_backend(jax_run):
     record = json.loads((jax_run / "run.json").read_text())
     assert record["status"] == "finished" and any(h.startswith("jax on CPU") for h in record["hardware"])
@@ -80,6 +82,7 @@ def test_a_jax_run_without_tensorflow_records_its_backend(jax_run):
     assert (jax_run / "submission.csv").is_file()
 
 
+@pytest.mark.slow  # the module's JAX run, trained in a subprocess
 def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, tmp_path):
     import keras
 
@@ -104,9 +107,22 @@ def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, 
     ("env", "args", "message"),
     [
         ({"KERAS_BACKEND": "theano"}, ["digits"], "KERAS_BACKEND='theano': unknown Keras backend"),
-        ({"KERAS_BACKEND": "jax"}, ["digits", "device=gpu"], "device=gpu: the jax backend sees no GPU"),
-        ({}, ["digits", "device=gpu"], "device=gpu: the tensorflow backend sees no GPU"),
-        ({}, ["digits", "mixed_precision=float16"], "mixed_precision=float16: CPUs have no fast float16"),
+        # The other three load a backend in the subprocess: seconds each.
+        pytest.param(
+            {"KERAS_BACKEND": "jax"},
+            ["digits", "device=gpu"],
+            "device=gpu: the jax backend sees no GPU",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            {}, ["digits", "device=gpu"], "device=gpu: the tensorflow backend sees no GPU", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            {},
+            ["digits", "mixed_precision=float16"],
+            "mixed_precision=float16: CPUs have no fast float16",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_what_a_machine_cannot_honour_is_one_line_before_any_folder(env, args, message, tmp_path, digits_dir):
@@ -164,6 +180,7 @@ print(json.dumps([record.getMessage() for record in caught]))
 """
 
 
+@pytest.mark.slow  # predicts with six models in a subprocess
 def test_tensorflows_false_retracing_alarm_is_dropped_and_a_real_warning_passes():
     import logging
 

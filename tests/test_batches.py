@@ -63,6 +63,7 @@ def test_padding_gives_whole_batches():
     assert padded(IMAGES, 50) is IMAGES
 
 
+@pytest.mark.slow  # trains a tiny run through worker processes
 def test_a_run_with_distortions_trains_through_worker_processes(digits_dir, tmp_path):
     import json
 

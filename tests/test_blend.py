@@ -157,6 +157,7 @@ def blended(tmp_path_factory, digits_dir) -> tuple[Path, list[Path], Path]:
     return root, trained, folder
 
 
+@pytest.mark.slow  # the module's two tiny runs and their blend
 def test_a_blend_has_a_typed_config_and_its_own_report(blended, digits_dir, capsys):
     from common.runs import RunKind, load_run
     from common.runs.report import report_images, write_report
@@ -170,6 +171,7 @@ def test_a_blend_has_a_typed_config_and_its_own_report(blended, digits_dir, caps
     assert "blend of" in page and f"{trained[1].name} (weight 0.250)" in page and "kind: blend" in page
 
 
+@pytest.mark.slow  # the module's two tiny runs and their blend
 def test_compare_lists_a_blend_and_tests_it_against_a_source(blended, digits_dir):
     from common.commands.compare import compare_pair, format_table
 
@@ -182,6 +184,7 @@ def test_compare_lists_a_blend_and_tests_it_against_a_source(blended, digits_dir
     assert f"A  {folder.name}" in pair and "McNemar's exact test" in pair and "sklearn_test: A " in pair
 
 
+@pytest.mark.slow  # the module's two tiny runs and their blend
 def test_merge_and_resume_refuse_a_blend_in_one_line(blended, digits_dir):
     from common.execution.pipeline import RunOptions, merge_run, run_competition
     from common.ground.config import load_config
@@ -195,6 +198,7 @@ def test_merge_and_resume_refuse_a_blend_in_one_line(blended, digits_dir):
         run_competition(get_spec("digits"), cfg, label, ["digits"], RunOptions(str(digits_dir), root, folder.name))
 
 
+@pytest.mark.slow  # the module's two tiny runs and their blend
 def test_submit_checks_a_blends_submission_like_any_runs(blended, digits_dir):
     from common.commands.submit.kaggle_api import describe
     from common.commands.submit.upload import checked_submission_file
@@ -216,6 +220,7 @@ def blend_probabilities(trained: list[Path], images: np.ndarray) -> np.ndarray:
     )
 
 
+@pytest.mark.slow  # the module's two tiny runs and their blend
 def test_predict_uses_the_sources_models_with_the_blends_weights(blended, digits_dir, tmp_path):
     from PIL import Image
 
@@ -233,6 +238,7 @@ def test_predict_uses_the_sources_models_with_the_blends_weights(blended, digits
     assert result["label"] == int(blend_probabilities(trained, load_digit_image(path)[None]).argmax())
 
 
+@pytest.mark.slow  # the module's two tiny runs and their blend
 def test_the_notebook_of_a_blend_weights_its_sources_as_the_blend_does(blended, digits_dir, tmp_path):
     from common.runs.notebook import write_kernel
     from tests.conftest import pixel_frame

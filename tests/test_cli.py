@@ -28,7 +28,8 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--folds", "1"], "folds must be at least 2"),
         (["mnist", "--resume", "latest", "epochs=3"], "--resume continues a run with its own saved config"),
         (["mnist", "--resume", "latest", "--seeds", "3", "lr=0.1"], "only --seeds N and --full-models N may grow it"),
-        (["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width"),
+        # Checked once the models are registered: the subprocess loads Keras, seconds.
+        pytest.param(["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width", marks=pytest.mark.slow),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
@@ -38,6 +39,7 @@ def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # the subprocess loads Keras; test_bad_input checks each broken file in-process
 def test_bad_data_file_exits_2_and_writes_no_run(tmp_path, digits_dir):
     broken = tmp_path / "data"
     broken.mkdir()
@@ -56,11 +58,19 @@ def test_bad_data_file_exits_2_and_writes_no_run(tmp_path, digits_dir):
 
 
 def test_smoke_run_from_the_command_line(tmp_path, digits_dir):
+    """The quick tier's one whole training: python run.py as a user starts it, a tiny model on 200 rows, every
+    step from the data to the report and the submission."""
     out = tmp_path / "runs"
-    result = run_cli("digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out), "epochs=1")
+    tiny = ["epochs=1", "model=small", "width=4", "max_train_rows=200"]
+    result = run_cli("digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out), *tiny)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "OOF ensemble" in result.stdout and "submission:" in result.stdout
-    assert (out / "digits" / "submission.csv").is_file()
+    (folder,) = (out / "digits").glob("*-smoke-*")
+    assert (folder / "report.html").is_file() and sorted(p.name for p in (folder / "units").iterdir()) == [
+        "f0-s0",
+        "f1-s0",
+    ]
+    assert (out / "digits" / "submission.csv").read_bytes() == (folder / "submission.csv").read_bytes()
 
 
 def test_help_lists_every_sub_command():

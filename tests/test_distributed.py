@@ -41,6 +41,7 @@ def two_runs(digits_dir, tmp_path_factory):
     return here, cluster, marker, cfg
 
 
+@pytest.mark.slow  # the module's two runs, one on a local Dask cluster
 def test_cluster_run_matches_local_run(two_runs):
     here, cluster, _, _ = two_runs
     assert here != cluster
@@ -53,6 +54,7 @@ def test_cluster_run_matches_local_run(two_runs):
     assert local.equals(remote)
 
 
+@pytest.mark.slow  # the module's two runs, one on a local Dask cluster
 def test_killed_worker_is_retried_and_the_run_finishes(two_runs):
     _, cluster, marker, cfg = two_runs
     assert marker.is_file()  # a worker did die mid-unit

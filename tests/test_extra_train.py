@@ -35,6 +35,7 @@ def extra_runs(digits_dir, tmp_path_factory):
     return root, folders
 
 
+@pytest.mark.slow  # the module's two tiny runs
 def test_folds_rows_maps_extra_rows_to_their_own_file(extra_runs, digits_dir):
     _, (folder, _) = extra_runs
     data, folds = load_dataset(DIGITS, digits_dir), pd.read_csv(folder / "folds.csv")
@@ -47,6 +48,7 @@ def test_folds_rows_maps_extra_rows_to_their_own_file(extra_runs, digits_dir):
         folds_rows(data, broken, folder / "folds.csv")
 
 
+@pytest.mark.slow  # the module's two tiny runs
 def test_report_of_an_extra_train_run(extra_runs, digits_dir, capsys):
     root, (folder, _) = extra_runs
     args = ["report", "digits", folder.name, "--data-dir", str(digits_dir), "--out", str(root)]
@@ -54,6 +56,7 @@ def test_report_of_an_extra_train_run(extra_runs, digits_dir, capsys):
     assert (folder / "report.html").is_file() and (folder / "figures" / "wrong.png").is_file()
 
 
+@pytest.mark.slow  # the module's two tiny runs
 def test_blend_of_extra_train_runs(extra_runs, digits_dir, capsys):
     root, folders = extra_runs
     args = ["blend", "digits", *(f.name for f in folders), "--data-dir", str(digits_dir), "--out", str(root)]
@@ -63,6 +66,7 @@ def test_blend_of_extra_train_runs(extra_runs, digits_dir, capsys):
     assert 0 < json.loads((blend / "metrics.json").read_text())["oof_accuracy"] <= 1
 
 
+@pytest.mark.slow  # the module's two tiny runs
 def test_tta_table_of_an_extra_train_run(extra_runs, digits_dir, tmp_path):
     root, (folder, _) = extra_runs
     args = ["digits", folder.name, "--data-dir", str(digits_dir), "--out", str(root), "--results", str(tmp_path)]

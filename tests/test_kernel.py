@@ -59,6 +59,7 @@ def load_script(path: Path):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_kernel_folder_layout(kernel_dir, digits_run):
     run_id = digits_run[1].name
     metadata = json.loads((kernel_dir / "kernel-metadata.json").read_text())
@@ -83,6 +84,7 @@ def test_kernel_folder_layout(kernel_dir, digits_run):
     assert "your-kaggle-username" in next_steps(kernel_dir)
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_username_from_environment(digits_run, tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_USERNAME", "ada")
     folder = write_kernel(digits_run[0], DIGITS, digits_run[1].name[:15], tmp_path / "k")
@@ -139,6 +141,7 @@ def check_submission(work: Path, test: pd.DataFrame, ids: np.ndarray, run_folder
     assert submission["label"].tolist() == expected.tolist()
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_path):
     """Script alone in the working dir; test.csv and the dataset under a fake /kaggle/input. The test set is not
     the one the run predicted: Kaggle re-runs the notebook on a hidden test set of another size (here 1,031 rows,
@@ -153,6 +156,7 @@ def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_pat
     check_submission(work, test, ids, digits_run[1])
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_prints_the_versions_it_runs_under_and_those_of_the_run(kernel_dir, digits_run, capsys):
     import keras
 
@@ -169,6 +173,7 @@ def test_script_prints_the_versions_it_runs_under_and_those_of_the_run(kernel_di
     )
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_says_which_keras_cannot_load_a_model(kernel_dir, tmp_path):
     import keras
 
@@ -197,6 +202,7 @@ def no_credentials_env(tmp_path: Path) -> dict[str, str]:
     return env | {"HOME": str(tmp_path / "home"), "KAGGLE_CONFIG_DIR": str(tmp_path / "home")}
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_submit_kannada_dry_run_shows_the_notebook_that_then_runs_on_kaggle_layout(kannada_root, digits_run, tmp_path):
     run_id, folder = digits_run[1].name, tmp_path / "notebook"
     command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--dry-run", "-m", "tiny"]
@@ -228,6 +234,7 @@ def test_submit_kannada_dry_run_shows_the_notebook_that_then_runs_on_kaggle_layo
     check_submission(work, test, ids, digits_run[1])
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_submit_kannada_without_credentials_is_one_line_and_writes_nothing(kannada_root, tmp_path):
     command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--out", str(kannada_root)]
     command += ["--dest", str(tmp_path / "notebook")]
@@ -236,6 +243,7 @@ def test_submit_kannada_without_credentials_is_one_line_and_writes_nothing(kanna
     assert "no Kaggle credentials" in done.stderr and not (tmp_path / "notebook").exists()
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_falls_back_to_dataset_beside_itself(kernel_dir, tmp_path):
     script = load_script(kernel_dir / "predict.py")
     empty_input = tmp_path / "input"
@@ -244,6 +252,7 @@ def test_script_falls_back_to_dataset_beside_itself(kernel_dir, tmp_path):
     assert script.find_dataset(tmp_path / "missing") == kernel_dir / "dataset"
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_finds_dataset_through_symbolic_links(kernel_dir, tmp_path):
     script = load_script(kernel_dir / "predict.py")
     (tmp_path / "input").mkdir()
@@ -251,6 +260,7 @@ def test_script_finds_dataset_through_symbolic_links(kernel_dir, tmp_path):
     assert script.find_dataset(tmp_path / "input") == tmp_path / "input" / "models"
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_ignores_another_runs_dataset(kernel_dir, tmp_path):
     script = load_script(kernel_dir / "predict.py")
     other = tmp_path / "input" / "other-models"
@@ -259,6 +269,7 @@ def test_script_ignores_another_runs_dataset(kernel_dir, tmp_path):
     assert script.find_dataset(tmp_path / "input") == kernel_dir / "dataset"
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_script_reads_implicit_ids_and_refuses_wrong_columns(kernel_dir, tmp_path):
     script = load_script(kernel_dir / "predict.py")
     mnist_facts = {"test_id_column": None, "first_id": 1, "submission_columns": ["ImageId", "Label"]}
@@ -289,6 +300,7 @@ def transductive_layout(
     return inputs, work, test, ids
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_transductive_round_fine_tunes_every_model_on_a_hidden_test_set_of_another_size(digits_run, tmp_path):
     settings = {"threshold": 0.0, "epochs": 1, "rounds": 2, "train_rows": 40, "batch_size": 32}  # all are "sure"
     inputs, work, test, ids = transductive_layout(tmp_path, digits_run, settings, n=137)
@@ -301,6 +313,7 @@ def test_transductive_round_fine_tunes_every_model_on_a_hidden_test_set_of_anoth
     assert submission["id"].tolist() == ids.tolist() and submission["label"].between(0, 9).all()
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_run, tmp_path):
     inputs, work, test, ids = transductive_layout(tmp_path, digits_run, {"max_minutes": 0}, n=50)
     done = run_script(inputs, work)
@@ -308,11 +321,13 @@ def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_
     check_submission(work, test, ids, digits_run[1])
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_transductive_setting_unknown_is_refused(digits_run, tmp_path):
     with pytest.raises(UserError, match="unknown config key 'epoch'"):
         write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", transductive={"epoch": 3})
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_kernel_and_submit_dry_run_take_the_transductive_round_from_the_command_line(kannada_root, tmp_path):
     folder, env = tmp_path / "notebook", no_credentials_env(tmp_path)
     for command, dest in (("kernel", tmp_path / "k"), ("submit", folder)):

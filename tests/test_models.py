@@ -10,7 +10,11 @@ from common.ground.errors import UserError
 from common.training.models import MODEL_KEYS, MODELS, check_model_keys, create_model, register_model
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# The two largest take seconds each to build and trace: with the slow tests.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.slow) if name in ("deotte", "vgg8") else name for name in sorted(MODELS)],
+)
 def test_model_builds_and_trains_one_step(name):
     model = create_model(name, Config(model=name))
     images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8)

@@ -19,14 +19,20 @@ from common.training.backend import available_cores
 DIGITS = get_spec("digits")
 
 
+# The smoke preset with a tiny model: what these tests check is the pipeline's files, not what the model learns.
+TINY = ["model=small", "width=4"]
+
+
 @pytest.fixture(scope="module")
 def smoke_run(digits_dir, tmp_path_factory):
-    cfg, label = load_config("digits", "smoke", overrides=["max_train_rows=600", "seeds=2", "epochs=2"])
+    """2 folds x 2 seeds of 2 epochs on 300 rows: 4 units, trained once for this file."""
+    cfg, label = load_config("digits", "smoke", overrides=[*TINY, "max_train_rows=300", "seeds=2", "epochs=2"])
     out = tmp_path_factory.mktemp("runs")
     folder = run_competition(DIGITS, cfg, label, ["digits", "--preset", "smoke"], RunOptions(str(digits_dir), out))
     return folder, cfg, load_dataset(DIGITS, digits_dir)
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_run_folder_holds_every_file(smoke_run):
     folder, cfg, _ = smoke_run
     expected = {"run.json", "config.yaml", "folds.csv", "oof.npy", "test.npy", "sklearn_test.npy"}
@@ -41,6 +47,7 @@ def test_run_folder_holds_every_file(smoke_run):
     assert not list(folder.rglob("*.partial*"))
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_run_record_and_config(smoke_run):
     folder, cfg, _ = smoke_run
     record = json.loads((folder / "run.json").read_text())
@@ -50,6 +57,7 @@ def test_run_record_and_config(smoke_run):
     assert saved == cfg.to_dict() | {"threads": available_cores()}  # stored resolved: units train alike anywhere
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_probabilities_and_metrics_are_consistent(smoke_run):
     folder, cfg, data = smoke_run
     folds = pd.read_csv(folder / "folds.csv")
@@ -66,6 +74,7 @@ def test_probabilities_and_metrics_are_consistent(smoke_run):
     assert np.allclose(oof[folds["fold"] == 0], np.mean(seeds, axis=0), atol=1e-6)
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_submission_matches_the_sample_and_is_the_latest(smoke_run):
     folder, _, data = smoke_run
     submission = pd.read_csv(folder / "submission.csv")
@@ -75,8 +84,9 @@ def test_submission_matches_the_sample_and_is_the_latest(smoke_run):
     assert (folder.parent / "submission.csv").read_bytes() == (folder / "submission.csv").read_bytes()
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_holdout_and_extra_train_are_scored_apart_from_train_csv(digits_dir, tmp_path, capsys):
-    overrides = ["max_train_rows=300", "epochs=1", "holdout=0.2", "extra_train=sklearn_test", "seeds=2"]
+    overrides = [*TINY, "max_train_rows=300", "epochs=1", "holdout=0.2", "extra_train=sklearn_test", "seeds=2"]
     cfg, label = load_config("digits", "smoke", overrides=overrides)
     folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path))
     metrics = json.loads((folder / "metrics.json").read_text())

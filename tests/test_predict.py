@@ -150,6 +150,7 @@ def tiny_run(digits_dir, tmp_path_factory):
     return find_run(out, "digits", None)
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_predict_images_returns_label_and_top3(tiny_run, tmp_path):
     paths = [saved(draw_seven(), tmp_path / "seven.png"), saved(draw_seven((600, 400)), tmp_path / "big.png")]
     results = predict_images(tiny_run, paths)
@@ -163,6 +164,7 @@ def test_predict_images_returns_label_and_top3(tiny_run, tmp_path):
         assert all(0 <= label <= 9 for label in labels)
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_predict_checks_every_file_before_predicting(tiny_run, tmp_path):
     good, bad = saved(draw_seven(), tmp_path / "seven.png"), tmp_path / "notes.png"
     bad.write_text("not an image")
@@ -170,6 +172,7 @@ def test_predict_checks_every_file_before_predicting(tiny_run, tmp_path):
         predict_images(tiny_run, [good, bad])
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_predictions_print_as_lines_or_json(tiny_run, tmp_path):
     results = predict_images(tiny_run, [saved(draw_seven(), tmp_path / "seven.png")])
     line = format_predictions(results)
@@ -180,6 +183,7 @@ def test_predictions_print_as_lines_or_json(tiny_run, tmp_path):
     assert parsed == [results[0], results[0]] and set(parsed[0]) == {"path", "label", "top3"}
 
 
+@pytest.mark.slow  # the module's tiny run
 def test_predict_from_the_command_line_prints_no_tensorflow_noise(tiny_run, tmp_path):
     """TensorFlow's start-up lines and, on a machine without a GPU, its failed CUDA probe (cuInit ... 303) stay
     off the terminal: the one line per image is all there is."""

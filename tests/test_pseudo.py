@@ -19,7 +19,7 @@ from common.ground.spec import get_spec
 from common.training.pseudo import pseudo_labels
 
 DIGITS = get_spec("digits")
-TINY = ["max_train_rows=300", "epochs=1", "seeds=1"]
+TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=small", "width=4"]
 
 
 def test_pseudo_labels_come_from_the_folds_own_models_above_the_threshold(tmp_path):
@@ -47,6 +47,7 @@ def first_round(digits_dir, tmp_path_factory) -> tuple[Path, Path]:
     return out, run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
 
 
+@pytest.mark.slow  # the module's first round, then a second
 def test_second_round_trains_on_each_folds_confident_test_images(first_round, digits_dir):
     out, source = first_round
     overrides = [*TINY, "pseudo_from=digits/latest", "pseudo_threshold=0.1"]  # any class of an untrained model
@@ -76,6 +77,7 @@ def edited_copy(source: Path, where: Path, **changes) -> Path:
         ([], {"status": "running"}, "is not finished"),
     ],
 )
+@pytest.mark.slow  # the module's first round
 def test_unusable_sources_are_refused_before_a_folder_exists(
     first_round, digits_dir, tmp_path, overrides, changes, message
 ):
@@ -88,6 +90,7 @@ def test_unusable_sources_are_refused_before_a_folder_exists(
     assert sorted((out / "digits").iterdir()) == before
 
 
+@pytest.mark.slow  # the module's first round, then a second
 def test_command_line_flag_reaches_the_config(first_round, digits_dir, capsys):
     import run
 
@@ -99,6 +102,7 @@ def test_command_line_flag_reaches_the_config(first_round, digits_dir, capsys):
     assert "error: pseudo_from 'latest': expected COMPETITION/RUN" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the module's first round, then a second
 def test_no_unit_trains_on_its_own_held_out_rows(first_round, digits_dir, monkeypatch):
     """OOF stays honest with pseudo-labels: each unit's training rows (train.csv's and the pseudo-labelled test
     images) never include a row of the fold it predicts. Rows are recognised by their pixels; images that the

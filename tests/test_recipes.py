@@ -95,6 +95,7 @@ class EpochsSeen(keras.callbacks.Callback):
         self.epochs.append(epoch)
 
 
+@pytest.mark.slow  # trains a tiny model for 2 epochs
 def test_a_recipe_trains_through_the_runs_trainer_with_the_callbacks_given(digits_dir):
     cfg = recipe_config("digits", parse_recipes("tiny:model=small,width=8,epochs=2,tta=2")[0])
     split = prepare_split("digits", 0.1, 400, HOLDOUT_SEED, str(digits_dir))

@@ -22,7 +22,9 @@ from common.runs.units import UnitKey, is_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = get_spec("digits")
-OVERRIDES = ["folds=2", "seeds=2", "epochs=4", "max_train_rows=800", "deterministic=true", "model=small"]
+# 4 small units: each takes seconds to build and trace, so the kill lands inside the second one.
+OVERRIDES = ["folds=2", "seeds=2", "epochs=2", "max_train_rows=400", "deterministic=true", "model=small", "width=8"]
+TINY = ["folds=2", "epochs=1", "max_train_rows=200", "model=small", "width=4"]
 
 
 def cli(*args: str) -> list[str]:
@@ -45,6 +47,7 @@ def kill_after_first_unit(command: list[str], out: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # three runs of 4 units, two of them in subprocesses
 def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
     out = tmp_path / "runs"
     folder = kill_after_first_unit(cli("--data-dir", str(digits_dir), "--out", str(out)), out)
@@ -75,8 +78,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
     assert (folder / "submission.csv").read_bytes() == (whole / "submission.csv").read_bytes()
 
 
+@pytest.mark.slow  # trains 2 units
 def test_single_units_then_merge(tmp_path, digits_dir, caplog):
-    cfg, label = load_config("digits", "smoke", overrides=["folds=2", "epochs=1", "max_train_rows=400"])
+    cfg, label = load_config("digits", "smoke", overrides=TINY)
     out = tmp_path / "runs"
     folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, only=(1, 0)))
     assert is_complete(folder, (1, 0)) and not is_complete(folder, (0, 0))
@@ -93,18 +97,23 @@ def test_single_units_then_merge(tmp_path, digits_dir, caplog):
 
 
 def test_resume_refuses_a_finished_run(tmp_path, digits_dir):
-    cfg, label = load_config("digits", "smoke", overrides=["folds=2", "epochs=1", "max_train_rows=400"])
+    """Refused from the run's own record before anything is read or trained: a finished run's folder, as a run
+    that trained to the end leaves its record, is enough."""
+    cfg, label = load_config("digits", "smoke", overrides=TINY)
     out = tmp_path / "runs"
-    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+    folder = runs.create_run_dir(out, "digits", label)
+    runs.start_run(folder, cfg.to_dict(), ["digits"], label=label)
+    runs.finish_run(folder, 1.0)
     with pytest.raises(UserError, match="already finished"):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume=folder.name))
     with pytest.raises(UserError, match="no unfinished run of digits"):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, resume="latest"))
 
 
+@pytest.mark.slow  # three runs: 8 units
 def test_more_seeds_grow_a_finished_run_into_the_run_trained_with_them(tmp_path, digits_dir):
     """--resume RUN --seeds N trains only the new seeds' units; the grown run equals one started with N seeds."""
-    overrides = ["folds=2", "epochs=1", "max_train_rows=400", "deterministic=true", "model=small"]
+    overrides = [*TINY, "deterministic=true"]
     out = tmp_path / "runs"
     cfg, label = load_config("digits", "smoke", overrides=[*overrides, "seeds=1"])
     folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))

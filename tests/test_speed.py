@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
 
 from bench.speed import main
 
-TINY = ["model=small", "width=8", "epochs=2", "max_train_rows=300", "folds=2", "tta=2"]
+TINY = ["model=small", "width=4", "epochs=2", "max_train_rows=200", "folds=2", "tta=1"]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, digits_dir) -> tuple[dict, str]:
+    """One `--train --paired` measurement (a whole tiny run in a subprocess, then one unit taking turns with the
+    model alone): its result document and what it printed. Trained once for this file."""
+    base = tmp_path_factory.mktemp("speed")
+    runs, out = base / "runs", base / "results"
+    argv = ["digits", "--train", "--paired", "--preset", "smoke", *TINY, "--runs", str(runs), "--out", str(out)]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*argv, "--data-dir", str(digits_dir), "--steps", "2"]) == 0
+    (path,) = out.glob("speed-digits-*.json")
+    return json.loads(path.read_text()), printed.getvalue()
 
 
 @pytest.mark.slow  # trains a whole tiny run in a subprocess
-def test_a_trained_run_is_measured_against_the_model_alone(tmp_path, digits_dir, capsys):
-    runs, out = tmp_path / "runs", tmp_path / "results"
-    argv = ["digits", "--train", "--preset", "smoke", *TINY, "--runs", str(runs), "--data-dir", str(digits_dir)]
-    assert main([*argv, "--steps", "2", "--out", str(out)]) == 0
-    (path,) = out.glob("speed-digits-*.json")
-    document = json.loads(path.read_text())
+def test_a_trained_run_is_measured_against_the_model_alone(measured):
+    document, printed = measured
     assert document["rates"]["model_alone"] > 0 and document["rates"]["model_in_trainer"] > 0
     assert [unit["unit"] for unit in document["units"]] == ["f0-s0", "f1-s0"]
     assert all(unit["images_trained"] > 0 and unit["tta_seconds"] > 0 for unit in document["units"])
     run = document["run"]
     assert run["wall_seconds"] >= run["wall_seconds_inside"] > 0 and run["pure_training_seconds"] > 0
     assert 0 < run["oof_accuracy"] <= 1 and "cpu_flags" in document["machine"]
-    assert "median epoch's rate / model alone" in capsys.readouterr().out
+    assert "median epoch's rate / model alone" in printed
 
 
 def test_run_flags_without_train_are_refused(capsys):
@@ -33,12 +45,8 @@ def test_run_flags_without_train_are_refused(capsys):
 
 
 @pytest.mark.slow  # trains a whole tiny run in a subprocess
-def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(tmp_path, digits_dir, capsys):
-    runs, out = tmp_path / "runs", tmp_path / "results"
-    argv = ["digits", "--train", "--paired", "--preset", "smoke", *TINY, "--runs", str(runs), "--out", str(out)]
-    assert main([*argv, "--data-dir", str(digits_dir), "--steps", "2"]) == 0
-    (path,) = out.glob("speed-digits-*.json")
-    document = json.loads(path.read_text())
+def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(measured):
+    document, printed = measured
     paired, run = document["paired"], document["run"]
     assert [row["epoch"] for row in paired["epochs"]] == [1, 2]  # epochs=2
     assert len(paired["alone_rounds"]) == 3  # before the first epoch and after each
@@ -48,4 +56,4 @@ def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(tmp_path,
         run["wall_over_pure_paired"] == round(run["wall_minus_tta_over_epochs"] / paired["median_ratio"], 3)
         or abs(run["wall_over_pure_paired"] - run["wall_minus_tta_over_epochs"] / paired["median_ratio"]) < 0.01
     )
-    assert "taking turns with its epochs" in capsys.readouterr().out
+    assert "taking turns with its epochs" in printed

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
 
 
+@pytest.mark.slow  # trains a tiny run
 def test_a_run_with_tensorboard_leaves_event_files_in_each_unit(tmp_path, digits_dir):
     from common.execution.pipeline import RunOptions, run_competition
     from common.ground.config import load_config
@@ -60,6 +61,7 @@ def test_refused_without_the_tensorboard_package(monkeypatch):
     backend.check_tensorboard(Config(), "jax")  # without the key, nothing is asked of the machine
 
 
+@pytest.mark.slow  # loads JAX in a subprocess; test_refused_on_another_backend is the quick check
 def test_jax_run_with_tensorboard_is_one_line_before_any_folder(tmp_path, digits_dir):
     out = tmp_path / "runs"
     command = [sys.executable, str(ROOT / "run.py"), "digits", *TINY, "tensorboard=true"]

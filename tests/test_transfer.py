@@ -67,6 +67,7 @@ def source_run(digits_dir, tmp_path_factory) -> tuple[Path, Path]:
     return out, run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
 
 
+@pytest.mark.slow  # the module's source run
 def test_frozen_run_keeps_the_source_conv_weights(source_run, digits_dir):
     import keras
 
@@ -96,6 +97,7 @@ def test_frozen_run_keeps_the_source_conv_weights(source_run, digits_dir):
         (["freeze_convs=true"], "freeze_convs needs init_from"),
     ],
 )
+@pytest.mark.slow  # the module's source run
 def test_unusable_sources_are_refused_before_a_folder_exists(source_run, digits_dir, overrides, message):
     out, _ = source_run
     before = sorted((out / "digits").iterdir())
@@ -105,6 +107,7 @@ def test_unusable_sources_are_refused_before_a_folder_exists(source_run, digits_
     assert sorted((out / "digits").iterdir()) == before
 
 
+@pytest.mark.slow  # the module's source run
 def test_command_line_flags_reach_the_config(source_run, digits_dir, capsys):
     import run
 
@@ -119,6 +122,7 @@ def test_command_line_flags_reach_the_config(source_run, digits_dir, capsys):
     assert "init_from: run " in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the module's source run
 def test_a_copied_source_of_the_same_competition_is_still_checked_for_folds(source_run, digits_dir, tmp_path):
     import shutil
 

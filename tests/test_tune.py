@@ -1,5 +1,5 @@
 """common/commands/tune/: `python run.py tune` as a user runs it, on the offline digits competition with a tiny
-search space (2 folds of 1 epoch on 200 rows), in this process (TensorFlow loads once)."""
+search space (2 folds of 1 epoch of the MLP on 200 rows), in this process (TensorFlow loads once)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from common.commands.tune import preset, setup, storage
 from common.ground.config import read_yaml
 
 TINY = """# a tiny space for the tests
-fixed: {max_train_rows: 200, epochs: 1, folds: 2, holdout: 0.2, save_models: false}
+fixed: {model: mlp, max_train_rows: 200, epochs: 1, folds: 2, holdout: 0.2, save_models: false}
 lr: {low: 0.001, high: 0.02, log: true}
 dropout: {low: 0.0, high: 0.4}
 """
