@@ -144,7 +144,7 @@ def test_resume_takes_only_seeds_and_full_models(tmp_path):
 def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_run, digits_dir):
     folder = full_run.folder
     names = {path.name for path in folder.iterdir()}
-    assert {"test.npy", "holdout.npy", "train_holdout.npy", "submission.csv", "metrics.json"} <= names
+    assert {"test.npy", "sklearn_test.npy", "train_holdout.npy", "submission.csv", "metrics.json"} <= names
     assert "oof.npy" not in names and "per_class.csv" not in names
     assert [key.name for key in runs.unit_keys(folder)] == ["all-s0"]
     assert not (runs.unit_dir(folder, (None, 0)) / "valid.npy").exists()
@@ -155,7 +155,7 @@ def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_
     metrics = runs.load_run(folder).metrics()
     assert "oof_accuracy" not in metrics and "leaderboard_estimate" not in metrics
     data, _ = train_set(full_run, digits_dir)
-    for name in ("holdout", HOLDOUT_SET):
+    for name in ("sklearn_test", HOLDOUT_SET):
         assert metrics["extra_accuracy"][name] == pytest.approx(
             accuracy(data.extras[name].labels, np.load(folder / f"{name}.npy"))
         )
@@ -213,7 +213,7 @@ def test_oof_comes_from_fold_models_and_the_submission_from_the_ensemble(both_ru
     metrics = runs.load_run(folder).metrics()
     assert metrics["ensemble_units"] == ["f0-s0", "f1-s0", "all-s0"] and "leaderboard_estimate" in metrics
     data, _ = train_set(both_run, digits_dir)
-    for name in ("holdout", HOLDOUT_SET):
+    for name in ("sklearn_test", HOLDOUT_SET):
         by_group = metrics["extra_accuracy_by_group"][name]
         arrays = {key: np.load(runs.unit_dir(folder, key) / f"{name}.npy") for key in units}
         for group in runs.ENSEMBLE_GROUPS:
@@ -291,7 +291,7 @@ def test_compare_a_run_without_oof_on_its_holdout_and_extra_sets(both_run, full_
     text = compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, data_dir=str(digits_dir))
     lines = text.splitlines()
     assert lines[0].startswith("A (") and "without OOF (no fold models): compared on the holdout and extra" in lines[0]
-    assert [line.split(":")[0] for line in lines[1:]] == ["holdout", HOLDOUT_SET]
+    assert [line.split(":")[0] for line in lines[1:]] == ["sklearn_test", HOLDOUT_SET]
 
 
 @pytest.mark.slow
@@ -303,11 +303,11 @@ def test_blend_of_runs_without_oof_blends_the_holdout_extra_sets_and_test(both_r
         folder = blend_runs(root, "digits", [full_run.folder.name, both_run.folder.name], None, str(digits_dir))
     assert NO_OOF_BLEND in printed.getvalue()
     assert not (folder / "oof.npy").exists() and (folder / "report.html").is_file()
-    for name in ("test", "holdout", HOLDOUT_SET):
+    for name in ("test", "sklearn_test", HOLDOUT_SET):
         sources = [np.load(run.folder / f"{name}.npy") for run in (full_run, both_run)]
         assert np.allclose(np.load(folder / f"{name}.npy"), np.mean(sources, axis=0), atol=1e-6), name
     metrics = runs.load_run(folder).metrics()
-    assert "oof_accuracy" not in metrics and set(metrics["extra_accuracy"]) == {"holdout", HOLDOUT_SET}
+    assert "oof_accuracy" not in metrics and set(metrics["extra_accuracy"]) == {"sklearn_test", HOLDOUT_SET}
 
 
 @pytest.mark.slow

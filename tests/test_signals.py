@@ -107,7 +107,7 @@ def test_a_signal_mid_epoch_stops_the_run_at_once_and_it_resumes(number, status,
     command = [sys.executable, str(ROOT / "run.py"), "digits", *LONG_EPOCH, "--data-dir", str(digits_dir)]
     with log.open("w") as stderr:
         process = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=stderr)
-    wait_for("fold 0 seed 0:   0%", log, process, 300)  # the first epoch's bar: fit has begun
+    wait_for("unit f0-s0:   0%", log, process, 300)  # the first epoch's bar: fit has begun
     time.sleep(3)  # into the epoch's batches (its training step compiled)
     process.send_signal(number)
 
@@ -116,7 +116,7 @@ def test_a_signal_mid_epoch_stops_the_run_at_once_and_it_resumes(number, status,
     text = log.read_text()
     assert stopped < 3, text[-3000:]
     assert process.returncode == status, text[-3000:]
-    assert "fold 0 seed 0:  50%" not in text  # the first epoch never ended: stopped inside it
+    assert "unit f0-s0:  50%" not in text  # the first epoch never ended: stopped inside it
     assert "Traceback" not in text and "Exception ignored" not in text
 
     (run,) = runs.list_runs(out, "digits")

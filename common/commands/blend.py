@@ -169,7 +169,8 @@ def blend_runs(
     start = time.perf_counter()
     chosen = resolve_runs(root, competition, run_ids)
     weight = normalised_weights(weights, len(chosen))
-    data = shared_sets(chosen, load_dataset(get_spec(competition), data_dir))
+    files = load_dataset(get_spec(competition), data_dir)  # every set: an extra_train run's rows come from one
+    data = shared_sets(chosen, files)  # the sets every run predicted: what the blend scores
     names = list(data.extras)
     sets = {runs.TEST: same_rows(chosen, runs.TEST, len(data.test.images))}
     sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
@@ -177,11 +178,11 @@ def blend_runs(
     extras = scored_extras(data, names, sets, arrays)
     if has_oof(chosen):
         aligned = aligned_oof(chosen)
-        folds, (images, labels) = check_train_labels(aligned, data, chosen[0])
+        folds, (images, labels) = check_train_labels(aligned, files, chosen[0])
         arrays = {runs.OOF: weighted_mean(aligned.probabilities, weight)} | arrays
     else:
         aligned, folds = None, chosen[0].folds()
-        images, labels = chosen[0].training_images(data)
+        images, labels = chosen[0].training_images(files)
         if not extras:
             raise UserError("blend: some runs have no OOF (no fold models), and they share no holdout or extra set")
     metrics = blend_metrics(aligned, arrays.get(runs.OOF), extras, chosen, weight)
