@@ -10,7 +10,7 @@ import pytest
 
 from bench.speed import main
 
-TINY = ["model=small", "width=4", "epochs=2", "max_train_rows=200", "folds=2", "tta=1"]
+TINY = ["model=mlp", "epochs=2", "max_train_rows=200", "folds=2", "tta=1"]
 
 
 @pytest.fixture(scope="module")
