@@ -17,7 +17,7 @@ from common.ground.errors import UserError
 from common.training.backend import backend_name, choose_precision, resolve_hardware
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=300"]
+TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=300"]
 
 
 def without_tensorflow(tmp_path: Path) -> dict[str, str]:

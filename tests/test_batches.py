@@ -71,7 +71,7 @@ def test_a_run_with_distortions_trains_through_worker_processes(digits_dir, tmp_
     from common.ground.config import load_config
     from common.ground.spec import get_spec
 
-    overrides = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "distort=elastic,grid"]
+    overrides = ["max_train_rows=300", "epochs=1", "model=mlp", "distort=elastic,grid"]
     cfg, label = load_config("digits", "smoke", overrides=overrides)
     folder = run_competition(get_spec("digits"), cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path))
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"

@@ -17,9 +17,7 @@ from common.ground.spec import get_spec
 @pytest.fixture(scope="module")
 def tta_run(digits_dir, tmp_path_factory):
     """A tiny finished run trained with tta=2, and the bench's results for it."""
-    cfg, label = load_config(
-        "digits", "smoke", overrides=["max_train_rows=300", "epochs=1", "tta=2", "model=small", "width=4"]
-    )
+    cfg, label = load_config("digits", "smoke", overrides=["max_train_rows=300", "epochs=1", "tta=2", "model=mlp"])
     out, results = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("results")
     folder = run_competition(get_spec("digits"), cfg, label, ["digits"], RunOptions(str(digits_dir), out))
     argv = ["digits", "--data-dir", str(digits_dir), "--out", str(out), "--results", str(results)]

@@ -135,13 +135,14 @@ def test_blend_scores_a_judged_sets_halves_as_a_trained_run_does(tmp_path, digit
 # A blend of two real, tiny trained runs: every command reads it as a run
 # ---------------------------------------------------------------------------
 
-TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
+TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]
 
 
 @pytest.fixture(scope="module")
 def blended(tmp_path_factory, digits_dir) -> tuple[Path, list[Path], Path]:
     """(runs root, the two trained runs' folders, the blend's folder): two tiny digits runs on the same folds, the
-    second predicting with one test-time shift, blended 3:1. Trained once for this file."""
+    second with other dropout (so other weights) and predicting with one test-time shift, blended 3:1. Trained once
+    for this file."""
     from common.execution.pipeline import RunOptions, run_competition
     from common.ground.config import load_config
 
@@ -149,7 +150,7 @@ def blended(tmp_path_factory, digits_dir) -> tuple[Path, list[Path], Path]:
     trained = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        for extra in ([], ["tta=1", "width=4"]):
+        for extra in ([], ["tta=1", "dropout=0.1"]):
             cfg, label = load_config("digits", "smoke", None, TINY + extra)
             options = RunOptions(str(digits_dir), root)
             trained.append(run_competition(get_spec("digits"), cfg, label, ["digits", *TINY, *extra], options))

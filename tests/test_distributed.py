@@ -20,7 +20,7 @@ from common.ground.spec import get_spec
 from common.runs.units import UnitKey, all_units, is_complete
 
 DIGITS = get_spec("digits")
-TINY = ["max_train_rows=300", "epochs=1", "folds=2", "model=small", "width=8"]
+TINY = ["max_train_rows=300", "epochs=1", "folds=2", "model=mlp"]
 # Workers train with the run's own thread count (config `threads`), as this process does: the same arrays.
 TOLERANCE = 0.0
 

@@ -19,7 +19,7 @@ from common.ground.errors import UserError
 from common.ground.spec import get_spec
 
 DIGITS = get_spec("digits")
-TINY = ["max_train_rows=300", "epochs=1", "model=small", "width=8", "folds=2", "extra_train=sklearn_test"]
+TINY = ["max_train_rows=300", "epochs=1", "model=mlp", "folds=2", "extra_train=sklearn_test"]
 
 
 @pytest.fixture(scope="module")

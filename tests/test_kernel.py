@@ -22,7 +22,7 @@ from tests.conftest import pixel_frame
 
 DIGITS = get_spec("digits")
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
+TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]
 
 
 @pytest.fixture(scope="module")
@@ -341,7 +341,8 @@ def test_kernel_and_submit_dry_run_take_the_transductive_round_from_the_command_
 
 
 def test_submit_transductive_for_a_csv_competition_is_one_line(tmp_path):
+    # MNIST: a CSV competition on Kaggle (digits, the offline demo, is refused before any other check)
     argv = [sys.executable, str(ROOT / "run.py"), "submit", "mnist", "--transductive", "--dry-run"]
-    done = subprocess.run([*argv, "--out", str(tmp_path)], capture_output=True, text=True, check=False)  # no run needed
+    done = subprocess.run([*argv, "--out", str(tmp_path)], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "--transductive is a notebook's round" in done.stderr
     assert done.stderr.strip().count("\n") == 0

@@ -19,8 +19,8 @@ from common.training.backend import available_cores
 DIGITS = get_spec("digits")
 
 
-# The smoke preset with a tiny model: what these tests check is the pipeline's files, not what the model learns.
-TINY = ["model=small", "width=4"]
+# The smoke preset with the MLP: what these tests check is the pipeline's files, not what the model learns.
+TINY = ["model=mlp"]
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,7 @@ def test_an_image_without_ink_is_a_user_error(tmp_path, colour):
 @pytest.fixture(scope="module")
 def tiny_run(digits_dir, tmp_path_factory):
     """A finished 2-fold, 1-epoch digits run on 300 rows: a real run folder with two saved models."""
-    cfg, label = load_config("digits", overrides=["max_train_rows=300", "epochs=1", "folds=2"])
+    cfg, label = load_config("digits", overrides=["max_train_rows=300", "epochs=1", "folds=2", "model=mlp"])
     out = tmp_path_factory.mktemp("runs")
     run_competition(get_spec("digits"), cfg, label, ["digits"], RunOptions(str(digits_dir), out))
     return find_run(out, "digits", None)

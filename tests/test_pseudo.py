@@ -19,7 +19,7 @@ from common.ground.spec import get_spec
 from common.training.pseudo import pseudo_labels
 
 DIGITS = get_spec("digits")
-TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=small", "width=4"]
+TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=mlp"]
 
 
 def test_pseudo_labels_come_from_the_folds_own_models_above_the_threshold(tmp_path):

@@ -14,7 +14,7 @@ from common.ground.errors import UserError
 from common.ground.spec import get_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["folds=2", "epochs=1", "model=small", "width=8", "max_train_rows=200"]
+TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]
 
 
 @pytest.mark.slow  # trains a tiny run
