@@ -31,6 +31,32 @@ def test_layers_apply_in_order(tmp_path):
     assert cfg.lr == 0.02 and cfg.shear == 5.0  # the command line beats everything; int widened to float
 
 
+def test_a_files_section_for_the_competition_wins_and_other_sections_are_skipped(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("epochs: 3\nlr: 0.01\nkannada:\n  epochs: 9\nmnist:\n  lr: 0.5\n  width: 8\n")
+    kannada, _ = load_config("kannada", None, mine)
+    assert (kannada.epochs, kannada.lr, kannada.width) == (9, 0.01, 16)  # its own section beats the file's keys
+    mnist, _ = load_config("mnist", None, mine, ["lr=0.02"])
+    assert (mnist.epochs, mnist.lr, mnist.width) == (3, 0.02, 8)  # the command line still beats both
+
+
+def test_a_competitions_section_is_typed_and_must_be_a_mapping(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("kannada:\n  epochs: many\n")
+    with pytest.raises(UserError, match=r"mine.yaml \(kannada\): epochs must be int, got 'many'"):
+        load_config("kannada", None, mine)
+    load_config("mnist", None, mine)  # another competition's section is not read
+    mine.write_text("kannada: 3\n")
+    with pytest.raises(UserError, match="kannada: expected a mapping of key: value for that competition"):
+        load_config("mnist", None, mine)
+
+
+def test_best_is_a_gpu_preset_of_full_data_models_with_a_section_per_competition():
+    mnist, kannada = load_config("mnist", "best")[0], load_config("kannada", "best")[0]
+    assert (mnist.folds, mnist.full_models, mnist.width, mnist.holdout) == (0, 15, 32, 0.1)
+    assert (kannada.folds, kannada.full_models, kannada.model, kannada.width, kannada.epochs) == (0, 1, "vgg6", 64, 60)
+
+
 def test_overrides_are_parsed_by_the_field_type():
     assert parse_overrides(["epochs=7", "lr=1e-3", "deterministic=true", "model=small"]) == {
         "epochs": 7,

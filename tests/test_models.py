@@ -13,7 +13,10 @@ from common.training.models import MODEL_KEYS, MODELS, check_model_keys, create_
 # The two largest take seconds each to build and trace: with the slow tests.
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(name, marks=pytest.mark.slow) if name in ("deotte", "vgg8") else name for name in sorted(MODELS)],
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in ("deotte", "vgg6", "vgg8") else name
+        for name in sorted(MODELS)
+    ],
 )
 def test_model_builds_and_trains_one_step(name):
     model = create_model(name, Config(model=name))

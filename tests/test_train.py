@@ -54,3 +54,25 @@ def test_averaged_weights_are_swapped_in_for_scoring_and_back_out():
     for weights, expected in ((inside, averages), (after, before)):
         for got, want in zip(weights, expected, strict=True):
             np.testing.assert_allclose(got, want)
+
+
+def test_a_unit_traces_its_train_step_once_and_trains_as_without_the_early_build(monkeypatch):
+    """build_before_fit creates the optimiser's and metrics' variables before fit, so TensorFlow traces the train
+    function once, not twice; the trained weights are the same as when fit creates them itself."""
+    import keras
+
+    from common.training import train
+
+    cfg = Config(model="mlp", epochs=1, batch_size=64)
+    traces, step = [], keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step", lambda self, data: traces.append(1) or step(self, data))
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (192, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 192)
+    hardware = setup_hardware(cfg)
+    built, _ = train.train_unit(cfg, 0, (images, labels), None, {"test": images[:8]}, hardware)
+    assert len(traces) == 1
+    monkeypatch.setattr(train, "build_before_fit", lambda trainer, batches: None)
+    unbuilt, _ = train.train_unit(cfg, 0, (images, labels), None, {"test": images[:8]}, hardware)
+    assert len(traces) == 3  # built by fit itself: traced twice
+    for a, b in zip(built.get_weights(), unbuilt.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -16,6 +16,7 @@ import yaml
 
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
+from common.ground.spec import COMPETITIONS
 
 DISTORTIONS = (
     "elastic",
@@ -58,7 +59,7 @@ class Config:
         "Models trained on every training row of the run (train.csv minus any holdout, plus an extra_train set),"
         " beside the fold models or instead of them (folds 0); unit folders all-s<S>. They give no OOF.",
     )
-    full_epochs: int = setting(0, CV, "Epochs of each full-data model (its own one-cycle spans them); 0 = epochs.")
+    full_epochs: int = setting(0, CV, "Epochs of each full-data model (its own schedule spans them); 0 = epochs.")
     ensemble: str = setting(
         "all",
         CV,
@@ -71,7 +72,7 @@ class Config:
         0.0,
         CV,
         "Share of train.csv kept out of training altogether (always the same stratified rows) and scored by the"
-        " fold ensemble as `train_holdout`: an estimate that no fold model has seen.",
+        " run's ensemble as `train_holdout`: an estimate that no model of the run has seen.",
     )
     extra_train: str = setting(
         "",
@@ -91,8 +92,9 @@ class Config:
     model: str = setting(
         "deotte",
         MODEL,
-        "A model of the registry in common/training/models.py: `deotte` (Chris Deotte's 7-convolution BatchNorm CNN)"
-        " or a baseline of the model zoo (`python run.py zoo COMP` trains them all).",
+        "A model of the registry in common/training/models.py: `deotte` (Chris Deotte's 7-convolution BatchNorm CNN),"
+        " `vgg6` (six convolutions in VGG blocks, after a top Kannada-MNIST notebook) or a baseline of the model zoo"
+        " (`python run.py zoo COMP` trains them all).",
     )
     dropout: float = setting(0.4, MODEL, "Dropout rate, in [0, 1), for the models that read it.")
     width: int = setting(32, MODEL, "Channels of the first block; later blocks double it (models that read it).")
@@ -293,6 +295,11 @@ def _float_or_same(text: str) -> float | str:
 
 
 def read_yaml(path: Path, types: dict[str, type] = FIELD_TYPES) -> dict[str, Any]:
+    return {key: coerce(str(key), value, str(path), types) for key, value in read_mapping(path).items()}
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping, untyped; UserError when it is missing, invalid or not a mapping."""
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
@@ -301,7 +308,23 @@ def read_yaml(path: Path, types: dict[str, type] = FIELD_TYPES) -> dict[str, Any
         raise UserError(f"{path}: invalid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of key: value")
-    return {key: coerce(str(key), value, str(path), types) for key, value in data.items()}
+    return data
+
+
+def read_layer(path: Path, competition: str | None) -> dict[str, Any]:
+    """A preset or --config file: its keys, then those of the section named after `competition`, which win
+    (`kannada: {epochs: 16}`: the competitions need different values for the same budget). Other competitions'
+    sections are skipped; `competition` None skips them all."""
+    data = read_mapping(path)
+    sections = {name: data.pop(name) for name in COMPETITIONS if name in data}
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            raise UserError(f"{path}: {name}: expected a mapping of key: value for that competition")
+    chosen = sections.get(competition) or {}
+    where = f"{path} ({competition})"
+    return {key: coerce(str(key), value, str(path), FIELD_TYPES) for key, value in data.items()} | {
+        key: coerce(str(key), value, where, FIELD_TYPES) for key, value in chosen.items()
+    }
 
 
 def available_presets() -> list[str]:
@@ -322,27 +345,36 @@ def parse_overrides(
 
 
 def user_layers(
-    preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] = (),
+    competition: str | None = None,
 ) -> list[dict[str, Any]]:
-    """What the user chose, in order of precedence: the preset, --config, key=value overrides."""
+    """What the user chose, in order of precedence: the preset, --config, key=value overrides (a file's section
+    for `competition` included)."""
     layers = []
     if preset:
         preset_file = CONFIG_DIR / "presets" / f"{preset}.yaml"
         if not preset_file.is_file():
             raise UserError(f"unknown preset {preset!r}: expected one of {', '.join(available_presets())}")
-        layers.append(read_yaml(preset_file))
+        layers.append(read_layer(preset_file, competition))
     if config_file:
-        layers.append(read_yaml(Path(config_file)))
+        layers.append(read_layer(Path(config_file), competition))
     return [*layers, parse_overrides(list(overrides))]
 
 
 def load_config(
-    competition: str, preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+    competition: str,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] = (),
+    fixed: dict[str, Any] | None = None,
 ) -> tuple[Config, str]:
     """The resolved config (the competition's defaults, then the user's layers) and a short label for it (the
-    preset's name, or 'default')."""
+    preset's name, or 'default'). `fixed` (a study's fixed keys) goes just below the command line's overrides."""
     values = read_yaml(CONFIG_DIR / f"{competition}.yaml")
-    for layer in user_layers(preset, config_file, overrides):
+    *files, command_line = user_layers(preset, config_file, overrides, competition)
+    for layer in [*files, fixed or {}, command_line]:
         values |= layer
     return Config(**values), preset or "default"
 

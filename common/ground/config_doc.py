@@ -41,15 +41,28 @@ Later layers override earlier ones:
    set keeps the default in the tables below.
 2. `--preset NAME`: `configs/presets/NAME.yaml`, a small file of overrides. Shipped: `smoke` (the whole path,
    learning included, in about a minute on a CPU), `fast` (a quicker 5-fold run: one model per fold,
-   12 epochs, no test-time shifts) and `reference` (Chris Deotte's published CNN and schedule). Each file's
-   comment says what it was measured to do.
+   12 epochs, no test-time shifts), `reference` (Chris Deotte's published CNN and schedule) and `best` (the
+   leaderboard's recipes: wide models trained long on every row, for a GPU). Each file's comment says what it
+   was measured to do.
 3. `--config FILE`: a YAML file of your own, `key: value` per line.
+
+
 4. The command line: the shortcuts `--folds`, `--seeds`, `--epochs`, `--init-from`, `--freeze-convs`,
    `--pseudo-from`, then `key=value` words (parsed by the key's type: `lr=2e-3`, `tta=4`, `distort=elastic,grid`).
 
+A preset or `--config` file may hold a section per competition, whose keys win over the file's own for that
+competition and are skipped for the others (`configs/presets/best.yaml`):
+
+```yaml
+epochs: 12
+kannada:
+  epochs: 16
+```
+
 A key that you set yourself (with `--config` or on the command line) and that the chosen `model` does not read
 (`width` with `model=mlp`) is refused. `python run.py COMP --resume RUN` keeps the run's own saved config:
-it takes no overrides, except `--seeds N` to grow the run to N models per fold.
+it takes no overrides, except `--seeds N` to grow the run to N models per fold and `--full-models N` to grow
+it to N full-data models.
 """
 
 TRANSDUCTIVE_HEADER = """## The notebook's transductive round

@@ -93,6 +93,26 @@ def deotte(cfg: Config) -> keras.Model:
 
 
 @register_model(reads=("width", "dropout"))
+def vgg6(cfg: Config) -> keras.Model:
+    """Six 3x3 convs in three VGG blocks (w, 2w, 4w; each conv -> BatchNorm -> LeakyReLU, then 2x2 max pooling
+    and dropout), Dense 4w. At width 64 (64-64-128-128-256-256, Dense 256) it is the single CNN that reached the
+    top 4% of Kannada-MNIST's public board (0.992) trained 75 epochs on all rows."""
+    inputs, x = _inputs()
+    for filters in (cfg.width, 2 * cfg.width, 4 * cfg.width):
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, padding="same")(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.LeakyReLU(0.1)(x)
+        x = layers.MaxPooling2D()(x)  # 28 -> 14 -> 7 -> 3
+        x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(4 * cfg.width)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    x = layers.LeakyReLU(0.1)(x)
+    return keras.Model(inputs, _head(x, cfg.dropout), name="vgg6")
+
+
+@register_model(reads=("width", "dropout"))
 def small(cfg: Config) -> keras.Model:
     """A small, fast 3-conv net: for smoke runs and tests, about 20x cheaper than `deotte`."""
     inputs, x = _inputs()

@@ -166,6 +166,15 @@ def final_history(
     return history
 
 
+def build_before_fit(trainer: keras.Model, batches: TrainBatches) -> None:
+    """Creates the optimiser's and the metrics' variables from one batch's shapes before `fit`: Keras' own
+    symbolic build, which its JAX and torch trainers run first. TensorFlow's trainer otherwise creates them inside
+    the first trace of its train function, which TensorFlow then traces again (a second or more per unit on a
+    CPU, an XLA compilation more with jit). Keras 3.15 internals; tests/test_train.py checks one trace."""
+    rows = slice(0, batches.batch_size)
+    trainer._symbolic_build(data_batch=(batches.images[rows], batches.one_hot[rows]))
+
+
 def train_unit(
     cfg: Config,
     seed: int,
@@ -186,6 +195,7 @@ def train_unit(
     keras.utils.set_random_seed(seed)
     batches = TrainBatches(*train, cfg, seed)
     model, trainer = compiled_model(cfg, len(batches), hardware, init, seed)
+    build_before_fit(trainer, batches)
     timer = EpochTimer()
     watched = cfg.early_stopping and valid is not None
     validation = (valid[0], np.eye(10, dtype=np.float32)[valid[1]]) if watched else None

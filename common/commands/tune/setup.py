@@ -13,7 +13,7 @@ from common import runs
 from common.commands.tune.space import Space, read_space, space_file
 from common.data.files import judged_half_names, load_dataset
 from common.data.trainset import prepare_train_set
-from common.ground.config import CONFIG_DIR, Config, chosen_keys, read_yaml, user_layers
+from common.ground.config import Config, chosen_keys, load_config
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec, get_spec
 from common.training.models import check_model_keys
@@ -127,11 +127,7 @@ def prepare(request: StudyRequest) -> Setup:
 
 def base_config(competition: str, request: StudyRequest, space: Space) -> Config:
     """The competition's defaults, the preset, --config, the space's fixed keys, then key=value."""
-    layers = user_layers(request.preset, request.config, request.overrides)
-    values = read_yaml(CONFIG_DIR / f"{competition}.yaml")
-    for layer in [*layers[:-1], space.fixed, layers[-1]]:
-        values |= layer
-    return Config(**values)
+    return load_config(competition, request.preset, request.config, request.overrides, fixed=space.fixed)[0]
 
 
 def check_space(space: Space, base: Config, request: StudyRequest) -> None:
