@@ -107,3 +107,28 @@ def test_a_recipe_trains_through_the_runs_trainer_with_the_callbacks_given(digit
     assert trained.result.probabilities["valid"].shape == (len(split.holdout_rows), 10)
     assert trained.result.images_trained == 2 * (100 // cfg.batch_size) * cfg.batch_size
     assert trained.model.count_params() > 0 and trained.hardware
+
+
+def test_a_recipe_trains_on_train_csv_rows_alone_and_only_predicts_the_judged_set(digits_dir, monkeypatch):
+    """The leak test of the recipes: the arrays handed to the trainer are the split's rows of train.csv, none of
+    its holdout; the extra sets (Kannada's Dig-MNIST, judged on its halves; digits' sklearn_test here) are only
+    predicted."""
+    import common.commands.recipes as recipes
+
+    handed = {}
+
+    def recording(cfg, seed, train, valid, predict, hardware, callbacks=()):
+        handed.update(train=train, valid=valid, predict=predict)
+        return None, None
+
+    monkeypatch.setattr(recipes, "train_unit", recording)
+    split = prepare_split("digits", 0.1, 400, HOLDOUT_SEED, str(digits_dir))
+    train_recipe_model(recipe_config("digits", parse_recipes("default")[0]), split, max_train_rows=300)
+    images, labels = handed["train"]
+    rows = capped_rows(split.data.train.labels, split.train_rows, 300)
+    assert np.array_equal(images, split.data.train.images[rows]) and np.array_equal(
+        labels, split.data.train.labels[rows]
+    )
+    assert not set(rows) & set(split.holdout_rows)
+    assert np.array_equal(handed["valid"][0], split.data.train.images[split.holdout_rows])
+    assert set(handed["predict"]) == set(split.data.extras) == {"sklearn_test"}

@@ -160,3 +160,28 @@ def test_a_dead_trial_of_a_shared_storage_fails_when_its_heartbeat_is_stale(digi
     with storage.opened_study(checked) as study:
         assert [trial.state for trial in study.trials] == [TrialState.FAIL]
     assert runs.load_run(folder).status is runs.RunStatus.FAILED
+
+
+def test_sigterm_between_trials_writes_the_study_so_far_and_says_how_to_continue(digits_dir, tmp_path, capsys):
+    """Outside a trial (no run's own handler then), SIGTERM still stops the study cleanly: exit status 143, the
+    study's files written, and the line saying the same command continues it."""
+    import os
+    import signal
+    import time
+
+    space, out = tmp_path / "tiny.yaml", tmp_path / "runs"
+    space.write_text(TINY)
+
+    def terminated_between_trials(study, setup):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here, at once
+        pytest.fail("SIGTERM did not stop the study")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tune, "run_trials", terminated_between_trials)
+        assert run.main(tune_args(space, out, digits_dir, "--trials", "1")) == 143
+    err = capsys.readouterr().err
+    folder = out / "digits" / "tune" / "digits-tiny"
+    assert f"stopped: the same command continues the study ({folder})" in err and "terminated" in err
+    assert (folder / "trials.md").is_file() and (folder / "study.db").is_file()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the previous handler is back

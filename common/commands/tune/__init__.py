@@ -11,6 +11,7 @@ trial's keys as a preset in the study folder, and in configs/presets/ with --sav
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
@@ -21,6 +22,7 @@ from common.commands.tune.report import markdown, save_plots, selection_gap, tri
 from common.commands.tune.setup import Setup, StudyRequest, prepare
 from common.commands.tune.storage import opened_study
 from common.commands.tune.trials import run_trials
+from common.training.signals import signals_stop_the_run
 
 __all__ = ["StudyRequest", "run_study"]
 
@@ -44,10 +46,11 @@ def run_study(request: StudyRequest) -> Path:
     """Checks everything, opens (or continues) the study, runs its trials and writes what it leaves."""
     setup = prepare(request)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with opened_study(setup) as study:
+    with opened_study(setup) as study, signals_stop_the_run():  # SIGTERM between trials too, not only inside one
         try:
             run_trials(study, setup)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C and SIGTERM (Terminated)
             write_outputs(study, setup)  # the study so far; the same command continues it
+            print(f"stopped: the same command continues the study ({setup.folder})", file=sys.stderr)
             raise
         return write_outputs(study, setup)
