@@ -271,17 +271,25 @@ def speed_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def speed_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str]]:
+    """(the bench's own arguments, run.py's flags, the KEY=VALUE overrides wherever they were written: argparse
+    would count one written after a flag it does not know among run.py's flags)."""
+    overrides = [word for word in argv if "=" in word and not word.startswith("-")]
+    args, run_flags = speed_parser().parse_known_intermixed_args([word for word in argv if word not in overrides])
+    return args, run_flags, overrides
+
+
 def speed(argv: list[str]) -> Path:
     """Checks the arguments, measures (and trains, with --train); writes and returns the markdown's path."""
-    args, run_flags = speed_parser().parse_known_intermixed_args(argv)
+    args, run_flags, overrides = speed_arguments(argv)
     get_spec(args.competition)
     if run_flags and not args.train:
         raise UserError(f"speed: unknown arguments {' '.join(run_flags)} (run.py's flags go with --train)")
     preset = run_flags[run_flags.index("--preset") + 1] if "--preset" in run_flags[:-1] else None
-    cfg, _ = load_config(args.competition, preset, overrides=args.overrides)
+    cfg, _ = load_config(args.competition, preset, overrides=overrides)
     if args.steps < 1:
         raise UserError(f"speed: --steps must be at least 1, got {args.steps}")
-    document = measure(args, cfg, [*run_flags, *args.overrides])
+    document = measure(args, cfg, [*run_flags, *overrides])
     document |= {"competition": args.competition, "config": cfg.to_dict()}
     document |= provenance(" ".join(["python -m bench.speed", *argv]))
     return write_result_files(args.out, f"speed-{args.competition}", document, markdown(document))

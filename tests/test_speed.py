@@ -19,7 +19,7 @@ def measured(tmp_path_factory, digits_dir) -> tuple[dict, str]:
     model alone): its result document and what it printed. Trained once for this file."""
     base = tmp_path_factory.mktemp("speed")
     runs, out = base / "runs", base / "results"
-    # The overrides before run.py's flags: parsed as the bench's own, they set the model-alone rounds' model too.
+    # The overrides are the bench's own wherever written: they set the model-alone rounds' model too.
     argv = ["digits", "--train", "--paired", *TINY, "--preset", "smoke", "--runs", str(runs), "--out", str(out)]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -58,3 +58,17 @@ def test_paired_unit_sets_each_epoch_against_the_model_alone_around_it(measured)
         or abs(run["wall_over_pure_paired"] - run["wall_minus_tta_over_epochs"] / paired["median_ratio"]) < 0.01
     )
     assert "taking turns with its epochs" in printed
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["digits", "--train", "model=mlp", "--preset", "smoke", "epochs=2"],
+        ["digits", "--train", "--preset", "smoke", "model=mlp", "epochs=2"],
+    ],
+)
+def test_overrides_are_the_benchs_wherever_they_are_written(argv):
+    from bench.speed import speed_arguments
+
+    args, run_flags, overrides = speed_arguments(argv)
+    assert overrides == ["model=mlp", "epochs=2"] and run_flags == ["--preset", "smoke"] and args.train
