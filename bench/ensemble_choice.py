@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness.results import RESULTS_DIR, markdown_table, provenance, write_result_files
+from bench.harness.results import finished_run_parser, markdown_table, provenance, write_result_files
 from common import runs
 from common.data.files import Dataset, load_dataset
 from common.data.trainset import HOLDOUT_SET
 from common.ground.errors import UserError, exit_status
-from common.ground.spec import COMPETITIONS, get_spec
+from common.ground.spec import get_spec
 from common.runs.aligned import shared_sets
 from common.runs.stats import mcnemar
 from common.runs.units import load_unit
@@ -119,16 +119,10 @@ def ensemble_choice(argv: list[str]) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    found = argparse.ArgumentParser(
-        prog="python -m bench.ensemble_choice",
-        description="A run's fold models, full-data models and both, scored on the same rows with McNemar's test.",
+    return finished_run_parser(
+        "python -m bench.ensemble_choice",
+        "A run's fold models, full-data models and both, scored on the same rows with McNemar's test.",
     )
-    found.add_argument("competition", choices=list(COMPETITIONS))
-    found.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
-    found.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
-    found.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
-    found.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the tables go (default: %(default)s)")
-    return found
 
 
 def main(argv: list[str]) -> int:

@@ -22,11 +22,11 @@ from tqdm.auto import tqdm
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.harness.results import RESULTS_DIR, markdown_table  # noqa: E402
+from bench.harness.results import finished_run_parser, markdown_table  # noqa: E402
 from common import runs  # noqa: E402
 from common.data.files import load_dataset  # noqa: E402
 from common.ground.errors import exit_status  # noqa: E402
-from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
+from common.ground.spec import get_spec  # noqa: E402
 from common.runs.metrics import accuracy  # noqa: E402
 from common.runs.units import all_units  # noqa: E402
 from common.training.augment import TTA_SHIFTS, tta_views  # noqa: E402
@@ -82,15 +82,7 @@ def write_results(run: runs.Run, rows: list[dict], seconds_per_view: float, comm
 
 
 def tta_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.tta", description="OOF accuracy of a finished run with 0-8 test-time shifts."
-    )
-    parser.add_argument("competition", choices=list(COMPETITIONS))
-    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
-    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
-    parser.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the tables go (default: %(default)s)")
-    return parser
+    return finished_run_parser("python -m bench.tta", "OOF accuracy of a finished run with 0-8 test-time shifts.")
 
 
 def tta_bench(argv: list[str]) -> Path:

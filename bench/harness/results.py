@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ import pandas as pd
 
 from common import runs
 from common.ground.paths import PROJECT_ROOT
+from common.ground.spec import COMPETITIONS
 from common.training.backend import cpu_flags, cpu_model
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -62,3 +64,15 @@ def write_result_files(out: Path, stem: str, document: dict[str, Any], markdown:
     runs.atomic_write_bytes(path, markdown.encode())
     print(markdown)
     return path
+
+
+def finished_run_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that reads one finished run: the competition, the run, where the data, the
+    run folders and the result files are."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("competition", choices=list(COMPETITIONS))
+    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
+    parser.add_argument("--out", type=Path, help="where run folders are (default: submissions/)")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the tables go (default: %(default)s)")
+    return parser
