@@ -216,12 +216,17 @@ class Config:
         if self.folds == 1:
             raise UserError("config: folds must be at least 2, got 1 (or 0 with full_models: no fold models)")
         lacking = dict(zip(ENSEMBLES[:2], (not self.folds, not self.full_models), strict=True))
+        other = {"folds": "full", "full": "folds"}.get(self.ensemble)  # what such a run can submit instead
         if lacking.get(self.ensemble):
-            raise UserError(f"config: ensemble {self.ensemble} names models this run does not train")
+            raise UserError(
+                f"config: ensemble {self.ensemble} names models this run does not train (set ensemble={other})"
+            )
         per_fold = [name for name in ("early_stopping", "pseudo_from", "init_from") if getattr(self, name)]
         if self.full_models and per_fold:  # full-data models hold no fold out, and these work fold by fold
+            fix = "full_models=0" + (" ensemble=folds" if self.ensemble == "full" else "")
             raise UserError(
                 f"config: {per_fold[0]} works fold by fold; full-data models (full_models) hold no fold out"
+                f" (add {fix})"
             )
 
     @property
