@@ -225,8 +225,7 @@ class Config:
         if self.full_models and per_fold:  # full-data models hold no fold out, and these work fold by fold
             fix = "full_models=0" + (" ensemble=folds" if self.ensemble == "full" else "")
             raise UserError(
-                f"config: {per_fold[0]} works fold by fold; full-data models (full_models) hold no fold out"
-                f" (add {fix})"
+                f"config: {per_fold[0]} works fold by fold; full-data models (full_models) hold no fold out (add {fix})"
             )
 
     @property
