@@ -32,7 +32,7 @@ import numpy as np
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX here and in run.py share one GPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.harness.rates import model_alone_fit, model_rates, random_batches, unit_rows  # noqa: E402
+from bench.harness.rates import SPEED_ROUNDS, model_alone_fit, model_rates, random_batches, unit_rows  # noqa: E402
 from bench.harness.results import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
 from common.ground.config import Config, load_config  # noqa: E402
@@ -219,12 +219,12 @@ def measure(args: argparse.Namespace, cfg: Config, run_args: list[str]) -> dict[
     """Model-alone rates before and after the run (the best counts: other work only slows a round)."""
     run = runs.find_run(args.runs, args.competition, args.run) if args.run else None
     cfg = run.cfg if run else cfg  # the run's own model and batch size
-    before = model_rates(cfg, args.steps)
+    before = model_rates(cfg, args.steps, args.rounds)
     outside = None
     if args.train:
         folder, outside = train_run(args.competition, run_args, args.runs, args.data_dir)
         run = runs.load_run(folder)
-    after = model_rates(cfg, args.steps) if run else before
+    after = model_rates(cfg, args.steps, args.rounds) if run else before
     rates = {name: float(np.median(before["rounds"][name] + after["rounds"][name])) for name in before["rounds"]}
     rates["hardware"] = before["hardware"]
     document = {"rates": rates, "rates_before": before, "rates_after": after}
@@ -267,6 +267,9 @@ def speed_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--steps", type=int, default=100, help="steps per timing round of the model alone (default 100)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=SPEED_ROUNDS, help="timing rounds before and after the run (default %(default)s)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
     return parser
 
@@ -287,8 +290,8 @@ def speed(argv: list[str]) -> Path:
         raise UserError(f"speed: unknown arguments {' '.join(run_flags)} (run.py's flags go with --train)")
     preset = run_flags[run_flags.index("--preset") + 1] if "--preset" in run_flags[:-1] else None
     cfg, _ = load_config(args.competition, preset, overrides=overrides)
-    if args.steps < 1:
-        raise UserError(f"speed: --steps must be at least 1, got {args.steps}")
+    if args.steps < 1 or args.rounds < 1:
+        raise UserError(f"speed: --steps and --rounds must be at least 1, got {args.steps} and {args.rounds}")
     document = measure(args, cfg, [*run_flags, *overrides])
     document |= {"competition": args.competition, "config": cfg.to_dict()}
     document |= provenance(" ".join(["python -m bench.speed", *argv]))

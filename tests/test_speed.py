@@ -23,7 +23,7 @@ def measured(tmp_path_factory, digits_dir) -> tuple[dict, str]:
     argv = ["digits", "--train", "--paired", *TINY, "--preset", "smoke", "--runs", str(runs), "--out", str(out)]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert main([*argv, "--data-dir", str(digits_dir), "--steps", "2"]) == 0
+        assert main([*argv, "--data-dir", str(digits_dir), "--steps", "2", "--rounds", "1"]) == 0
     (path,) = out.glob("speed-digits-*.json")
     return json.loads(path.read_text()), printed.getvalue()
 

@@ -68,7 +68,7 @@ def unit_histories(folder: Path) -> dict[str, pd.DataFrame]:
 
 def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI)  # the layout is constrained: "tight" would draw it twice
     return buffer.getvalue()
 
 
