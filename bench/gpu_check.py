@@ -2,7 +2,8 @@
 
 python -m bench.gpu_check --out DIR [--budget-minutes 8] [--data-dir DIR]
 python -m bench.gpu_check --out DIR --tiny          # the same steps on the offline digits data (tests, CPUs)
-python -m bench.gpu_check --out DIR --suite candidates   # whole 5-fold runs of `best` candidates, judged here
+python -m bench.gpu_check --out DIR --suite best         # the `best` preset, digit-recognizer then Kannada
+python -m bench.gpu_check --out DIR --suite candidates   # whole 5-fold runs of higher-capacity candidates
 
 The `candidates` suite spends the budget on whole 5-fold runs of recipes with more capacity than the default: on
 this CPU each needs 30-70 minutes to be judged on OOF (one seed more buys nothing there: the errors are the
@@ -42,7 +43,7 @@ COMPARE_FILES = (runs.array_name(runs.OOF), runs.FOLDS_CSV)
 UNIT_FILES = (runs.UNIT_JSON, runs.HISTORY_CSV)
 
 
-SUITES = ("check", "candidates")
+SUITES = ("check", "best", "candidates")
 
 
 def steps(tiny: bool, suite: str = "check") -> list[tuple[str, list[str]]]:
@@ -51,7 +52,11 @@ def steps(tiny: bool, suite: str = "check") -> list[tuple[str, list[str]]]:
         small = ["model=mlp", "epochs=1", "max_train_rows=200"]  # the path, not the model, is under test
         if suite == "candidates":
             return [("candidate", ["digits", "--folds", "2", *small])]
+        if suite == "best":
+            return [("best", ["digits", "--preset", "best", *small])]
         return [("smoke", ["digits", "--preset", "smoke", *small])]  # one step shows the steps' path
+    if suite == "best":  # the leaderboard's recipes (configs/presets/best.yaml), digit-recognizer's first
+        return [("mnist_best", ["mnist", "--preset", "best"]), ("kannada_best", ["kannada", "--preset", "best"])]
     if suite == "candidates":  # more capacity than the default, each a whole run as the user starts it
         return [
             ("mnist_width32", ["mnist", "--folds", "5", "width=32", "dropout=0.4", "epochs=20"]),
@@ -159,7 +164,10 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="folder holding the competition zips")
     parser.add_argument("--tiny", action="store_true", help="the offline digits data and tiny configs")
     parser.add_argument(
-        "--suite", choices=SUITES, default="check", help="check: the GPU path; candidates: `best` candidates' runs"
+        "--suite",
+        choices=SUITES,
+        default="check",
+        help="check: the GPU path; best: the best preset; candidates: larger runs",
     )
     return parser
 

@@ -46,3 +46,12 @@ def test_the_candidates_suite_runs_whole_runs_and_brings_back_their_oof(tmp_path
     with tarfile.open(out / "gpu-check.tar.gz") as tar:
         names = tar.getnames()
     assert any(name.startswith("runs/candidate/digits/") and name.endswith("/oof.npy") for name in names)
+
+
+def test_the_best_suite_runs_the_best_preset_for_mnist_then_kannada():
+    assert gpu_check.steps(tiny=False, suite="best") == [
+        ("mnist_best", ["mnist", "--preset", "best"]),
+        ("kannada_best", ["kannada", "--preset", "best"]),
+    ]
+    ((name, args),) = gpu_check.steps(tiny=True, suite="best")
+    assert name == "best" and args[:3] == ["digits", "--preset", "best"]
