@@ -75,3 +75,14 @@ def real_rows(zip_name: str, member: str, n: int) -> pd.DataFrame:
         pytest.skip(f"{path} not present")
     with zipfile.ZipFile(path) as archive, archive.open(member) as handle:
         return pd.read_csv(io.TextIOWrapper(handle, newline=""), nrows=n)
+
+
+@pytest.fixture(scope="module")
+def figures_left_out():
+    """The runs of a module that tests no report write none (its figures take a second or two a run); the reports
+    themselves are tested in test_report, test_pipeline, test_blend and test_full_data."""
+    from common.execution import pipeline
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "write_report", lambda *args: "left out")
+        yield

@@ -9,6 +9,8 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.training.batches import TrainBatches, build_distortions, padded
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 IMAGES = np.zeros((100, 28, 28, 1), np.uint8)
 IMAGES[:, 8:20, 12:16] = 255
 IMAGES[:, 0, 0, 0] = np.arange(100)  # each image tells its row

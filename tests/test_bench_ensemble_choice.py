@@ -18,6 +18,8 @@ from common.runs.aligned import shared_sets
 from common.runs.metrics import accuracy
 from common.runs.units import load_unit
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 DIGITS = get_spec("digits")
 TINY = ["epochs=1", "model=mlp", "max_train_rows=200", "holdout=0.1", "folds=2", "full_models=1"]
 

@@ -41,7 +41,9 @@ def variant_notebooks_only(kernel, inputs, work):
 
 
 @pytest.mark.slow  # trains a tiny run, then runs the variant's notebook in a subprocess
-def test_each_half_is_scored_plain_and_with_each_variant(judged_digits, digits_dir, tmp_path, capsys, monkeypatch):
+def test_each_half_is_scored_plain_and_with_each_variant(
+    judged_digits, digits_dir, tmp_path, capsys, monkeypatch, figures_left_out
+):
     from common.execution.pipeline import RunOptions, run_competition
     from common.ground.config import load_config
 

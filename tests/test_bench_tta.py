@@ -13,6 +13,8 @@ from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config import load_config
 from common.ground.spec import get_spec
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 
 @pytest.fixture(scope="module")
 def tta_run(digits_dir, tmp_path_factory):

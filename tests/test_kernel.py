@@ -20,6 +20,8 @@ from common.ground.spec import PIXEL_COLUMNS, get_spec
 from common.runs.notebook import USERNAME_PLACEHOLDER, next_steps, write_kernel
 from tests.conftest import pixel_frame
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 DIGITS = get_spec("digits")
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]

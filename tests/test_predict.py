@@ -21,6 +21,8 @@ from common.runs import find_run
 from common.training.inference import predict_with_models
 from tests.conftest import real_rows
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 ROOT = Path(__file__).resolve().parents[1]
 PAPER, INK = 235, 20
 

@@ -18,6 +18,8 @@ from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.training.pseudo import pseudo_labels
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=mlp"]
 

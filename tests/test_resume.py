@@ -111,7 +111,7 @@ def test_resume_refuses_a_finished_run(tmp_path, digits_dir):
 
 
 @pytest.mark.slow  # three runs: 8 units
-def test_more_seeds_grow_a_finished_run_into_the_run_trained_with_them(tmp_path, digits_dir):
+def test_more_seeds_grow_a_finished_run_into_the_run_trained_with_them(tmp_path, digits_dir, figures_left_out):
     """--resume RUN --seeds N trains only the new seeds' units; the grown run equals one started with N seeds."""
     overrides = [*TINY, "deterministic=true"]
     out = tmp_path / "runs"

@@ -13,6 +13,8 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]
 

@@ -16,6 +16,8 @@ from common.ground.spec import get_spec
 from common.training.models import create_model
 from common.training.transfer import warm_start
 
+pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
+
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "seeds=1", "model=small"]
 
