@@ -28,6 +28,7 @@ from common.data.trainset import HOLDOUT_SET
 from common.ground.errors import UserError, exit_status
 from common.ground.spec import get_spec
 from common.runs.aligned import shared_sets
+from common.runs.ensemble import averaged_sets
 from common.runs.stats import mcnemar
 from common.runs.units import load_unit
 
@@ -39,11 +40,7 @@ def group_probabilities(run: runs.Run, names: list[str]) -> dict[str, dict[str, 
     units = {key: load_unit(run.folder, key) for key in run.unit_keys()}
     if len({key.group for key in units}) < 2:
         raise UserError(f"run {run.run_id}: needs both fold models and full-data models (full_models) to compare")
-    return {
-        group: {name: np.mean([units[key].probabilities[name] for key in keys], axis=0) for name in names}
-        for group in GROUPS
-        if (keys := runs.ensemble_keys(list(units), group))
-    }
+    return {group: averaged_sets(units, names, group) for group in GROUPS}
 
 
 def picking_set(data: Dataset) -> str:

@@ -27,7 +27,7 @@ from common.execution.summary import print_summary
 from common.ground.config import Config
 from common.ground.errors import Terminated, UserError
 from common.ground.spec import CompetitionSpec
-from common.runs.ensemble import write_ensemble_files
+from common.runs.ensemble import averaged_sets, write_ensemble_files
 from common.runs.metrics import accuracy, accuracy_by_group, leaderboard_estimate, oof_from_units, run_metrics
 from common.runs.report import write_report
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
@@ -130,12 +130,6 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     arrays = ({runs.OOF: oof} if oof is not None else {}) | averaged
     write_ensemble_files(folder, data, arrays, train.labels, metrics)
     return metrics
-
-
-def averaged_sets(units: dict[UnitKey, UnitOutput], names: list[str], ensemble: str) -> dict[str, np.ndarray]:
-    """Each set's probabilities, averaged over the units that `ensemble` (a Config.ensemble value) names."""
-    chosen = runs.ensemble_keys(list(units), ensemble)
-    return {name: np.mean([units[key].probabilities[name] for key in chosen], axis=0) for name in names}
 
 
 def scores_by_group(data: Dataset, units: dict[UnitKey, UnitOutput], names: list[str]) -> dict:

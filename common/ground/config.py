@@ -218,8 +218,8 @@ class Config:
         if self.folds == 1:
             raise UserError("config: folds must be at least 2, got 1 (or 0 with full_models: no fold models)")
         lacking = dict(zip(ENSEMBLES[:2], (not self.folds, not self.full_models), strict=True))
-        other = {"folds": "full", "full": "folds"}.get(self.ensemble)  # what such a run can submit instead
         if lacking.get(self.ensemble):
+            other = {"folds": "full", "full": "folds"}[self.ensemble]  # what such a run can submit instead
             raise UserError(
                 f"config: ensemble {self.ensemble} names models this run does not train (set ensemble={other})"
             )

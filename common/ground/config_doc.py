@@ -40,13 +40,11 @@ Later layers override earlier ones:
 1. `configs/<competition>.yaml`: the competition's defaults (`digits`, `mnist`, `kannada`); a key it does not
    set keeps the default in the tables below.
 2. `--preset NAME`: `configs/presets/NAME.yaml`, a small file of overrides. Shipped: `smoke` (the whole path,
-   learning included, in about a minute on a CPU), `fast` (a quicker 5-fold run: one model per fold,
-   12 epochs, no test-time shifts), `reference` (Chris Deotte's published CNN and schedule) and `best` (the
+   learning included, in one to two minutes on a CPU), `fast` (a run within 20 minutes: for mnist one model
+   per fold, 12 epochs, no test-time shifts; for Kannada its full-data model alone), `reference` (Chris Deotte's published CNN and schedule) and `best` (the
    leaderboard's recipes: wide models trained long on every row, for a GPU). Each file's comment says what it
    was measured to do.
 3. `--config FILE`: a YAML file of your own, `key: value` per line.
-
-
 4. The command line: the shortcuts `--folds`, `--seeds`, `--epochs`, `--init-from`, `--freeze-convs`,
    `--pseudo-from`, then `key=value` words (parsed by the key's type: `lr=2e-3`, `tta=4`, `distort=elastic,grid`).
 

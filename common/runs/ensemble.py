@@ -11,6 +11,7 @@ from common.data.files import Dataset
 from common.runs.layout import OOF, PER_CLASS_CSV, TEST, array_name
 from common.runs.metrics import per_class_table
 from common.runs.submission import write_run_submission
+from common.runs.units import UnitKey, UnitOutput
 
 
 def write_ensemble_files(
@@ -25,3 +26,9 @@ def write_ensemble_files(
         table = per_class_table(labels, arrays[OOF])
         runs.atomic_write_bytes(folder / PER_CLASS_CSV, table.to_csv(index=False).encode())
     write_run_submission(folder, data, arrays[TEST])
+
+
+def averaged_sets(units: dict[UnitKey, UnitOutput], names: list[str], ensemble: str) -> dict[str, np.ndarray]:
+    """Each set's probabilities, averaged over the units that `ensemble` (a Config.ensemble value) names."""
+    chosen = runs.ensemble_keys(list(units), ensemble)
+    return {name: np.mean([units[key].probabilities[name] for key in chosen], axis=0) for name in names}
