@@ -153,6 +153,7 @@ def report(argv: list[str]) -> None:
 TRANSDUCTIVE_HELP = (
     "the notebook fine-tunes every model on the hidden test images the ensemble is sure of, then predicts again"
 )
+ADABN_HELP = "the notebook re-estimates every model's BatchNorm statistics on the hidden test images (no labels)"
 
 
 def submit(argv: list[str]) -> None:
@@ -168,13 +169,15 @@ def submit(argv: list[str]) -> None:
     parser.add_argument("--wait-minutes", type=float, help="code competitions: longest wait (default 30)")
     parser.add_argument("--dest", type=Path, help="code competitions: the notebook folder (default: kernel's)")
     parser.add_argument("--transductive", action="store_true", help=TRANSDUCTIVE_HELP)
+    parser.add_argument("--adabn", action="store_true", help=ADABN_HELP)
     args = parser.parse_args(argv)
     from common.commands.submit import NotebookOptions, submit
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
 
     waits = {} if args.wait_minutes is None else {"wait_minutes": args.wait_minutes}
-    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, transductive=args.transductive, **waits)
+    levers = {"transductive": args.transductive, "adabn": args.adabn}
+    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, **levers, **waits)
     print(submit(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.data_dir, options))
 
 
@@ -185,13 +188,14 @@ def kernel(argv: list[str]) -> None:
     parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
     parser.add_argument("--dest", type=Path, help="folder to write (default: kernels/<competition>-<run id>/)")
     parser.add_argument("--transductive", action="store_true", help=TRANSDUCTIVE_HELP)
+    parser.add_argument("--adabn", action="store_true", help=ADABN_HELP)
     args = parser.parse_args(argv)
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
-    from common.runs.notebook import next_steps, write_kernel
+    from common.runs.notebook import TestTimeLevers, next_steps, write_kernel
 
-    transductive = {} if args.transductive else None
-    folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest, transductive)
+    levers = TestTimeLevers({} if args.transductive else None, args.adabn)
+    folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest, levers)
     print(next_steps(folder))
 
 

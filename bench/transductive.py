@@ -37,7 +37,7 @@ from common.data.files import Dataset, load_dataset  # noqa: E402
 from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
-from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, write_kernel  # noqa: E402
+from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, TestTimeLevers, write_kernel  # noqa: E402
 from common.runs.stats import mcnemar  # noqa: E402
 
 PLAIN = "plain ensemble"
@@ -145,7 +145,9 @@ def measure(
             write_inputs(folder / "input", spec, data, data.extras[name].images[indices])
             answers = {}
             for variant, settings in {PLAIN: None, **variants}.items():
-                kernel = write_kernel(args.runs, spec, run.run_id, folder / f"kernel-{len(answers)}", settings)
+                kernel = write_kernel(
+                    args.runs, spec, run.run_id, folder / f"kernel-{len(answers)}", TestTimeLevers(settings)
+                )
                 print(f"{half}: {variant} ({len(indices)} images)", flush=True)
                 answers[variant] = notebook_answers(kernel, folder / "input", folder / f"work-{len(answers)}")
             rows += half_rows(half, data.extras[name].labels[indices], answers)

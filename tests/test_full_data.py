@@ -96,7 +96,8 @@ def image_rows(images: np.ndarray) -> set[bytes]:
     [
         (["folds=0"], "folds 0 needs full_models"),
         (["folds=1", "full_models=1"], "folds must be at least 2, got 1"),
-        (["full_models=-1"], "full_models and full_epochs must be 0 or positive"),
+        (["full_models=-1"], "full_models, full_epochs and full_width must be 0 or positive"),
+        (["full_width=-1"], "full_models, full_epochs and full_width must be 0 or positive"),
         (["ensemble=full"], "ensemble full names models this run does not train"),
         (["folds=0", "full_models=1", "ensemble=folds"], "ensemble folds names models"),
         (["ensemble=some"], "ensemble must be one of folds, full, all"),
@@ -118,7 +119,7 @@ def test_a_run_with_nothing_to_score_it_is_refused_before_any_folder(tmp_path):
 
 
 def test_units_are_fold_models_then_full_data_models_with_seeds_of_their_own():
-    cfg = Config(folds=3, seeds=2, full_models=2, epochs=4, full_epochs=9)
+    cfg = Config(folds=3, seeds=2, full_models=2, epochs=4, full_epochs=9, width=16, full_width=32)
     keys = all_units(cfg)
     assert [key.name for key in keys] == ["f0-s0", "f0-s1", "f1-s0", "f1-s1", "f2-s0", "f2-s1", "all-s0", "all-s1"]
     assert len({unit_seed(cfg, key) for key in keys}) == len(keys)
@@ -127,6 +128,8 @@ def test_units_are_fold_models_then_full_data_models_with_seeds_of_their_own():
     assert not fold_seeds & {unit_seed(cfg, UnitKey(None, s)) for s in range(2)}
     assert unit_config(cfg, UnitKey(None, 0)).epochs == 9 and unit_config(cfg, UnitKey(1, 0)).epochs == 4
     assert unit_config(replace(cfg, full_epochs=0), UnitKey(None, 0)).epochs == 4
+    assert unit_config(cfg, UnitKey(None, 1)).width == 32 and unit_config(cfg, UnitKey(2, 1)).width == 16
+    assert unit_config(replace(cfg, full_width=0), UnitKey(None, 0)).width == 16
     assert [k.name for k in runs.ensemble_keys(keys, "full")] == ["all-s0", "all-s1"]
     assert len(runs.ensemble_keys(keys, "folds")) == 6 and runs.ensemble_keys(keys, "all") == keys
 
@@ -335,12 +338,12 @@ def test_the_notebook_averages_the_units_that_test_npy_averages(both_run, root, 
 
 @pytest.mark.slow
 def test_the_transductive_round_fine_tunes_full_data_models(full_run, root, tmp_path):
-    from common.runs.notebook import write_kernel
+    from common.runs.notebook import TestTimeLevers, write_kernel
     from tests.conftest import pixel_frame
     from tests.test_kernel import kaggle_layout, run_script
 
     settings = {"threshold": 0.0, "epochs": 1, "rounds": 1, "train_rows": 40, "batch_size": 32}
-    kernel = write_kernel(root, DIGITS, full_run.folder.name, tmp_path / "kernel", transductive=settings)
+    kernel = write_kernel(root, DIGITS, full_run.folder.name, tmp_path / "kernel", TestTimeLevers(settings))
     test = pixel_frame(50, 3, ("id", np.arange(50)))
     inputs, work = kaggle_layout(tmp_path, kernel / "dataset", kernel / "predict.py", test)
     pixel_frame(60, 4, ("label", np.arange(60) % 10)).to_csv(inputs / "Kannada-MNIST" / "train.csv", index=False)

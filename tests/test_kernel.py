@@ -17,7 +17,7 @@ import pytest
 
 from common.ground.errors import UserError
 from common.ground.spec import PIXEL_COLUMNS, get_spec
-from common.runs.notebook import USERNAME_PLACEHOLDER, next_steps, write_kernel
+from common.runs.notebook import USERNAME_PLACEHOLDER, TestTimeLevers, next_steps, write_kernel
 from tests.conftest import pixel_frame
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
@@ -293,7 +293,7 @@ def transductive_layout(
     tmp_path: Path, digits_run, settings: dict, n: int
 ) -> tuple[Path, Path, pd.DataFrame, np.ndarray]:
     """A kernel with the round, on a Kaggle-like input holding a test set of `n` rows and a labelled train.csv."""
-    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", transductive=settings)
+    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", TestTimeLevers(settings))
     ids = np.arange(n) + 100
     test = pixel_frame(n, 3, ("id", ids))
     inputs, work = kaggle_layout(tmp_path, folder / "dataset", folder / "predict.py", test)
@@ -326,25 +326,65 @@ def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_
 @pytest.mark.slow  # the module's tiny run
 def test_transductive_setting_unknown_is_refused(digits_run, tmp_path):
     with pytest.raises(UserError, match="unknown config key 'epoch'"):
-        write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", transductive={"epoch": 3})
+        write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", TestTimeLevers({"epoch": 3}))
 
 
 @pytest.mark.slow  # the module's tiny run
-def test_kernel_and_submit_dry_run_take_the_transductive_round_from_the_command_line(kannada_root, tmp_path):
+def test_kernel_and_submit_dry_run_take_the_test_time_levers_from_the_command_line(kannada_root, tmp_path):
     folder, env = tmp_path / "notebook", no_credentials_env(tmp_path)
     for command, dest in (("kernel", tmp_path / "k"), ("submit", folder)):
-        argv = [sys.executable, str(ROOT / "run.py"), command, "kannada", "--transductive", "--out", str(kannada_root)]
-        argv += ["--dest", str(dest), *(["--dry-run"] if command == "submit" else [])]
+        argv = [sys.executable, str(ROOT / "run.py"), command, "kannada", "--transductive", "--adabn"]
+        argv += ["--out", str(kannada_root), "--dest", str(dest), *(["--dry-run"] if command == "submit" else [])]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         facts = json.loads((dest / "dataset" / "ensemble.json").read_text())
-        assert facts["transductive"]["threshold"] == 0.8 and facts["train_file"] == "train.csv"
-    assert "(the notebook with its transductive round)" in done.stdout
+        assert facts["transductive"]["threshold"] == 0.8 and facts["train_file"] == "train.csv" and facts["adabn"]
+    assert "(the notebook with its transductive round and AdaBN)" in done.stdout
 
 
-def test_submit_transductive_for_a_csv_competition_is_one_line(tmp_path):
+@pytest.mark.parametrize("flag", ["--transductive", "--adabn"])
+def test_submit_a_notebook_lever_for_a_csv_competition_is_one_line(tmp_path, flag):
     # MNIST: a CSV competition on Kaggle (digits, the offline demo, is refused before any other check)
-    argv = [sys.executable, str(ROOT / "run.py"), "submit", "mnist", "--transductive", "--dry-run"]
+    argv = [sys.executable, str(ROOT / "run.py"), "submit", "mnist", flag, "--dry-run"]
     done = subprocess.run([*argv, "--out", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert done.returncode == 2 and "--transductive is a notebook's round" in done.stderr
+    assert done.returncode == 2 and f"{flag} is a notebook's round" in done.stderr
     assert done.stderr.strip().count("\n") == 0
+
+
+# ---------------------------------------------------------------------------
+# AdaBN: BatchNorm statistics re-estimated on the hidden test images
+# ---------------------------------------------------------------------------
+
+
+def test_adabn_standardises_every_batchnorm_layer_on_the_test_images_in_order():
+    import keras
+
+    from common.runs.notebook import TEMPLATE
+
+    inputs = keras.Input((28, 28, 1), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="tanh")(x)  # no channel that is 0 everywhere
+    x = keras.layers.BatchNormalization(epsilon=1e-6)(x)
+    x = keras.layers.Conv2D(3, 3, activation="tanh")(x)
+    x = keras.layers.BatchNormalization(epsilon=1e-6)(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x)))
+    # brighter, other images than any the (untrained) statistics describe: moving mean 0 and variance 1
+    images = np.random.default_rng(0).integers(100, 256, (50, 28, 28, 1), dtype=np.uint8)
+    norms = load_script(TEMPLATE).batchnorm_adapted(keras, model, images, batch_size=7)  # 7 batches, one short
+    assert len(norms) == 2
+    for norm in norms:  # in inference mode each layer's outputs now have mean 0 and variance 1 per channel
+        outputs = keras.Model(model.inputs, norm.output).predict(images, verbose=0).reshape(-1, norm.input.shape[-1])
+        np.testing.assert_allclose(outputs.mean(axis=0), 0, atol=1e-3)
+        np.testing.assert_allclose(outputs.var(axis=0), 1, atol=1e-3)  # the second only if the first came first
+
+
+@pytest.mark.slow  # the module's tiny run
+def test_adabn_notebook_says_what_it_adapted_and_leaves_a_model_without_batchnorm_as_it_was(digits_run, tmp_path):
+    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", levers=TestTimeLevers(adabn=True))
+    assert json.loads((folder / "dataset" / "ensemble.json").read_text())["adabn"] is True
+    ids = np.arange(40) + 7
+    test = pixel_frame(40, 6, ("id", ids))
+    inputs, work = kaggle_layout(tmp_path, folder / "dataset", folder / "predict.py", test)
+    done = run_script(inputs, work)
+    assert done.stdout.count("AdaBN: 0 BatchNorm layers re-estimated on the test images") == 2  # MLPs, two units
+    check_submission(work, test, ids, digits_run[1])  # the plain ensemble's answers, row for row

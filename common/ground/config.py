@@ -60,6 +60,12 @@ class Config:
         " beside the fold models or instead of them (folds 0); unit folders all-s<S>. They give no OOF.",
     )
     full_epochs: int = setting(0, CV, "Epochs of each full-data model (its own schedule spans them); 0 = epochs.")
+    full_width: int = setting(
+        0,
+        CV,
+        "Width of each full-data model (for the models that read width); 0 = width. The fold models that give OOF"
+        " can stay narrow and cheap while the models the submission averages are wider.",
+    )
     ensemble: str = setting(
         "all",
         CV,
@@ -211,8 +217,8 @@ class Config:
         """Which models the run trains: folds (0, or at least 2), full-data models, and what the ensemble takes."""
         if self.folds < 0:
             raise UserError(f"config: folds must be a positive integer, got {self.folds}")
-        if self.full_models < 0 or self.full_epochs < 0:
-            raise UserError("config: full_models and full_epochs must be 0 or positive integers")
+        if min(self.full_models, self.full_epochs, self.full_width) < 0:
+            raise UserError("config: full_models, full_epochs and full_width must be 0 or positive integers")
         if self.folds == 0 and not self.full_models:
             raise UserError("config: folds must be a positive integer, got 0 (folds 0 needs full_models of 1 or more)")
         if self.folds == 1:
@@ -234,6 +240,11 @@ class Config:
     def full_data_epochs(self) -> int:
         """The schedule length of a full-data model."""
         return self.full_epochs or self.epochs
+
+    @property
+    def full_data_width(self) -> int:
+        """The width of a full-data model."""
+        return self.full_width or self.width
 
     @property
     def distortions(self) -> list[str]:

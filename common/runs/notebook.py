@@ -122,11 +122,26 @@ def transductive_settings(run: Run, overrides: dict[str, Any] | None) -> dict[st
     return dataclasses.asdict(load_transductive(overrides)) | ranges
 
 
+@dataclass(frozen=True)
+class TestTimeLevers:
+    """What the notebook does with the hidden test images beside predicting them; both adapt the models to the
+    very images they predict, so no labelled set here can judge them (docs/kaggle.md): off by default.
+    `transductive`: the round's settings over configs/transductive.yaml ({} for its values), None for no round;
+    `adabn`: re-estimate every BatchNorm layer's statistics on the test images before predicting."""
+
+    transductive: dict[str, Any] | None = None
+    adabn: bool = False
+
+
 def ensemble_facts(
-    spec: CompetitionSpec, run: Run, models: list[DatasetModel], transductive: dict[str, float] | None = None
+    spec: CompetitionSpec,
+    run: Run,
+    models: list[DatasetModel],
+    transductive: dict[str, float] | None = None,
+    adabn: bool = False,
 ) -> dict[str, Any]:
     """What the script needs to know of the competition, so one script serves every spec; `transductive`: the
-    round's settings, None for none."""
+    round's settings, None for none; `adabn`: BatchNorm statistics re-estimated on the test images."""
     return {
         "run_id": run.run_id,
         "competition": spec.name,
@@ -143,6 +158,7 @@ def ensemble_facts(
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "trained_with": trained_with(run.members()),  # the script prints these beside the versions it runs under
         "transductive": transductive,
+        "adabn": adabn,
     }
 
 
@@ -162,7 +178,12 @@ def trained_with(members: list[Member]) -> dict[str, Any]:
 
 
 def write_dataset(
-    folder: Path, spec: CompetitionSpec, run: Run, username: str, transductive: dict[str, float] | None = None
+    folder: Path,
+    spec: CompetitionSpec,
+    run: Run,
+    username: str,
+    transductive: dict[str, float] | None = None,
+    adabn: bool = False,
 ) -> None:
     """The run's models, flat (`kaggle datasets create` skips sub-folders), plus ensemble.json."""
     models = dataset_models(run)
@@ -173,7 +194,7 @@ def write_dataset(
         partial = folder / f".{model.name}.partial"
         shutil.copyfile(model.file, partial)
         partial.replace(folder / model.name)
-    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, models, transductive))
+    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, models, transductive, adabn))
     write_json(folder / DATASET_METADATA, dataset_metadata(spec, run, username))
 
 
@@ -191,15 +212,16 @@ def write_kernel(
     spec: CompetitionSpec,
     run_id: str | None = None,
     out_dir: Path | None = None,
-    transductive: dict[str, float] | None = None,
+    levers: TestTimeLevers = TestTimeLevers(),
 ) -> Path:
-    """Writes the notebook folder for a finished run (default: the latest); returns the folder. `transductive`:
-    None for a plain ensemble, else settings over configs/transductive.yaml ({} for its values)."""
+    """Writes the notebook folder for a finished run (default: the latest); returns the folder. `levers`: what
+    the notebook does with the test images beside predicting them (none by default)."""
     run = runs.finished_run(root, spec.name, run_id)
     folder = Path(out_dir) if out_dir else DEFAULT_KERNELS_DIR / f"{spec.name}-{run.run_id}"
     username = kaggle_username()
+    transductive = levers.transductive
     settings = None if transductive is None else transductive_settings(run, transductive)
-    write_dataset(folder / DATASET_DIR, spec, run, username, settings)
+    write_dataset(folder / DATASET_DIR, spec, run, username, settings, levers.adabn)
     write_script(folder, run)
     write_json(folder / KERNEL_METADATA, kernel_metadata(spec, run, username))
     return folder

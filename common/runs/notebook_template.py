@@ -13,7 +13,8 @@ It writes submission.csv into the working directory (/kaggle/working on Kaggle).
 
 With a transductive round in ensemble.json (`kernel --transductive`), it then fine-tunes every model on the test
 images the ensemble is sure of, labelled with its answers, mixed with rows of the competition's train.csv, and
-predicts again: the hidden test set's writers are not train.csv's.
+predicts again: the hidden test set's writers are not train.csv's. With AdaBN (`kernel --adabn`), every model's
+BatchNorm statistics are first re-estimated on the test images themselves (no labels) before it predicts.
 """
 
 from __future__ import annotations
@@ -171,9 +172,36 @@ def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
     print(versions(keras, facts))
     answers = []
     for name, _, tta in model_shares(facts):
-        answers.append(model_probabilities(load(keras, folder / name, facts), images, tta))
+        answers.append(model_probabilities(test_ready(keras, folder / name, facts, images), images, tta))
         print(f"predicted with {name}")
     return weighted(answers, facts)
+
+
+def test_ready(keras, path: Path, facts: dict, images: np.ndarray):
+    """The saved model, its BatchNorm statistics re-estimated on the test images when the notebook uses AdaBN."""
+    model = load(keras, path, facts)
+    if facts.get("adabn"):
+        print(f"AdaBN: {len(batchnorm_adapted(keras, model, images))} BatchNorm layers re-estimated on the test images")
+    return model
+
+
+def batchnorm_adapted(keras, model, images: np.ndarray, batch_size: int = 1024) -> list:
+    """AdaBN (Li et al., 2016): each BatchNormalization layer's moving mean and variance set to those of its
+    inputs over `images`, layer after layer, so each one sees the layers before it already adapted. No labels
+    are used, and nothing else changes. Returns the adapted layers (none for a model without BatchNorm)."""
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for norm in norms:
+        probe = keras.Model(model.inputs, norm.input)
+        total, squares, count = 0.0, 0.0, 0
+        for start in range(0, len(images), batch_size):
+            x = np.asarray(probe.predict(images[start : start + batch_size], verbose=0), np.float64)
+            x = np.moveaxis(x, norm.axis, -1)
+            x = x.reshape(-1, x.shape[-1])
+            total, squares, count = total + x.sum(axis=0), squares + (x**2).sum(axis=0), count + len(x)
+        mean = total / count
+        norm.moving_mean.assign(mean.astype(np.float32))
+        norm.moving_variance.assign(np.maximum(squares / count - mean**2, 0).astype(np.float32))
+    return norms
 
 
 def model_probabilities(model, images: np.ndarray, tta: int) -> np.ndarray:
@@ -239,7 +267,7 @@ def transductive(root: Path, folder: Path, facts: dict, images: np.ndarray, firs
             if time.perf_counter() > deadline:
                 print(f"time limit reached: {len(shares) - index} models keep their previous answers")
                 return weighted(answers, facts)
-            model = load(keras, folder / name, facts) if models[index] is None else models[index]
+            model = test_ready(keras, folder / name, facts, images) if models[index] is None else models[index]
             models[index] = fine_tuned(keras, model, fit_images, fit_labels, settings, seed=index + 100 * round_index)
             answers[index] = model_probabilities(models[index], images, tta)
             print(f"fine-tuned and predicted with {name}")

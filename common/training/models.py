@@ -39,6 +39,7 @@ def check_model_keys(model: str, chosen: set[str]) -> None:
     """A model-shape key the user set by hand (--config, key=value) that the model does not read is a mistake;
     one the competition's defaults or a preset set is not (they serve their own model)."""
     require_model(model)
+    chosen = chosen | ({"width"} if "full_width" in chosen else set())  # the full-data models' width
     ignored = sorted((chosen & SHAPE_KEYS) - MODEL_KEYS[model])
     if ignored:
         reads = ", ".join(sorted(MODEL_KEYS[model])) or "none of them"

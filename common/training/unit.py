@@ -30,8 +30,9 @@ def unit_seed(cfg: Config, key: UnitKey | tuple[int | None, int]) -> int:
 
 
 def unit_config(cfg: Config, key: UnitKey | tuple[int | None, int]) -> Config:
-    """The config a unit trains with: the run's, but a full-data model's schedule spans full_epochs."""
-    return cfg if as_key(key).holds_out else replace(cfg, epochs=cfg.full_data_epochs)
+    """The config a unit trains with: the run's, but a full-data model's schedule spans full_epochs and its width
+    is full_width."""
+    return cfg if as_key(key).holds_out else replace(cfg, epochs=cfg.full_data_epochs, width=cfg.full_data_width)
 
 
 def held_out_rows(train: TrainSet, key: UnitKey) -> np.ndarray:

@@ -34,6 +34,7 @@ class NotebookOptions:
     wait_minutes: float = 30.0  # for the dataset and the notebook together
     dest: Path | None = None  # the notebook folder (default: the kernel command's)
     transductive: bool = False  # the notebook's transductive round (common/runs/notebook.py), with its defaults
+    adabn: bool = False  # the notebook re-estimates BatchNorm statistics on the hidden test images
     poll_seconds: float = POLL_SECONDS
     say: Callable[[str], None] = print_at_once  # progress lines
 
