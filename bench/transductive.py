@@ -1,7 +1,7 @@
 """Benchmark: the notebook's transductive round, on a labelled set written by other hands standing in for the
 hidden test set.
 
-python -m bench.transductive kannada [RUN] [--variant NAME:key=value,...] [--data-dir DIR]
+python -m bench.transductive kannada [RUN] [--variant NAME:key=value,...] [--adabn] [--data-dir DIR]
 
 Kannada-MNIST's notebook is re-run by Kaggle on a hidden test set written by other hands than train.csv. Its
 stand-in here is Dig-MNIST, which the run did not train on, cut into the halves that `judged_sets` fixes: each
@@ -10,7 +10,8 @@ in Kaggle's folder layout, and the notebook that `kernel` writes runs on it as a
 once without the round (the run's plain ensemble) and once per variant of the round's settings
 (configs/transductive.yaml). The labels only score submission.csv. The variant that does best on the
 picking half is named; the reporting half then says what it is worth. Every gain is tested with McNemar's test
-against the plain ensemble on the same rows.
+against the plain ensemble on the same rows. `--adabn` adds the notebook with AdaBN (BatchNorm statistics
+re-estimated on the test images) as one more notebook (alone, without a round, unless --variant is given too).
 Results: bench/results/transductive-<competition>-<UTC stamp>.md and .json.
 """
 
@@ -41,6 +42,7 @@ from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, TestTimeLever
 from common.runs.stats import mcnemar  # noqa: E402
 
 PLAIN = "plain ensemble"
+ADABN = "AdaBN"
 
 # ---------------------------------------------------------------------------
 # Arguments
@@ -67,6 +69,9 @@ def transductive_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME:key=value,...",
         help="settings of the round over configs/transductive.yaml (repeatable; default: one variant, `default`)",
+    )
+    parser.add_argument(
+        "--adabn", action="store_true", help="also the notebook with AdaBN (BatchNorm statistics from the test images)"
     )
     parser.add_argument(
         "--report-only",
@@ -131,6 +136,12 @@ def half_rows(half: str, labels: np.ndarray, answers: dict[str, tuple[np.ndarray
     return rows
 
 
+def notebooks(args: argparse.Namespace, variants: dict[str, dict[str, float]]) -> dict[str, TestTimeLevers]:
+    """The notebooks to run, by name: the plain one first, then each variant of the round, then AdaBN's."""
+    rounds = {name: TestTimeLevers(settings) for name, settings in variants.items()}
+    return {PLAIN: TestTimeLevers(), **rounds, **({ADABN: TestTimeLevers(adabn=True)} if args.adabn else {})}
+
+
 def measure(
     args: argparse.Namespace, spec: CompetitionSpec, run: runs.Run, variants: dict[str, dict[str, float]]
 ) -> list[dict[str, Any]]:
@@ -144,10 +155,8 @@ def measure(
             folder = Path(temporary)
             write_inputs(folder / "input", spec, data, data.extras[name].images[indices])
             answers = {}
-            for variant, settings in {PLAIN: None, **variants}.items():
-                kernel = write_kernel(
-                    args.runs, spec, run.run_id, folder / f"kernel-{len(answers)}", TestTimeLevers(settings)
-                )
+            for variant, levers in notebooks(args, variants).items():
+                kernel = write_kernel(args.runs, spec, run.run_id, folder / f"kernel-{len(answers)}", levers)
                 print(f"{half}: {variant} ({len(indices)} images)", flush=True)
                 answers[variant] = notebook_answers(kernel, folder / "input", folder / f"work-{len(answers)}")
             rows += half_rows(half, data.extras[name].labels[indices], answers)
@@ -175,6 +184,8 @@ def markdown(document: dict[str, Any]) -> str:
         for r in document["rows"]
     ]
     settings = "\n".join(f"- `{name}`: {values}" for name, values in document["variants"].items())
+    if document.get("adabn"):
+        settings += "\n- `AdaBN`: no round; BatchNorm statistics re-estimated on the test images before predicting"
     return (
         "\n".join(
             [
@@ -208,7 +219,7 @@ def transductive(argv: list[str]) -> Path:
     spec = get_spec(args.competition)
     if not spec.judged_sets:
         raise UserError(f"transductive: {spec.name} has no judged set to stand in for its hidden test set")
-    variants = dict(parse_variant(text) for text in args.variant or ["default"])
+    variants = dict(parse_variant(text) for text in args.variant or ([] if args.adabn else ["default"]))
     run = runs.finished_run(args.runs, spec.name, args.run)
     rows = measure(args, spec, run, variants)
     document = {
@@ -217,6 +228,7 @@ def transductive(argv: list[str]) -> Path:
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "settings": dataclasses.asdict(load_transductive()),  # what each variant's settings are laid over
         "variants": variants,
+        "adabn": args.adabn,
         "rows": rows,
         "picked": picked_variant(rows),
     } | provenance(" ".join(["python -m bench.transductive", *argv]))

@@ -69,16 +69,25 @@ def test_each_half_is_scored_plain_and_with_each_variant(
 
     # Both halves, the variant picked on one: that the notebook runs and is scored is shown above, so its
     # answers are stood in for here (two notebooks fewer to run).
-    monkeypatch.setattr(transductive, "notebook_answers", answers_without_the_notebook)
-    assert transductive.main([*argv, "--data-dir", str(digits_dir), "--out", str(out)]) == 0
+    # With --adabn, one more notebook: AdaBN's, without a round.
+    levers = []
+
+    def recorded(kernel, inputs, work):
+        facts = json.loads((kernel / "dataset" / "ensemble.json").read_text())
+        levers.append((bool(facts["transductive"]), facts["adabn"]))
+        return answers_without_the_notebook(kernel, inputs, work)
+
+    monkeypatch.setattr(transductive, "notebook_answers", recorded)
+    assert transductive.main([*argv, "--adabn", "--data-dir", str(digits_dir), "--out", str(out)]) == 0
     (path,) = out.glob("transductive-digits-*.json")
     document = json.loads(path.read_text())
     assert [(row["half"], row["variant"]) for row in document["rows"]] == [
         (half, variant)
         for half in ("sklearn_test_pick", "sklearn_test_report")
-        for variant in ("plain ensemble", "quick")
+        for variant in ("plain ensemble", "quick", "AdaBN")
     ]
-    assert document["picked"] in ("plain ensemble", "quick")
+    assert levers == [(False, False), (True, False), (False, True)] * 2 and document["adabn"] is True
+    assert document["picked"] in ("plain ensemble", "quick", "AdaBN")
 
 
 @pytest.mark.parametrize(
