@@ -123,7 +123,7 @@ def train(argv: list[str]) -> None:
         from common.training.models import check_model_keys
 
     if not args.resume:
-        check_model_keys(cfg.model, chosen_keys(args.config, args.overrides))
+        check_model_keys(cfg.model, chosen_keys(args.config, args.overrides, spec.name))
 
     run_competition(
         spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler, **growth)

@@ -107,6 +107,8 @@ def test_chosen_keys_are_what_the_user_set_by_hand(tmp_path):
     own.write_text("dropout: 0.3\n")
     assert chosen_keys(None, ["width=8", "lr=0.001"]) == {"width", "lr"}
     assert chosen_keys(own, []) == {"dropout"}
+    own.write_text("dropout: 0.3\nkannada:\n  width: 24\nmnist:\n  lr: 0.002\n")  # a section counts for its own
+    assert chosen_keys(own, [], "kannada") == {"dropout", "width"} and chosen_keys(own, []) == {"dropout"}
 
 
 def test_threads_must_not_be_negative():

@@ -138,7 +138,11 @@ def check_space(space: Space, base: Config, request: StudyRequest) -> None:
                 Config(**(base.to_dict() | {param.key: value}))
             except UserError as error:
                 raise UserError(f"{space.path}: {param.key}={value!r}: {error}") from None
-    chosen = chosen_keys(request.config, request.overrides) | set(space.fixed) | {p.key for p in space.params}
+    chosen = (
+        chosen_keys(request.config, request.overrides, get_spec(request.competition).name)
+        | set(space.fixed)
+        | {p.key for p in space.params}
+    )
     models = next((param.choices for param in space.params if param.key == "model"), (base.model,))
     for model in models:
         check_model_keys(model, chosen)
