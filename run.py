@@ -192,9 +192,9 @@ def kernel(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
-    from common.runs.notebook import TestTimeLevers, next_steps, write_kernel
+    from common.runs.notebook import NotebookLevers, next_steps, write_kernel
 
-    levers = TestTimeLevers({} if args.transductive else None, args.adabn)
+    levers = NotebookLevers({} if args.transductive else None, args.adabn)
     folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest, levers)
     print(next_steps(folder))
 

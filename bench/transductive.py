@@ -38,7 +38,7 @@ from common.data.files import Dataset, load_dataset  # noqa: E402
 from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
-from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, TestTimeLevers, write_kernel  # noqa: E402
+from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, NotebookLevers, write_kernel  # noqa: E402
 from common.runs.stats import mcnemar  # noqa: E402
 
 PLAIN = "plain ensemble"
@@ -136,10 +136,10 @@ def half_rows(half: str, labels: np.ndarray, answers: dict[str, tuple[np.ndarray
     return rows
 
 
-def notebooks(args: argparse.Namespace, variants: dict[str, dict[str, float]]) -> dict[str, TestTimeLevers]:
+def notebooks(args: argparse.Namespace, variants: dict[str, dict[str, float]]) -> dict[str, NotebookLevers]:
     """The notebooks to run, by name: the plain one first, then each variant of the round, then AdaBN's."""
-    rounds = {name: TestTimeLevers(settings) for name, settings in variants.items()}
-    return {PLAIN: TestTimeLevers(), **rounds, **({ADABN: TestTimeLevers(adabn=True)} if args.adabn else {})}
+    rounds = {name: NotebookLevers(settings) for name, settings in variants.items()}
+    return {PLAIN: NotebookLevers(), **rounds, **({ADABN: NotebookLevers(adabn=True)} if args.adabn else {})}
 
 
 def measure(

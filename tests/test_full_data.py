@@ -338,12 +338,12 @@ def test_the_notebook_averages_the_units_that_test_npy_averages(both_run, root, 
 
 @pytest.mark.slow
 def test_the_transductive_round_fine_tunes_full_data_models(full_run, root, tmp_path):
-    from common.runs.notebook import TestTimeLevers, write_kernel
+    from common.runs.notebook import NotebookLevers, write_kernel
     from tests.conftest import pixel_frame
     from tests.test_kernel import kaggle_layout, run_script
 
     settings = {"threshold": 0.0, "epochs": 1, "rounds": 1, "train_rows": 40, "batch_size": 32}
-    kernel = write_kernel(root, DIGITS, full_run.folder.name, tmp_path / "kernel", TestTimeLevers(settings))
+    kernel = write_kernel(root, DIGITS, full_run.folder.name, tmp_path / "kernel", NotebookLevers(settings))
     test = pixel_frame(50, 3, ("id", np.arange(50)))
     inputs, work = kaggle_layout(tmp_path, kernel / "dataset", kernel / "predict.py", test)
     pixel_frame(60, 4, ("label", np.arange(60) % 10)).to_csv(inputs / "Kannada-MNIST" / "train.csv", index=False)

@@ -17,7 +17,7 @@ import pytest
 
 from common.ground.errors import UserError
 from common.ground.spec import PIXEL_COLUMNS, get_spec
-from common.runs.notebook import USERNAME_PLACEHOLDER, TestTimeLevers, next_steps, write_kernel
+from common.runs.notebook import USERNAME_PLACEHOLDER, NotebookLevers, next_steps, write_kernel
 from tests.conftest import pixel_frame
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
@@ -293,7 +293,7 @@ def transductive_layout(
     tmp_path: Path, digits_run, settings: dict, n: int
 ) -> tuple[Path, Path, pd.DataFrame, np.ndarray]:
     """A kernel with the round, on a Kaggle-like input holding a test set of `n` rows and a labelled train.csv."""
-    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", TestTimeLevers(settings))
+    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", NotebookLevers(settings))
     ids = np.arange(n) + 100
     test = pixel_frame(n, 3, ("id", ids))
     inputs, work = kaggle_layout(tmp_path, folder / "dataset", folder / "predict.py", test)
@@ -326,7 +326,7 @@ def test_transductive_round_past_its_time_limit_keeps_the_plain_ensemble(digits_
 @pytest.mark.slow  # the module's tiny run
 def test_transductive_setting_unknown_is_refused(digits_run, tmp_path):
     with pytest.raises(UserError, match="unknown config key 'epoch'"):
-        write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", TestTimeLevers({"epoch": 3}))
+        write_kernel(digits_run[0], DIGITS, None, tmp_path / "k", NotebookLevers({"epoch": 3}))
 
 
 @pytest.mark.slow  # the module's tiny run
@@ -380,7 +380,7 @@ def test_adabn_standardises_every_batchnorm_layer_on_the_test_images_in_order():
 
 @pytest.mark.slow  # the module's tiny run
 def test_adabn_notebook_says_what_it_adapted_and_leaves_a_model_without_batchnorm_as_it_was(digits_run, tmp_path):
-    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", levers=TestTimeLevers(adabn=True))
+    folder = write_kernel(digits_run[0], DIGITS, None, tmp_path / "kernel", levers=NotebookLevers(adabn=True))
     assert json.loads((folder / "dataset" / "ensemble.json").read_text())["adabn"] is True
     ids = np.arange(40) + 7
     test = pixel_frame(40, 6, ("id", ids))

@@ -123,7 +123,7 @@ def transductive_settings(run: Run, overrides: dict[str, Any] | None) -> dict[st
 
 
 @dataclass(frozen=True)
-class TestTimeLevers:
+class NotebookLevers:
     """What the notebook does with the hidden test images beside predicting them; both adapt the models to the
     very images they predict, so no labelled set here can judge them (docs/kaggle.md): off by default.
     `transductive`: the round's settings over configs/transductive.yaml ({} for its values), None for no round;
@@ -212,7 +212,7 @@ def write_kernel(
     spec: CompetitionSpec,
     run_id: str | None = None,
     out_dir: Path | None = None,
-    levers: TestTimeLevers = TestTimeLevers(),
+    levers: NotebookLevers = NotebookLevers(),
 ) -> Path:
     """Writes the notebook folder for a finished run (default: the latest); returns the folder. `levers`: what
     the notebook does with the test images beside predicting them (none by default)."""

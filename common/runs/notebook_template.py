@@ -172,12 +172,12 @@ def predict(folder: Path, facts: dict, images: np.ndarray) -> np.ndarray:
     print(versions(keras, facts))
     answers = []
     for name, _, tta in model_shares(facts):
-        answers.append(model_probabilities(test_ready(keras, folder / name, facts, images), images, tta))
+        answers.append(model_probabilities(prepared_model(keras, folder / name, facts, images), images, tta))
         print(f"predicted with {name}")
     return weighted(answers, facts)
 
 
-def test_ready(keras, path: Path, facts: dict, images: np.ndarray):
+def prepared_model(keras, path: Path, facts: dict, images: np.ndarray):
     """The saved model, its BatchNorm statistics re-estimated on the test images when the notebook uses AdaBN."""
     model = load(keras, path, facts)
     if facts.get("adabn"):
@@ -267,7 +267,7 @@ def transductive(root: Path, folder: Path, facts: dict, images: np.ndarray, firs
             if time.perf_counter() > deadline:
                 print(f"time limit reached: {len(shares) - index} models keep their previous answers")
                 return weighted(answers, facts)
-            model = test_ready(keras, folder / name, facts, images) if models[index] is None else models[index]
+            model = prepared_model(keras, folder / name, facts, images) if models[index] is None else models[index]
             models[index] = fine_tuned(keras, model, fit_images, fit_labels, settings, seed=index + 100 * round_index)
             answers[index] = model_probabilities(models[index], images, tta)
             print(f"fine-tuned and predicted with {name}")

@@ -28,7 +28,7 @@ from common.commands.submit.notebook import (
 )
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
-from common.runs.notebook import TestTimeLevers, write_kernel
+from common.runs.notebook import NotebookLevers, write_kernel
 
 
 @dataclass
@@ -155,7 +155,7 @@ def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, optio
         raise UserError(f"--wait-minutes {options.wait_minutes:g}: expected 0 or more minutes")
     run = runs.finished_run(root, spec.name, run_id)
     api = None if options.dry_run else authenticated_api()  # credentials are checked before anything is written
-    levers = TestTimeLevers({} if options.transductive else None, options.adabn)
+    levers = NotebookLevers({} if options.transductive else None, options.adabn)
     notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest, levers))
     if api is not None:
         notebook = owned_by(notebook, kaggle_username(api))
