@@ -30,7 +30,8 @@ from common.training.unit import unit_config, unit_seed
 
 DIGITS = get_spec("digits")
 TINY = ["epochs=1", "model=small", "width=8", "max_train_rows=200", "holdout=0.1", "deterministic=true"]
-BOTH = [*TINY, "folds=2", "full_models=1", "full_epochs=2"]  # two fold models and one full-data model
+# two fold models and one full-data model, longer and wider
+BOTH = [*TINY, "folds=2", "full_models=1", "full_epochs=2", "full_width=24"]
 FULL = [*TINY, "folds=0", "full_models=1"]  # a full-data model alone, scored on the holdout and the extra set
 
 
@@ -211,6 +212,8 @@ def test_oof_comes_from_fold_models_and_the_submission_from_the_ensemble(both_ru
         assert np.allclose(oof[folds == fold], np.load(runs.unit_dir(folder, (fold, 0)) / "valid.npy"))
     assert not (runs.unit_dir(folder, (None, 0)) / "valid.npy").exists()
     assert len(pd.read_csv(runs.unit_dir(folder, (None, 0)) / "history.csv")) == 2  # full_epochs
+    first_conv = {key: conv_filters(runs.unit_dir(folder, key) / runs.MODEL_KERAS) for key in all_units(both_run.cfg)}
+    assert first_conv == {UnitKey(0, 0): 8, UnitKey(1, 0): 8, UnitKey(None, 0): 12}  # small: width // 2, at least 8
     units = {key: np.load(runs.unit_dir(folder, key) / "test.npy") for key in all_units(both_run.cfg)}
     assert np.allclose(np.load(folder / "test.npy"), np.mean(list(units.values()), axis=0), atol=1e-6)
     metrics = runs.load_run(folder).metrics()
@@ -224,6 +227,14 @@ def test_oof_comes_from_fold_models_and_the_submission_from_the_ensemble(both_ru
             assert by_group[group] == pytest.approx(accuracy(data.extras[name].labels, mean)), (name, group)
         assert f"{name} (full)" in both_run.summary
     assert metrics["units"]["all-s0"]["accuracy"] is None
+
+
+def conv_filters(model_file: Path) -> int:
+    """The filters of a saved model's first convolution: its width."""
+    import keras
+
+    model = keras.models.load_model(model_file, compile=False)
+    return next(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
 
 
 def copy_run(trained: Trained, root: Path) -> Path:
