@@ -70,6 +70,8 @@ def steps(tiny: bool, suite: str = "check") -> list[tuple[str, list[str]]]:
         ("mnist_default", ["mnist", "--folds", "5"]),
         # Several units at once on one GPU: the units are bound by per-step dispatch (H200, 2026-11-27)
         ("mnist_5_workers", ["mnist", "--folds", "5", "--scheduler", "local:5"]),
+        # The five units in one compiled program: one dispatch steps all five models (common/training/stacked.py)
+        ("mnist_stack5", ["mnist", "--folds", "5", "stack=5"]),
         ("kannada_default", ["kannada", "--folds", "5"]),  # two seeds per fold since 2026-11-27 (111 s with one)
     ]
 

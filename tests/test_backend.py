@@ -17,7 +17,8 @@ from common.ground.errors import UserError
 from common.training.backend import backend_name, choose_precision, resolve_hardware
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=300"]
+# Three folds, two of them in one stack: both training paths (a unit alone, a stack) run on JAX
+TINY = ["folds=3", "stack=2", "epochs=1", "model=mlp", "max_train_rows=300"]
 
 
 def without_tensorflow(tmp_path: Path) -> dict[str, str]:
@@ -78,6 +79,7 @@ def test_a_jax_run_without_tensorflow_records_its_backend(jax_run):
     assert record["status"] == "finished" and any(h.startswith("jax on CPU") for h in record["hardware"])
     unit = json.loads((jax_run / "units" / "f0-s0" / "unit.json").read_text())
     assert unit["backend"] == "jax" and unit["device"] == "cpu" and unit["jit_compile"] is True
+    assert unit["stacked"] == 2 and "stacked" not in json.loads((jax_run / "units" / "f2-s0" / "unit.json").read_text())
     assert unit["precision"] == "float32" and unit["epoch_seconds"] > 0
     assert (jax_run / "submission.csv").is_file()
 

@@ -17,16 +17,21 @@ log = logging.getLogger("digits")
 def train_here(
     cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, folder: Path | None = None
 ) -> Iterator[tuple[UnitKey, UnitOutput]]:
-    """Each unit of `todo` in order, with an epoch progress bar; the caller saves and logs what it yields.
+    """Each unit of `todo` in order (`stack` of them at a time in one program), with an epoch progress bar; the caller saves and logs what it yields.
     `folder`: the run's, for what a unit writes while it trains (tensorboard=true)."""
     from tqdm.keras import TqdmCallback  # imports Keras: after the checks that need none
 
     from common.training.backend import setup_hardware
-    from common.training.unit import fit_unit, unit_config
+    from common.training.unit import fit_stack, fit_unit, stack_groups, unit_config
 
     hardware = setup_hardware(cfg)
-    log.info("training %d unit(s) here, on %s", len(todo), hardware.description)
-    for key in todo:
-        epochs = unit_config(cfg, key).epochs
-        progress = TqdmCallback(epochs=epochs, verbose=0, leave=False, desc=f"unit {key.name}")
-        yield key, fit_unit(cfg, key, train, data, hardware, progress, folder)
+    stacks = f", {cfg.stack} at a time in one program (stack)" if cfg.stack > 1 else ""
+    log.info("training %d unit(s) here%s, on %s", len(todo), stacks, hardware.description)
+    for group in stack_groups(cfg, todo):
+        epochs = unit_config(cfg, group[0]).epochs
+        names = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
+        progress = TqdmCallback(epochs=epochs, verbose=0, leave=False, desc=f"unit {names}")
+        if len(group) == 1:
+            yield group[0], fit_unit(cfg, group[0], train, data, hardware, progress, folder)
+        else:
+            yield from zip(group, fit_stack(cfg, group, train, data, hardware, progress), strict=True)

@@ -270,9 +270,11 @@ def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions)
         from common.execution.distributed import local_workers
 
         local_workers(options.scheduler)  # a malformed local:N
-        if cfg.tensorboard:
+        here_only = [name for name, value in (("tensorboard=true", cfg.tensorboard), ("stack", cfg.stack > 1)) if value]
+        if here_only:
             raise UserError(
-                "tensorboard=true: logs come from units trained here, into this run folder; not with --scheduler"
+                f"{here_only[0]}: works for units trained here, in this process; not with --scheduler (a worker"
+                " trains one unit at a time)"
             )
     else:
         resolve_hardware(cfg)  # a GPU asked for but absent, a precision the device lacks, tensorboard off TensorFlow

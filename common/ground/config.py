@@ -170,6 +170,15 @@ class Config:
     xla: str = setting(
         "auto", HARDWARE, "`auto`, `on` or `off`: Keras `jit_compile` (auto: on with JAX, on GPUs with TensorFlow)."
     )
+    stack: int = setting(
+        1,
+        HARDWARE,
+        "Units trained together in one compiled program, up to this many at a time (fold models with fold models,"
+        " full-data models with full-data models): one dispatch steps them all, a lever for small CNNs on a GPU."
+        " Each model trains on its own rows, seed and augmentation as when trained alone (the members of a stack"
+        " take the smallest member's number of steps per epoch). Units trained here only: not with --scheduler,"
+        " early_stopping or tensorboard.",
+    )
     deterministic: bool = setting(
         False, HARDWARE, "The backend's deterministic ops: a resumed or repeated run is the same to the bit, slower."
     )
@@ -182,7 +191,7 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        positive = ["seeds", "epochs", "batch_size", "width"]
+        positive = ["seeds", "epochs", "batch_size", "width", "stack"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"config: {name} must be a positive integer, got {getattr(self, name)}")
@@ -198,6 +207,9 @@ class Config:
         fractions = ("dropout", "label_smoothing", "warmup_fraction", "ema")
         if not all(0 <= getattr(self, name) < 1 for name in fractions):
             raise UserError(f"config: {', '.join(fractions)} must be in [0, 1)")
+        per_unit = [name for name in ("early_stopping", "tensorboard") if getattr(self, name)]
+        if self.stack > 1 and per_unit:  # both act on one unit's fit; a stack fits several at once
+            raise UserError(f"config: stack {self.stack} trains units together; {per_unit[0]} works unit by unit")
         if self.ema and self.early_stopping:  # Keras puts the best raw weights back after averaging them in
             raise UserError("config: ema and early_stopping cannot go together (the best epoch's raw weights win)")
         if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts

@@ -61,6 +61,10 @@ class TrainBatches(keras.utils.PyDataset):
             images = self.distort(images, index)
         return images, self.one_hot[rows]
 
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of the shapes and types training sees (the first rows, not augmented), to build a trainer."""
+        return self.images[: self.batch_size], self.one_hot[: self.batch_size]
+
     def distort(self, images: np.ndarray, index: int) -> np.ndarray:
         self.distortions.set_random_seed(int(np.random.default_rng((self.seed, self.epoch, index)).integers(2**31)))
         return np.stack([self.distortions(image=image)["image"] for image in images]).reshape(images.shape)

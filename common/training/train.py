@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -45,15 +46,18 @@ def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedul
     )
 
 
-def training_wrapper(model: keras.Model, cfg: Config, seed: int) -> keras.Model:
+def training_wrapper(model: keras.Model, cfg: Config, seed: int, name: str | None = None) -> keras.Model:
     """image -> RandomAffine (training only, seeded) -> model; shares the model's weights, adds none."""
     inputs = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
     augmented = RandomAffine(AffineRanges.from_config(cfg), seed=seed, dtype="float32", name="random_affine")(inputs)
-    return keras.Model(inputs, model(augmented), name=f"{model.name}_training")
+    return keras.Model(inputs, model(augmented), name=name or f"{model.name}_training")
 
 
-def compile_for_training(model: keras.Model, cfg: Config, steps_per_epoch: int, hardware: Hardware) -> keras.Model:
-    """`model` compiled with the config's optimiser, schedule and loss."""
+def compile_for_training(
+    model: keras.Model, cfg: Config, steps_per_epoch: int, hardware: Hardware, outputs: Sequence[str] = ()
+) -> keras.Model:
+    """`model` compiled with the config's optimiser, schedule and loss; a model of several named `outputs` (a
+    stack of units) sums their losses and scores each output's accuracy."""
     model.compile(
         optimizer=keras.optimizers.AdamW(
             learning_rate=learning_rate(cfg, steps_per_epoch),
@@ -61,10 +65,20 @@ def compile_for_training(model: keras.Model, cfg: Config, steps_per_epoch: int, 
             use_ema=cfg.ema > 0,  # the averaged weights replace the trained ones when fit ends
             ema_momentum=cfg.ema or 0.99,
         ),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-        metrics=["accuracy"],
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),  # each output's, summed
+        metrics={name: ["accuracy"] for name in outputs} if outputs else ["accuracy"],
         jit_compile=hardware.jit_compile,
     )
+    return model
+
+
+def fresh_model(cfg: Config, init: Path | None, seed: int) -> keras.Model:
+    """The plain model, its initial weights (and its dropout layers' seeds) drawn from `seed`; optionally
+    warm-started from the saved model `init`."""
+    keras.utils.set_random_seed(seed)
+    model = create_model(cfg.model, cfg)
+    if init is not None:
+        warm_start(model, init, cfg.freeze_convs)
     return model
 
 
@@ -72,9 +86,7 @@ def compiled_model(
     cfg: Config, steps_per_epoch: int, hardware: Hardware, init: Path | None = None, seed: int = 0
 ) -> tuple[keras.Model, keras.Model]:
     """(plain model, its compiled training wrapper); the plain model optionally warm-started from `init`."""
-    model = create_model(cfg.model, cfg)
-    if init is not None:
-        warm_start(model, init, cfg.freeze_convs)
+    model = fresh_model(cfg, init, seed)
     return model, compile_for_training(training_wrapper(model, cfg, seed), cfg, steps_per_epoch, hardware)
 
 
@@ -151,14 +163,14 @@ def fit_callbacks(
 
 
 def final_history(
-    fitted: keras.callbacks.History, timer: EpochTimer, valid: tuple | None, probs: np.ndarray | None
+    metrics: dict[str, list], seconds: list[float], valid: tuple | None, probs: np.ndarray | None
 ) -> pd.DataFrame:
-    """Each epoch's training metrics and seconds; without early stopping the fold is scored once, after the last
-    epoch (from the unit's own held-out probabilities: with `tta`, the averaged views). A model trained on every
-    row (`valid` None) has no validation columns."""
-    history = pd.DataFrame(fitted.history)
+    """Each epoch's training metrics (Keras' history) and seconds; without early stopping the fold is scored
+    once, after the last epoch (from the unit's own held-out probabilities: with `tta`, the averaged views). A
+    model trained on every row (`valid` None) has no validation columns."""
+    history = pd.DataFrame(metrics)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
-    history["seconds"] = np.round(timer.epochs[: len(history)], 3)
+    history["seconds"] = np.round(seconds[: len(history)], 3)
     if valid is not None and "val_loss" not in history:
         picked = np.clip(probs[np.arange(len(valid[1])), valid[1]], 1e-7, 1.0)
         history.loc[history.index[-1], "val_loss"] = float(-np.log(picked).mean())
@@ -171,8 +183,7 @@ def build_before_fit(trainer: keras.Model, batches: TrainBatches) -> None:
     symbolic build, which its JAX and torch trainers run first. TensorFlow's trainer otherwise creates them inside
     the first trace of its train function, which TensorFlow then traces again (a second or more per unit on a
     CPU, an XLA compilation more with jit). Keras 3.15 internals; tests/test_train.py checks one trace."""
-    rows = slice(0, batches.batch_size)
-    trainer._symbolic_build(data_batch=(batches.images[rows], batches.one_hot[rows]))
+    trainer._symbolic_build(data_batch=batches.sample())
 
 
 def train_unit(
@@ -192,7 +203,6 @@ def train_unit(
     `predict`. The fold is validated every epoch only when early stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`. `callbacks` come after
     the epoch timer, so the time they take at an epoch's end is not counted in its seconds."""
     start = time.perf_counter()
-    keras.utils.set_random_seed(seed)
     batches = TrainBatches(*train, cfg, seed)
     model, trainer = compiled_model(cfg, len(batches), hardware, init, seed)
     build_before_fit(trainer, batches)
@@ -208,11 +218,33 @@ def train_unit(
         callbacks=[*fit_callbacks(cfg, progress, timer, log_dir), StopAtBatchEnd(), *callbacks],  # Ctrl-C, SIGTERM
         verbose=0,
     )
+    trained = TrainedModel(model, fitted.history, timer.epochs, len(batches) * batches.batch_size)
+    return model, predicted_unit(trained, cfg, valid, predict, start)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted plain model and what its fit recorded: Keras' history, each epoch's seconds, images per epoch."""
+
+    model: keras.Model
+    metrics: dict[str, list]
+    epoch_seconds: list[float]
+    images_per_epoch: int
+
+
+def predicted_unit(
+    trained: TrainedModel, cfg: Config, valid: tuple | None, predict: dict[str, np.ndarray], start: float
+) -> UnitOutput:
+    """A fitted model's unit: it predicts its held-out rows (if any) and every set of `predict`; its history and
+    timings (`start`: when the unit began, by time.perf_counter)."""
     predicting = time.perf_counter()
     held_out = {} if valid is None else {VALID: valid[0]}
-    probabilities = predict_sets(model, {**held_out, **predict}, cfg.tta)
+    probabilities = predict_sets(trained.model, {**held_out, **predict}, cfg.tta)
     done = time.perf_counter()
-    history = final_history(fitted, timer, valid, probabilities.get(VALID))
-    trained = len(batches) * batches.batch_size * len(history)
-    timings = {"epoch_seconds": timer.seconds, "predict_seconds": done - predicting, "images_trained": trained}
-    return model, UnitOutput(probabilities, history, done - start, **timings)
+    history = final_history(trained.metrics, trained.epoch_seconds, valid, probabilities.get(VALID))
+    timings = {
+        "epoch_seconds": sum(trained.epoch_seconds),
+        "predict_seconds": done - predicting,
+        "images_trained": trained.images_per_epoch * len(history),
+    }
+    return UnitOutput(probabilities, history, done - start, **timings)

@@ -52,33 +52,70 @@ def fit_unit(
     """Trains the unit's model on the other folds (a full-data model: on every row) and predicts its fold (none
     for a full-data model), the test set and extra sets. `folder`: the run's, where tensorboard=true puts the
     unit's TensorBoard logs (none without it)."""
+    from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
+
     key = as_key(key)
     cfg = unit_config(cfg, key)
+    member = unit_member(cfg, key, train, data)
+    log_dir = fresh_log_dir(cfg, folder, key)
+    model, result = train_unit(
+        cfg, member.seed, member.train, member.valid, sets_to_predict(data), hardware, progress, member.init, log_dir
+    )
+    return finished_unit(cfg, model, result, hardware)
+
+
+def fit_stack(
+    cfg: Config, keys: list[UnitKey], train: TrainSet, data: Dataset, hardware, progress=None
+) -> list[UnitOutput]:
+    """The units of `keys`, which train with one config (a group of stack_groups), trained in one compiled
+    program (common/training/stacked.py); each unit's outputs as fit_unit gives them, in the order of `keys`."""
+    from common.training.stacked import train_stacked
+
+    cfg = unit_config(cfg, keys[0])
+    members = [unit_member(cfg, as_key(key), train, data) for key in keys]
+    trained = train_stacked(cfg, members, sets_to_predict(data), hardware, progress)
+    return [finished_unit(cfg, model, result, hardware, stacked=len(keys)) for model, result in trained]
+
+
+def stack_groups(cfg: Config, keys: list[UnitKey]) -> list[list[UnitKey]]:
+    """`keys` in order, in groups of up to `stack` units that train with the same config (fold models with fold
+    models, full-data models with full-data models): each group trains in one program."""
+    groups: list[list[UnitKey]] = []
+    for key in keys:
+        if groups and len(groups[-1]) < cfg.stack and unit_config(cfg, groups[-1][0]) == unit_config(cfg, key):
+            groups[-1].append(key)
+        else:
+            groups.append([key])
+    return groups
+
+
+def unit_member(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset):
+    """What the unit trains on (its rows and any pseudo-labelled test images), its held-out rows, its seed and
+    the saved model it starts from (common/training/stacked.py's Member)."""
     from common.training.pseudo import pseudo_labels
-    from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
+    from common.training.stacked import Member
     from common.training.transfer import source_model_file
 
-    seed = unit_seed(cfg, key)
     held_out = held_out_rows(train, key)
     pseudo_images, pseudo_labelled = pseudo_labels(cfg, key.fold, data.test.images)  # none for full-data models
     if len(pseudo_labelled):
         log = logging.getLogger("digits")
         log.info("fold %d seed %d: %d pseudo-labelled test images", key.fold, key.seed, len(pseudo_labelled))
-    model, result = train_unit(
-        cfg,
-        seed,
-        (
-            np.concatenate([train.images[~held_out], pseudo_images]),
-            np.concatenate([train.labels[~held_out], pseudo_labelled]),
-        ),
-        (train.images[held_out], train.labels[held_out]) if key.holds_out else None,
-        {"test": data.test.images} | {name: table.images for name, table in data.extras.items()},
-        hardware,
-        progress,
-        source_model_file(cfg, key),
-        fresh_log_dir(cfg, folder, key),
+    rows = (
+        np.concatenate([train.images[~held_out], pseudo_images]),
+        np.concatenate([train.labels[~held_out], pseudo_labelled]),
     )
-    record = {"hardware": hardware.description, **hardware.to_dict()}
+    valid = (train.images[held_out], train.labels[held_out]) if key.holds_out else None
+    return Member(unit_seed(cfg, key), rows, valid, source_model_file(cfg, key))
+
+
+def sets_to_predict(data: Dataset) -> dict[str, np.ndarray]:
+    return {"test": data.test.images} | {name: table.images for name, table in data.extras.items()}
+
+
+def finished_unit(cfg: Config, model, result: UnitOutput, hardware, stacked: int = 1) -> UnitOutput:
+    """The unit's outputs with its saved model and where it trained (and with how many units, when stacked)."""
+    record = {"hardware": hardware.description, **hardware.to_dict()} | ({"stacked": stacked} if stacked > 1 else {})
     saved = model_bytes(model) if cfg.save_models else None
     return replace(result, model_bytes=saved, record=record)
 
