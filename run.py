@@ -174,10 +174,11 @@ def submit(argv: list[str]) -> None:
     from common.commands.submit import NotebookOptions, submit
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
+    from common.runs.notebook import NotebookLevers
 
     waits = {} if args.wait_minutes is None else {"wait_minutes": args.wait_minutes}
-    levers = {"transductive": args.transductive, "adabn": args.adabn}
-    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, **levers, **waits)
+    levers = NotebookLevers.from_flags(args.transductive, args.adabn)
+    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, levers=levers, **waits)
     print(submit(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.data_dir, options))
 
 
@@ -194,7 +195,7 @@ def kernel(argv: list[str]) -> None:
     from common.runs import DEFAULT_ROOT
     from common.runs.notebook import NotebookLevers, next_steps, write_kernel
 
-    levers = NotebookLevers({} if args.transductive else None, args.adabn)
+    levers = NotebookLevers.from_flags(args.transductive, args.adabn)
     folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest, levers)
     print(next_steps(folder))
 

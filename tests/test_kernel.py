@@ -347,7 +347,7 @@ def test_submit_a_notebook_lever_for_a_csv_competition_is_one_line(tmp_path, fla
     # MNIST: a CSV competition on Kaggle (digits, the offline demo, is refused before any other check)
     argv = [sys.executable, str(ROOT / "run.py"), "submit", "mnist", flag, "--dry-run"]
     done = subprocess.run([*argv, "--out", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert done.returncode == 2 and f"{flag} is a notebook's round" in done.stderr
+    assert done.returncode == 2 and f"{flag} is a notebook's lever" in done.stderr
     assert done.stderr.strip().count("\n") == 0
 
 

@@ -12,6 +12,7 @@ from common.commands.submit import NotebookOptions, submit, submit_run
 from common.commands.submit.notebook_send import submit_notebook
 from common.ground.errors import UserError
 from common.ground.spec import COMPETITIONS, get_spec
+from common.runs.notebook import NotebookLevers
 from tests.kaggle_fakes import no_kaggle  # noqa: F401 - fixture
 
 DIGITS = get_spec("digits")
@@ -36,5 +37,6 @@ def test_only_the_offline_demo_is_off_kaggle():
 
 
 def test_transductive_is_refused_for_a_csv_competition(tmp_path, no_kaggle):
-    with pytest.raises(UserError, match="--transductive is a notebook's round"):
-        submit(tmp_path, get_spec("mnist"), None, None, NotebookOptions(dry_run=True, transductive=True))
+    with pytest.raises(UserError, match="--transductive is a notebook's lever, for code competitions"):
+        levers = NotebookLevers.from_flags(transductive=True, adabn=False)
+        submit(tmp_path, get_spec("mnist"), None, None, NotebookOptions(dry_run=True, levers=levers))

@@ -132,16 +132,27 @@ class NotebookLevers:
     transductive: dict[str, Any] | None = None
     adabn: bool = False
 
+    @classmethod
+    def from_flags(cls, transductive: bool, adabn: bool) -> NotebookLevers:
+        """The levers that `--transductive` (the round with configs/transductive.yaml's values) and `--adabn` ask for."""
+        return cls({} if transductive else None, adabn)
+
+    @property
+    def flags(self) -> list[str]:
+        """The command-line flags that ask for these levers."""
+        return [flag for flag, on in (("--transductive", self.transductive is not None), ("--adabn", self.adabn)) if on]
+
+    def said(self) -> str:
+        """The levers in words, for a dry run's first line: "" when the notebook predicts plainly."""
+        names = {"--adabn": "AdaBN", "--transductive": "its transductive round"}
+        return f" (the notebook with {' and '.join(names[flag] for flag in self.flags)})" if self.flags else ""
+
 
 def ensemble_facts(
-    spec: CompetitionSpec,
-    run: Run,
-    models: list[DatasetModel],
-    transductive: dict[str, float] | None = None,
-    adabn: bool = False,
+    spec: CompetitionSpec, run: Run, models: list[DatasetModel], levers: NotebookLevers = NotebookLevers()
 ) -> dict[str, Any]:
-    """What the script needs to know of the competition, so one script serves every spec; `transductive`: the
-    round's settings, None for none; `adabn`: BatchNorm statistics re-estimated on the test images."""
+    """What the script needs to know of the competition, so one script serves every spec; `levers`: the round's
+    resolved settings (None for no round) and AdaBN."""
     return {
         "run_id": run.run_id,
         "competition": spec.name,
@@ -157,8 +168,8 @@ def ensemble_facts(
         "tta": [model.tta for model in models],  # one-pixel shifts averaged per model, as its run predicted
         "oof_accuracy": run.metrics().get("oof_accuracy"),
         "trained_with": trained_with(run.members()),  # the script prints these beside the versions it runs under
-        "transductive": transductive,
-        "adabn": adabn,
+        "transductive": levers.transductive,
+        "adabn": levers.adabn,
     }
 
 
@@ -178,12 +189,7 @@ def trained_with(members: list[Member]) -> dict[str, Any]:
 
 
 def write_dataset(
-    folder: Path,
-    spec: CompetitionSpec,
-    run: Run,
-    username: str,
-    transductive: dict[str, float] | None = None,
-    adabn: bool = False,
+    folder: Path, spec: CompetitionSpec, run: Run, username: str, levers: NotebookLevers = NotebookLevers()
 ) -> None:
     """The run's models, flat (`kaggle datasets create` skips sub-folders), plus ensemble.json."""
     models = dataset_models(run)
@@ -194,7 +200,7 @@ def write_dataset(
         partial = folder / f".{model.name}.partial"
         shutil.copyfile(model.file, partial)
         partial.replace(folder / model.name)
-    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, models, transductive, adabn))
+    write_json(folder / FACTS_FILE, ensemble_facts(spec, run, models, levers))
     write_json(folder / DATASET_METADATA, dataset_metadata(spec, run, username))
 
 
@@ -219,9 +225,9 @@ def write_kernel(
     run = runs.finished_run(root, spec.name, run_id)
     folder = Path(out_dir) if out_dir else DEFAULT_KERNELS_DIR / f"{spec.name}-{run.run_id}"
     username = kaggle_username()
-    transductive = levers.transductive
-    settings = None if transductive is None else transductive_settings(run, transductive)
-    write_dataset(folder / DATASET_DIR, spec, run, username, settings, levers.adabn)
+    if levers.transductive is not None:  # the round's overrides, resolved over configs/transductive.yaml
+        levers = dataclasses.replace(levers, transductive=transductive_settings(run, levers.transductive))
+    write_dataset(folder / DATASET_DIR, spec, run, username, levers)
     write_script(folder, run)
     write_json(folder / KERNEL_METADATA, kernel_metadata(spec, run, username))
     return folder

@@ -32,7 +32,7 @@ def submit(
     refuse_offline(spec)  # before any run is looked for
     if spec.code_competition:
         return submit_notebook(root, spec, run_id, options)
-    if options.transductive or options.adabn:
-        flag = "--transductive" if options.transductive else "--adabn"
-        raise UserError(f"{flag} is a notebook's round, for code competitions; {spec.name} takes a CSV")
+    if options.levers.flags:
+        flag = options.levers.flags[0]
+        raise UserError(f"{flag} is a notebook's lever, for code competitions; {spec.name} takes a CSV")
     return submit_run(root, spec, run_id, options.dry_run, options.message, data_dir)

@@ -15,7 +15,7 @@ from common.commands.submit.kaggle_api import show_call
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
 from common.runs import write_json
-from common.runs.notebook import DATASET_DIR, DATASET_METADATA, KERNEL_METADATA, NOTEBOOK_SUBMISSION
+from common.runs.notebook import DATASET_DIR, DATASET_METADATA, KERNEL_METADATA, NOTEBOOK_SUBMISSION, NotebookLevers
 
 OUTPUT_FILE = NOTEBOOK_SUBMISSION  # what the notebook writes into /kaggle/working, and what is submitted
 POLL_SECONDS = 15.0
@@ -33,8 +33,7 @@ class NotebookOptions:
     message: str | None = None
     wait_minutes: float = 30.0  # for the dataset and the notebook together
     dest: Path | None = None  # the notebook folder (default: the kernel command's)
-    transductive: bool = False  # the notebook's transductive round (common/runs/notebook.py), with its defaults
-    adabn: bool = False  # the notebook re-estimates BatchNorm statistics on the hidden test images
+    levers: NotebookLevers = NotebookLevers()  # what the notebook does with the hidden test images (none)
     poll_seconds: float = POLL_SECONDS
     say: Callable[[str], None] = print_at_once  # progress lines
 

@@ -28,7 +28,7 @@ from common.commands.submit.notebook import (
 )
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
-from common.runs.notebook import NotebookLevers, write_kernel
+from common.runs.notebook import write_kernel
 
 
 @dataclass
@@ -141,12 +141,6 @@ def send_notebook(
     )
 
 
-def levers_said(options: NotebookOptions) -> str:
-    """What the dry run adds to its first line about the notebook's test-time levers."""
-    said = [name for name, on in (("its transductive round", options.transductive), ("AdaBN", options.adabn)) if on]
-    return f" (the notebook with {' and '.join(said)})" if said else ""
-
-
 def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, options: NotebookOptions) -> str:
     """A code competition's whole path for a finished run: its notebook folder (as `kernel` writes it), the
     dataset of its models, the notebook, the submission. Dry: what would be sent."""
@@ -155,8 +149,7 @@ def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, optio
         raise UserError(f"--wait-minutes {options.wait_minutes:g}: expected 0 or more minutes")
     run = runs.finished_run(root, spec.name, run_id)
     api = None if options.dry_run else authenticated_api()  # credentials are checked before anything is written
-    levers = NotebookLevers({} if options.transductive else None, options.adabn)
-    notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest, levers))
+    notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest, options.levers))
     if api is not None:
         notebook = owned_by(notebook, kaggle_username(api))
     description = describe(run, options.message)
@@ -165,7 +158,7 @@ def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, optio
     owner = notebook.kernel_id.split("/")[0]
     return (
         f"dry run: nothing sent; would submit run {run.run_id} to the code competition {spec.slug}"
-        f"{levers_said(options)}\n"
+        f"{options.levers.said()}\n"
         f"notebook folder: {notebook.folder} (owner {owner!r}: replaced by your token's Kaggle account)\n"
         f"{plan(notebook, spec, run.run_id, description, options)}\n"
         f"try the notebook here: python {notebook.folder / notebook.metadata['code_file']} INPUT_ROOT"
