@@ -52,3 +52,12 @@ def test_the_judged_set_comes_from_the_competitions_spec():
     assert checked.judged_halves == (pick, report)
     assert checked.score_column == f"score (0.75 oof + 0.25 {pick})"
     assert list(checked.columns) == ["oof", pick, report, "holdout"]
+
+
+@pytest.mark.parametrize("competition", ["kannada", "mnist", "digits"])
+def test_shipped_spaces_judge_fold_recipes_on_a_holdout(competition):
+    """A trial is one run of its recipe's fold models, scored out of fold with a holdout no trial picks on; a
+    competition whose defaults train full-data models (Kannada) leaves them out of every trial."""
+    space = read_space(space_file(competition, None))
+    base = base_config(competition, StudyRequest(competition), space)
+    assert base.holdout == 0.1 and base.full_models == 0 and base.folds >= 2
