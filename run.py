@@ -17,6 +17,7 @@ from typing import NoReturn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
+from common.ground.config import ENSEMBLES
 from common.ground.errors import UserError, exit_status
 from common.ground.spec import COMPETITIONS
 from common.training.backend import backend_name, quiet_stderr
@@ -222,16 +223,23 @@ def compare(argv: list[str]) -> None:
     )
     parser.add_argument("runs", nargs="*", metavar="RUN", help="two run ids (a unique prefix, or 'latest') to compare")
     parser.add_argument("--data-dir", help="folder holding the competition files (the extra sets' labels)")
+    parser.add_argument(
+        "--ensemble",
+        choices=ENSEMBLES,
+        help="on the extra sets, each run's fold models, full-data models or all its models (default: what each submits)",
+    )
     args = parser.parse_args(argv)
     if len(args.runs) not in (0, 2):
         raise UserError(f"compare: give no run (the table of all runs) or exactly two, not {len(args.runs)}")
+    if args.ensemble and not args.runs:
+        raise UserError(f"compare --ensemble {args.ensemble}: give the two runs to compare")
     from common.commands.compare import compare_pair, print_compare
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
 
     competition, root = get_spec(args.competition).name, args.out or DEFAULT_ROOT
     if args.runs:
-        print(compare_pair(root, competition, *args.runs, data_dir=args.data_dir))
+        print(compare_pair(root, competition, *args.runs, data_dir=args.data_dir, group=args.ensemble))
     else:
         print_compare(root, competition)
 

@@ -28,6 +28,8 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--folds", "1"], "folds must be at least 2"),
         (["mnist", "--resume", "latest", "epochs=3"], "--resume continues a run with its own saved config"),
         (["mnist", "--resume", "latest", "--seeds", "3", "lr=0.1"], "only --seeds N and --full-models N may grow it"),
+        (["compare", "mnist", "a"], "compare: give no run (the table of all runs) or exactly two, not 1"),
+        (["compare", "mnist", "--ensemble", "full"], "compare --ensemble full: give the two runs to compare"),
         # Checked once the models are registered: the subprocess loads Keras, seconds.
         pytest.param(["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width", marks=pytest.mark.slow),
     ],

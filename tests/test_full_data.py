@@ -309,6 +309,22 @@ def test_compare_a_run_without_oof_on_its_holdout_and_extra_sets(both_run, full_
 
 
 @pytest.mark.slow
+def test_compare_a_group_of_each_runs_models_on_the_extra_sets(both_run, full_run, root, digits_dir):
+    """--ensemble full: each run's full-data models, whatever the run submits; a group a run lacks is one line."""
+    from common.commands.compare import compare_pair
+
+    text = compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, str(digits_dir), group="full")
+    lines = text.splitlines()
+    assert lines[1] == "extra sets: each run's full models (ensemble full)"
+    data, _ = train_set(both_run, digits_dir)
+    labels = data.extras[HOLDOUT_SET].labels
+    own = np.load(runs.unit_dir(both_run.folder, (None, 0)) / f"{HOLDOUT_SET}.npy")  # its one full-data model
+    assert f"B {accuracy(labels, own):.5f}" in next(line for line in lines if line.startswith(f"{HOLDOUT_SET}:"))
+    with pytest.raises(UserError, match="no sklearn_test predictions of its folds models"):
+        compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, str(digits_dir), group="folds")
+
+
+@pytest.mark.slow
 def test_blend_of_runs_without_oof_blends_the_holdout_extra_sets_and_test(both_run, full_run, root, digits_dir):
     from common.commands.blend import NO_OOF_BLEND, blend_runs
 

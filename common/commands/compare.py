@@ -151,10 +151,11 @@ def verdict(result: McNemarResult) -> str:
     return f"significant at {ALPHA} (p = {result.p_value:.3g}): {winner} really beats {loser}, by {gap:.5f}."
 
 
-def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None) -> list[str]:
+def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None, group: str | None = None) -> list[str]:
     """The same test on each extra set both runs predicted and did not train on (Kannada: Dig-MNIST and its
     picking and reporting halves; the holdout when both held out the same rows), whose labels come from the
-    competition's files."""
+    competition's files. Each run's submitted ensemble, or with `group` its fold models, its full-data models or
+    all its models."""
     spec = get_spec(competition)
     names = [name for name in spec.extra_sets if a.has_array(name) and b.has_array(name)]
     if not names and not (a.has_array(HOLDOUT_SET) and b.has_array(HOLDOUT_SET)):
@@ -163,8 +164,11 @@ def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None) -> l
         data = shared_sets([a, b], load_dataset(spec, data_dir))
     except UserError as error:  # OOF needs no data files; the extra sets' labels do
         return [f"note: extra sets not compared: {error} (give --data-dir)"]
-    sets = [data.scored_sets({name: run.array(name) for name in data.extras}) for run in (a, b)]
-    lines = []
+    arrays = [
+        {name: run.group_array(name, group) if group else run.array(name) for name in data.extras} for run in (a, b)
+    ]
+    sets = [data.scored_sets(predicted) for predicted in arrays]
+    lines = [f"extra sets: each run's {group} models (ensemble {group})"] if group else []
     for name, (labels, probabilities) in sets[0].items():
         result = mcnemar(probabilities.argmax(axis=1) == labels, sets[1][name][1].argmax(axis=1) == labels)
         lines.append(
@@ -174,15 +178,18 @@ def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None) -> l
     return lines
 
 
-def compare_pair(root: Path, competition: str, run_a: str, run_b: str, data_dir: str | None = None) -> str:
+def compare_pair(
+    root: Path, competition: str, run_a: str, run_b: str, data_dir: str | None = None, group: str | None = None
+) -> str:
     """Whether run A's OOF accuracy really differs from run B's, on the train rows both scored; then the same on
-    every extra set both predicted."""
+    every extra set both predicted (by each run's submitted ensemble, or with `group` by that group of its
+    models: `folds`, `full` or `all`)."""
     a, b = find_run(root, competition, run_a), find_run(root, competition, run_b)
     if a.run_id == b.run_id:
         raise UserError(f"both names point to run {a.run_id}: give two different runs")
     unscored = ": it has no OOF predictions yet"
     if not has_oof([a.require_finished(unscored), b.require_finished(unscored)]):
-        return compare_without_oof(competition, a, b, data_dir)
+        return compare_without_oof(competition, a, b, data_dir, group)
     aligned = aligned_oof([a, b])
     correct = [p.argmax(axis=1) == aligned.labels for p in aligned.probabilities]
     result = mcnemar(correct[0], correct[1])
@@ -194,13 +201,13 @@ def compare_pair(root: Path, competition: str, run_a: str, run_b: str, data_dir:
     lines.append(f"on {result.n} train rows both scored: only A right on {result.only_a}, only B on {result.only_b}")
     lines.append(f"McNemar's exact test: {verdict(result)}")
     lines += [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
-    return "\n".join(lines + extra_set_lines(competition, a, b, data_dir))
+    return "\n".join(lines + extra_set_lines(competition, a, b, data_dir, group))
 
 
-def compare_without_oof(competition: str, a: Run, b: Run, data_dir: str | None) -> str:
+def compare_without_oof(competition: str, a: Run, b: Run, data_dir: str | None, group: str | None = None) -> str:
     """Runs without fold models have no OOF: the test runs on the holdout and the extra sets both predicted."""
     lacking = [f"{tag} ({run.run_id})" for tag, run in (("A", a), ("B", b)) if not run.has_array(OOF)]
-    lines = extra_set_lines(competition, a, b, data_dir)
+    lines = extra_set_lines(competition, a, b, data_dir, group)
     if not lines:
         raise UserError(
             f"{' and '.join(lacking)}: no OOF (no fold models), and no holdout or extra set that both runs predicted"

@@ -252,6 +252,16 @@ class Run:
         """The units whose mean is the run's test.npy and submission (config `ensemble`), in unit order."""
         return ensemble_keys(self.unit_keys(), self.cfg.ensemble)
 
+    def group_array(self, name: str, group: str) -> np.ndarray:
+        """An extra set's (or the test set's) probabilities averaged over one group of the run's units (`folds`,
+        `full` or `all`, the values of `ensemble`) rather than over its submitted ensemble."""
+        keys = [] if self.is_blend else ensemble_keys(self.unit_keys(), group)
+        files = [self.unit_dir(key) / array_name(name) for key in keys]
+        if not files or not all(path.is_file() for path in files):
+            what = "a blend has no units of its own" if self.is_blend else f"it has no {group} models predicting it"
+            raise UserError(f"run {self.run_id}: no {name} predictions of its {group} models ({what})")
+        return np.mean([np.load(path) for path in files], axis=0)
+
     def model_files(self) -> list[Path]:
         """The model.keras of every unit of the run's ensemble (Run.ensemble_keys), in unit order; UserError when
         the run saved none (a blend: its members')."""
