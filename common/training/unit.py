@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from common.data.trainset import TrainSet
 from common.ground.config import Config
 from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
 from common.runs.units import UnitKey, UnitOutput
+
+if TYPE_CHECKING:  # imported late at run time: it loads Keras
+    from common.training.stacked import Member
 
 FULL_DATA_SEED_OFFSET = 5_000
 
@@ -89,7 +93,7 @@ def stack_groups(cfg: Config, keys: list[UnitKey]) -> list[list[UnitKey]]:
     return groups
 
 
-def unit_member(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset):
+def unit_member(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset) -> Member:
     """What the unit trains on (its rows and any pseudo-labelled test images), its held-out rows, its seed and
     the saved model it starts from (common/training/stacked.py's Member)."""
     from common.training.pseudo import pseudo_labels
