@@ -164,8 +164,10 @@ class Config:
         "auto",
         HARDWARE,
         "`auto` (float32: bfloat16 bought these CNNs no speed on an H200, and on an AMX Xeon CPU 1.1x at width 16 and"
-        " 0.8x at width 32; 1.4x on an AVX512-BF16 EPYC), `on` (bfloat16 where the device has it, float16 on older"
-        " GPUs), `off`, `bfloat16` or `float16`. Probabilities stay float32.",
+        " 0.8x at width 32 and in a whole run; 1.4x on an AVX512-BF16 EPYC. A whole Kannada run in bfloat16 tied"
+        " float32 on OOF and Dig-MNIST, so set it where `python -m bench.speed` shows it faster), `on` (bfloat16"
+        " where the device has it, float16 on older GPUs), `off`, `bfloat16` or `float16`. Probabilities stay"
+        " float32.",
     )
     xla: str = setting(
         "auto", HARDWARE, "`auto`, `on` or `off`: Keras `jit_compile` (auto: on with JAX, on GPUs with TensorFlow)."
