@@ -17,8 +17,9 @@ log = logging.getLogger("digits")
 def train_here(
     cfg: Config, todo: list[UnitKey], data: Dataset, train: TrainSet, folder: Path | None = None
 ) -> Iterator[tuple[UnitKey, UnitOutput]]:
-    """Each unit of `todo` in order (`stack` of them at a time in one program), with an epoch progress bar; the caller saves and logs what it yields.
-    `folder`: the run's, for what a unit writes while it trains (tensorboard=true)."""
+    """Each unit of `todo` in order (`stack` of them at a time in one program), with an epoch progress bar; the
+    caller saves and logs what it yields. `folder`: the run's, for what a unit writes while it trains
+    (tensorboard=true)."""
     from tqdm.keras import TqdmCallback  # imports Keras: after the checks that need none
 
     from common.training.backend import setup_hardware
