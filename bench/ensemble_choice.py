@@ -28,19 +28,16 @@ from common.data.trainset import HOLDOUT_SET
 from common.ground.errors import UserError, exit_status
 from common.ground.spec import get_spec
 from common.runs.aligned import shared_sets
-from common.runs.ensemble import averaged_sets
 from common.runs.stats import mcnemar
-from common.runs.units import load_unit
 
 GROUPS = runs.ENSEMBLE_GROUPS  # folds, full, all: the `ensemble` key's values
 
 
 def group_probabilities(run: runs.Run, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Group -> set name -> the mean probabilities of that group's units; UserError unless the run has both."""
-    units = {key: load_unit(run.folder, key) for key in run.unit_keys()}
-    if len({key.group for key in units}) < 2:
+    if len({key.group for key in run.unit_keys()}) < 2:
         raise UserError(f"run {run.run_id}: needs both fold models and full-data models (full_models) to compare")
-    return {group: averaged_sets(units, names, group) for group in GROUPS}
+    return {group: {name: run.group_array(name, group) for name in names} for group in GROUPS}
 
 
 def picking_set(data: Dataset) -> str:

@@ -33,6 +33,7 @@ from common.training.train import (
     TrainedModel,
     build_before_fit,
     compile_for_training,
+    fit_callbacks,
     fresh_model,
     predicted_unit,
     training_wrapper,
@@ -119,7 +120,7 @@ def train_stacked(
     compile_for_training(trainer, cfg, len(batches), hardware, outputs)
     build_before_fit(trainer, batches)
     timer = EpochTimer()
-    callbacks = [timer, *([progress] if progress else []), StopAtBatchEnd()]
+    callbacks = [*fit_callbacks(cfg, progress, timer), StopAtBatchEnd()]  # the config refuses the per-unit ones
     fitted = trainer.fit(batches, epochs=cfg.epochs, shuffle=False, callbacks=callbacks, verbose=0)
     share = [seconds / len(members) for seconds in timer.epochs]
     trained_at = time.perf_counter()
