@@ -65,11 +65,13 @@ def draw_parameters(ranges: AffineRanges, batch: int, size: int, seed) -> keras.
     return ops.where(applied, drawn, identity)
 
 
-def source_coordinates(parameters, height: int, width: int):
-    """For each output pixel, where it samples the input: x and y, each (batch, height * width).
+def inverse_transforms(parameters, height: int, width: int):
+    """(batch, 8) rows [a0, a1, a2, b0, b1, b2, 0, 0]: each output pixel (x, y) samples the input at
+    (a0 x + a1 y + a2, b0 x + b1 y + b2), the layout of `keras.ops.image.affine_transform`.
 
     A.Affine's forward map is p -> A (p - c) + c + t with c the image centre ((w - 1) / 2, (h - 1) / 2),
-    A = shear @ rotate @ scale and shear angles negated; cv2.warpAffine samples the input at its inverse.
+    A = shear @ rotate @ scale and shear angles negated; cv2.warpAffine samples the input at its inverse,
+    p = A^-1 (q - c - t) + c.
     """
     p = {name: parameters[:, i] for i, name in enumerate(PARAMETERS)}
     theta = p["rotate"] * (math.pi / 180.0)
@@ -81,29 +83,24 @@ def source_coordinates(parameters, height: int, width: int):
     c = (tan_y * cos - sin) * p["scale_x"]
     d = (tan_y * sin + cos) * p["scale_y"]
     det = a * d - b * c
+    inverse = (d / det, -b / det, -c / det, a / det)  # A^-1, row by row
     centre_x, centre_y = (width - 1) / 2.0, (height - 1) / 2.0
-    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
-    dx = ops.convert_to_tensor(grid_x.reshape(1, -1)) - centre_x - ops.expand_dims(p["shift_x"], 1)
-    dy = ops.convert_to_tensor(grid_y.reshape(1, -1)) - centre_y - ops.expand_dims(p["shift_y"], 1)
-    a, b, c, d, det = (ops.expand_dims(v, 1) for v in (a, b, c, d, det))
-    return (d * dx - b * dy) / det + centre_x, (a * dy - c * dx) / det + centre_y
+    moved_x, moved_y = centre_x + p["shift_x"], centre_y + p["shift_y"]  # c + t: where the centre goes
+    a0, a1, b0, b1 = inverse
+    a2 = centre_x - a0 * moved_x - a1 * moved_y
+    b2 = centre_y - b0 * moved_x - b1 * moved_y
+    zeros = ops.zeros_like(a0)
+    return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
 def warp(images, parameters):
-    """uint8 images (batch, h, w, 1) resampled bilinearly at their own affine transforms; zeros come in."""
-    batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
-    flat = ops.reshape(ops.cast(images, "float32"), (batch, height * width))
-    x, y = source_coordinates(parameters, height, width)
-    x0, y0 = ops.floor(x), ops.floor(y)
-    fx, fy = x - x0, y - y0
-    total = ops.zeros_like(x)
-    for oy, ox, weight in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0 + ox, y0 + oy
-        inside = (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
-        index = ops.cast(ops.clip(yi, 0, height - 1) * width + ops.clip(xi, 0, width - 1), "int32")
-        total = total + ops.where(inside, weight * ops.take_along_axis(flat, index, axis=1), 0.0)
-    out = ops.cast(ops.clip(ops.round(total), 0, 255), "uint8")  # A.Affine's uint8 output rounds too
-    return ops.reshape(out, ops.shape(images))
+    """uint8 images (batch, h, w, 1) resampled bilinearly at their own affine transforms, zeros coming in: one
+    call of the backend's own kernel (TensorFlow's ImageProjectiveTransformV3, JAX's map_coordinates)."""
+    transforms = inverse_transforms(parameters, images.shape[1], images.shape[2])
+    warped = ops.image.affine_transform(
+        ops.cast(images, "float32"), transforms, interpolation="bilinear", fill_mode="constant", fill_value=0
+    )
+    return ops.cast(ops.clip(ops.round(warped), 0, 255), "uint8")  # A.Affine's uint8 output rounds too
 
 
 @keras.saving.register_keras_serializable(package="digits")

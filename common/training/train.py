@@ -24,6 +24,7 @@ from common.runs.units import UnitOutput
 from common.training.augment import AffineRanges, RandomAffine, tta_views
 from common.training.backend import Hardware
 from common.training.batches import TrainBatches, padded
+from common.training.batchnorm import fused_view
 from common.training.models import create_model
 from common.training.signals import StopAtBatchEnd
 from common.training.transfer import warm_start
@@ -47,10 +48,11 @@ def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedul
 
 
 def training_wrapper(model: keras.Model, cfg: Config, seed: int, name: str | None = None) -> keras.Model:
-    """image -> RandomAffine (training only, seeded) -> model; shares the model's weights, adds none."""
+    """image -> RandomAffine (training only, seeded) -> model, its BatchNorm through the fused kernel
+    (common/training/batchnorm.py); shares the model's weights, adds none."""
     inputs = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
     augmented = RandomAffine(AffineRanges.from_config(cfg), seed=seed, dtype="float32", name="random_affine")(inputs)
-    return keras.Model(inputs, model(augmented), name=name or f"{model.name}_training")
+    return keras.Model(inputs, fused_view(model)(augmented), name=name or f"{model.name}_training")
 
 
 def compile_for_training(
