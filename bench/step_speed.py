@@ -1,6 +1,6 @@
 """Trainer speed against the plain Keras loop, an older trainer and the model alone, taking turns in one run.
 
-python -m bench.step_speed mnist [--old PATH] [--rows 12000] [--rounds 6] [KEY=VALUE ...]
+python -m bench.step_speed mnist [--old PATH] [--variant 'KEY=VALUE ...'] [--rows 12000] [--rounds 6] [KEY=VALUE ...]
 
 Each side is its own long-lived process (bench/harness/side.py), built and compiled once; the driver cues one
 epoch of ROWS random images at a time, in the order A B C, then C B A, ..., so that every side's round is
@@ -34,11 +34,15 @@ from common.ground.spec import COMPETITIONS
 class Side:
     """A side process: started, cued one epoch at a time, stopped."""
 
-    def __init__(self, name: str, kind: str, root: Path, args: argparse.Namespace) -> None:
+    def __init__(self, name: str, kind: str, root: Path, args: argparse.Namespace, extra: list[str]) -> None:
         self.name = name
         command = [sys.executable, "-m", "bench.harness.side", kind, str(root), args.competition, str(args.rows)]
         self.process = subprocess.Popen(
-            [*command, *args.overrides], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [*command, *args.overrides, *extra],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.ready = self.read()
         self.rounds: list[dict[str, Any]] = []
@@ -102,17 +106,14 @@ def side_summary(side: Side, images: int, flops: float, matmul: float) -> dict[s
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     facts = model_facts(args)
-    plan = [
-        ("trainer", "trainer", PROJECT_ROOT),
-        ("peer", "peer", PROJECT_ROOT),
-        ("model alone", "alone", PROJECT_ROOT),
-    ]
-    if args.old:
-        plan.insert(1, ("old trainer", "trainer", args.old.resolve()))
+    plan = [("trainer", "trainer", PROJECT_ROOT, [])]
+    plan += [(f"trainer {variant}", "trainer", PROJECT_ROOT, variant.split()) for variant in args.variant]
+    plan += [("old trainer", "trainer", args.old.resolve(), [])] if args.old else []
+    plan += [("peer", "peer", PROJECT_ROOT, []), ("model alone", "alone", PROJECT_ROOT, [])]
     sides = []
     try:
-        for name, kind, root in plan:  # started one by one: building and compiling is not timed
-            sides.append(Side(name, kind, root, args))
+        for name, kind, root, extra in plan:  # started one by one: building and compiling is not timed
+            sides.append(Side(name, kind, root, args, extra))
         take_turns(sides, args.rounds)
     finally:
         for side in sides:
@@ -124,9 +125,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def ratios(document: dict[str, Any]) -> list[list[str]]:
     median = {s["name"]: s["median"] for s in document["sides"]}
-    rows = [["trainer / peer", f"{median['trainer'] / median['peer']:.2f}"]]
+    rows = [[f"{name} / trainer", f"{value / median['trainer']:.2f}"] for name, value in median.items()
+            if name.startswith("trainer ")]  # fmt: skip
+    rows += [["trainer / peer", f"{median['trainer'] / median['peer']:.2f}"]]
     if "old trainer" in median:
-        rows.insert(0, ["trainer / old trainer", f"{median['trainer'] / median['old trainer']:.2f}"])
+        rows.append(["trainer / old trainer", f"{median['trainer'] / median['old trainer']:.2f}"])
     return rows + [["trainer / model alone", f"{median['trainer'] / median['model alone']:.2f}"]]
 
 
@@ -172,6 +175,13 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("competition", choices=list(COMPETITIONS))
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (model, width, batch...)")
     parser.add_argument("--old", type=Path, help="an older checkout whose trainer takes turns with this one")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="'KEY=VALUE ...'",
+        help="one more trainer side with these overrides (a lever to measure); may repeat",
+    )
     parser.add_argument("--rows", type=int, default=12_000, help="random images per round (default 12,000)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per side (default 6)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")

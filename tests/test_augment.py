@@ -55,22 +55,30 @@ def albumentations_affine(images: np.ndarray, **arguments) -> np.ndarray:
     return np.stack([affine(image=image)["image"] for image in images]).reshape(images.shape)
 
 
-def our_affine(images: np.ndarray, **values) -> np.ndarray:
+def our_affine(images: np.ndarray, kernel: str = "native", **values) -> np.ndarray:
     row = [(IDENTITY | values)[name] for name in PARAMETERS]
     parameters = np.tile(np.array([row], np.float32), (len(images), 1))
-    return ops.convert_to_numpy(warp(ops.convert_to_tensor(images), ops.convert_to_tensor(parameters)))
+    return ops.convert_to_numpy(warp(ops.convert_to_tensor(images), ops.convert_to_tensor(parameters), kernel))
 
 
+@pytest.mark.parametrize("kernel", ["native", "gathers"])
 @pytest.mark.parametrize(("reference", "ours"), CASES, ids=[str(c[1]) for c in CASES])
-def test_the_warp_agrees_with_albumentations_affine(reference, ours):
+def test_the_warp_agrees_with_albumentations_affine(reference, ours, kernel):
     # OpenCV rounds sampling positions to 1/32 pixel: small differences on edges are expected.
-    difference = np.abs(our_affine(IMAGES, **ours).astype(int) - albumentations_affine(IMAGES, **reference))
+    difference = np.abs(our_affine(IMAGES, kernel, **ours).astype(int) - albumentations_affine(IMAGES, **reference))
     assert difference.mean() <= 0.5 and np.percentile(difference, 99) <= 4
-    assert not np.array_equal(our_affine(IMAGES, **ours), IMAGES)  # the case really transforms
+    assert not np.array_equal(our_affine(IMAGES, kernel, **ours), IMAGES)  # the case really transforms
 
 
-def test_identity_parameters_leave_images_exactly_alone():
-    assert np.array_equal(our_affine(IMAGES), IMAGES)
+@pytest.mark.parametrize("kernel", ["native", "gathers"])
+def test_identity_parameters_leave_images_exactly_alone(kernel):
+    assert np.array_equal(our_affine(IMAGES, kernel), IMAGES)
+
+
+def test_the_two_kernels_sample_alike():
+    values = {"rotate": 12, "scale_x": 1.1, "scale_y": 0.9, "shear_x": 5, "shear_y": -7, "shift_x": 2, "shift_y": -2}
+    difference = np.abs(our_affine(IMAGES, "native", **values).astype(int) - our_affine(IMAGES, "gathers", **values))
+    assert difference.max() <= 1  # float rounding on the way to uint8
 
 
 def drawn(ranges: AffineRanges, n: int = 4000, seed: int = 0) -> np.ndarray:

@@ -93,30 +93,55 @@ def inverse_transforms(parameters, height: int, width: int):
     return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
-def warp(images, parameters):
-    """uint8 images (batch, h, w, 1) resampled bilinearly at their own affine transforms, zeros coming in: one
-    call of the backend's own kernel (TensorFlow's ImageProjectiveTransformV3, JAX's map_coordinates)."""
+def warp(images, parameters, kernel: str = "native"):
+    """uint8 images (batch, h, w, 1) resampled bilinearly at their own affine transforms, zeros coming in.
+    kernel "native": one call of the backend's own kernel (TensorFlow's ImageProjectiveTransformV3, JAX's
+    map_coordinates); "gathers": four gathers per output pixel in keras.ops, for TensorFlow under XLA, which
+    cannot compile ImageProjectiveTransformV3."""
     transforms = inverse_transforms(parameters, images.shape[1], images.shape[2])
-    warped = ops.image.affine_transform(
-        ops.cast(images, "float32"), transforms, interpolation="bilinear", fill_mode="constant", fill_value=0
-    )
+    pixels = ops.cast(images, "float32")
+    if kernel == "native":
+        warped = ops.image.affine_transform(pixels, transforms, interpolation="bilinear", fill_mode="constant")
+    else:
+        warped = ops.reshape(gathered_bilinear(pixels, transforms), ops.shape(images))
     return ops.cast(ops.clip(ops.round(warped), 0, 255), "uint8")  # A.Affine's uint8 output rounds too
 
 
-@keras.saving.register_keras_serializable(package="digits")
-class RandomAffine(keras.layers.Layer):
-    """Training only: each image of the batch through its own random affine transform; identity otherwise."""
+def gathered_bilinear(pixels, transforms):
+    """(batch, h * w) bilinear samples of float32 images (batch, h, w, 1) at `transforms` (inverse_transforms'
+    rows), each of the four neighbours zero outside the image, as affine_transform's constant fill."""
+    batch, height, width = ops.shape(pixels)[0], pixels.shape[1], pixels.shape[2]
+    flat = ops.reshape(pixels, (batch, height * width))
+    grid_y, grid_x = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+    grid_x, grid_y = (ops.convert_to_tensor(g.reshape(1, -1)) for g in (grid_x, grid_y))
+    row = [ops.expand_dims(transforms[:, i], 1) for i in range(6)]
+    x = row[0] * grid_x + row[1] * grid_y + row[2]
+    y = row[3] * grid_x + row[4] * grid_y + row[5]
+    x0, y0 = ops.floor(x), ops.floor(y)
+    fx, fy = x - x0, y - y0
+    total = ops.zeros_like(x)
+    for oy, ox, weight in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        xi, yi = x0 + ox, y0 + oy
+        inside = (xi >= 0) & (xi <= width - 1) & (yi >= 0) & (yi <= height - 1)
+        index = ops.cast(ops.clip(yi, 0, height - 1) * width + ops.clip(xi, 0, width - 1), "int32")
+        total = total + ops.where(inside, weight * ops.take_along_axis(flat, index, axis=1), 0.0)
+    return total
 
-    def __init__(self, ranges: AffineRanges, seed: int | None = None, **kwargs) -> None:
+
+class RandomAffine(keras.layers.Layer):
+    """Training only: each image of the batch through its own random affine transform; identity otherwise. A layer
+    of the training wrapper, which is never saved: it has no config to serialise."""
+
+    def __init__(self, ranges: AffineRanges, seed: int | None = None, kernel: str = "native", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.ranges = ranges
+        self.ranges, self.kernel = ranges, kernel
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
         if not training or not self.ranges.active:
             return images
         parameters = draw_parameters(self.ranges, ops.shape(images)[0], images.shape[1], self.seed_generator)
-        return warp(images, parameters)
+        return warp(images, parameters, self.kernel)
 
     def compute_output_shape(self, input_shape):
         return input_shape

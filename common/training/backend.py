@@ -52,13 +52,26 @@ class Hardware:
     threads: int = 0  # intra-op threads (CPU work); 0 = the backend's default
 
     @property
+    def fused_batch_norm(self) -> bool:
+        """BatchNorm's training step through TensorFlow's fused kernel (JAX fuses its ops through XLA itself)."""
+        return self.backend == "tensorflow"
+
+    @property
+    def affine_kernel(self) -> str:
+        """The augmentation's warp: the backend's own kernel, or gathers where XLA compiles TensorFlow's step
+        (it cannot compile ImageProjectiveTransformV3)."""
+        return "gathers" if self.backend == "tensorflow" and self.jit_compile else "native"
+
+    @property
     def description(self) -> str:
         threads = f", {self.threads} threads" if self.threads else ""
-        return f"{self.backend} on {self.device_name}, {self.precision}, jit {'on' if self.jit_compile else 'off'}{threads}"
+        step = f"fused BatchNorm {'on' if self.fused_batch_norm else 'off'}, affine {self.affine_kernel}"
+        return f"{self.backend} on {self.device_name}, {self.precision}, jit {'on' if self.jit_compile else 'off'}, {step}{threads}"
 
     def to_dict(self) -> dict[str, str | bool]:
         return {"backend": self.backend, "device": self.device, "device_name": self.device_name,
-                "precision": self.precision, "jit_compile": self.jit_compile, "threads": self.threads}  # fmt: skip
+                "precision": self.precision, "jit_compile": self.jit_compile, "threads": self.threads,
+                "fused_batch_norm": self.fused_batch_norm, "affine_kernel": self.affine_kernel}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

@@ -86,13 +86,15 @@ class StackedBatches(keras.utils.PyDataset):
             member.on_epoch_end()
 
 
-def stacked_trainer(models: Sequence[keras.Model], cfg: Config, seeds: Sequence[int]) -> keras.Model:
+def stacked_trainer(
+    models: Sequence[keras.Model], cfg: Config, seeds: Sequence[int], hardware: Hardware
+) -> keras.Model:
     """N inputs -> each model's own training wrapper (seeded RandomAffine, then the model) -> N outputs."""
     inputs, outputs = [], []
     for k, (model, seed) in enumerate(zip(models, seeds, strict=True)):
         image = keras.Input(IMAGE_SHAPE, dtype="uint8", name=input_name(k))
         inputs.append(image)
-        outputs.append(training_wrapper(model, cfg, seed, name=output_name(k))(image))
+        outputs.append(training_wrapper(model, cfg, seed, hardware, name=output_name(k))(image))
     return keras.Model(inputs, outputs, name=f"stack_of_{len(models)}")
 
 
@@ -115,7 +117,7 @@ def train_stacked(
     start = time.perf_counter()
     batches = StackedBatches([TrainBatches(*member.train, cfg, member.seed) for member in members])
     models = [fresh_model(cfg, member.init, member.seed) for member in members]
-    trainer = stacked_trainer(models, cfg, [member.seed for member in members])
+    trainer = stacked_trainer(models, cfg, [member.seed for member in members], hardware)
     outputs = [output_name(k) for k in range(len(members))]
     compile_for_training(trainer, cfg, len(batches), hardware, outputs)
     build_before_fit(trainer, batches)

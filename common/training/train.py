@@ -47,12 +47,15 @@ def learning_rate(cfg: Config, steps_per_epoch: int) -> keras.optimizers.schedul
     )
 
 
-def training_wrapper(model: keras.Model, cfg: Config, seed: int, name: str | None = None) -> keras.Model:
-    """image -> RandomAffine (training only, seeded) -> model, its BatchNorm through the fused kernel
-    (common/training/batchnorm.py); shares the model's weights, adds none."""
+def training_wrapper(
+    model: keras.Model, cfg: Config, seed: int, hardware: Hardware, name: str | None = None
+) -> keras.Model:
+    """image -> RandomAffine (training only, seeded) -> model, its BatchNorm through the fused kernel where the
+    hardware has it (common/training/batchnorm.py); shares the model's weights, adds none."""
     inputs = keras.Input(IMAGE_SHAPE, dtype="uint8", name="image")
-    augmented = RandomAffine(AffineRanges.from_config(cfg), seed=seed, dtype="float32", name="random_affine")(inputs)
-    return keras.Model(inputs, fused_view(model)(augmented), name=name or f"{model.name}_training")
+    affine = RandomAffine(AffineRanges.from_config(cfg), seed, hardware.affine_kernel, name="random_affine")
+    trained = fused_view(model) if hardware.fused_batch_norm else model
+    return keras.Model(inputs, trained(affine(inputs)), name=name or f"{model.name}_training")
 
 
 def compile_for_training(
@@ -89,7 +92,7 @@ def compiled_model(
 ) -> tuple[keras.Model, keras.Model]:
     """(plain model, its compiled training wrapper); the plain model optionally warm-started from `init`."""
     model = fresh_model(cfg, init, seed)
-    return model, compile_for_training(training_wrapper(model, cfg, seed), cfg, steps_per_epoch, hardware)
+    return model, compile_for_training(training_wrapper(model, cfg, seed, hardware), cfg, steps_per_epoch, hardware)
 
 
 @contextmanager
