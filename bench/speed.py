@@ -9,7 +9,7 @@ python -m bench.speed mnist [--run RUN | --train [run.py flags]] [KEY=VALUE ...]
 3. A whole run (`--train`: `python run.py COMP --out DIR KEY=VALUE...` in a subprocess, timed from outside; or
    `--run RUN`: a finished run): each unit's rate inside its epochs, its time outside them (TTA stated apart),
    and the run's wall time against the pure training time that the model-alone rate implies.
-4. `--paired`: one full unit (fold 0, seed 0) trained by the real trainer (`fit_unit`), with a round of the
+4. `--paired`: one full unit (fold 0, seed 0) trained by the real trainer (`fit_units`), with a round of the
    model alone right before its first epoch and after every epoch, outside the epochs' timer. Each epoch's rate
    is set against the mean of the two rounds around it: on a machine whose speed flips between half and full
    within minutes, only rates measured seconds apart can be compared. With a run, its wall time is then set
@@ -79,12 +79,12 @@ def paired_unit(cfg: Config, competition: str, data_dir: str | None, steps: int)
     from common.data.files import load_dataset
     from common.data.trainset import prepare_train_set
     from common.training.backend import setup_hardware
-    from common.training.unit import fit_unit
+    from common.training.unit import fit_units
 
     data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
     hardware = setup_hardware(cfg)
     rounds = alone_rounds_callback(cfg, hardware, steps)
-    output = fit_unit(cfg, runs.UnitKey(0, 0), train, data, hardware, progress=rounds)
+    output = fit_units(cfg, [runs.UnitKey(0, 0)], train, data, hardware, progress=rounds)[0]
     per_epoch = output.images_trained / len(output.history)
     epochs = []
     for e, seconds in enumerate(output.history["seconds"]):

@@ -370,3 +370,27 @@ def test_a_judged_sets_halves_are_scored_from_the_whole_sets_predictions(digits_
         images, truth = sets[half]
         assert point["extras"][half] == pytest.approx(np.mean(images[:, 0, 0, 0] % 10 == truth))
         np.testing.assert_array_equal(callback.predicted[1][half], callback.predicted[1][parent][rows])
+
+
+def test_averaged_weights_are_swapped_in_for_scoring_and_back_out():
+    from common.ground.config import Config
+    from common.training.backend import setup_hardware
+    from common.training.batches import TrainBatches
+    from common.training.train import compiled_model
+
+    cfg = Config(model="mlp", epochs=1, batch_size=64, ema=0.5)
+    rng = np.random.default_rng(0)
+    batches = TrainBatches(rng.integers(0, 256, (128, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 128), cfg, 0)
+    _, trainer = compiled_model(cfg, len(batches), setup_hardware(cfg))
+    trainer.optimizer.build(trainer.trainable_variables)
+    for step in range(2):  # Keras starts the averages at the first step's weights: after a second they differ
+        trainer.train_on_batch(*batches[step])
+    before = [np.asarray(v).copy() for v in trainer.trainable_variables]
+    averages = [np.asarray(v) for v in trainer.optimizer._model_variables_moving_average]
+    with budget.averaged_weights(trainer):
+        inside = [np.asarray(v).copy() for v in trainer.trainable_variables]
+    after = [np.asarray(v) for v in trainer.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(before, averages, strict=True))
+    for weights, expected in ((inside, averages), (after, before)):
+        for got, want in zip(weights, expected, strict=True):
+            np.testing.assert_allclose(got, want)

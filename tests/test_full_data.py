@@ -49,9 +49,9 @@ def train_recorded(overrides: list[str], digits_dir: Path, out: Path) -> Trained
     fits, original = {}, training.train_unit
     keys = iter(all_units(cfg))
 
-    def recording(cfg, seed, train, valid, *args, **kwargs):
-        fits[next(keys).name] = (train[0].copy(), valid)  # the local executor trains units in key order
-        return original(cfg, seed, train, valid, *args, **kwargs)
+    def recording(job, *args, **kwargs):
+        fits[next(keys).name] = (job.train[0].copy(), job.valid)  # the local executor trains units in key order
+        return original(job, *args, **kwargs)
 
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):

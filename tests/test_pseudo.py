@@ -114,9 +114,9 @@ def test_no_unit_trains_on_its_own_held_out_rows(first_round, digits_dir, monkey
 
     seen, real = {}, train.train_unit
 
-    def spy(cfg, seed, fit_rows, valid, *args, **kwargs):
-        seen[seed] = (fit_rows[0], valid[0])
-        return real(cfg, seed, fit_rows, valid, *args, **kwargs)
+    def spy(job, *args, **kwargs):
+        seen[job.seed] = (job.train[0], job.valid[0])
+        return real(job, *args, **kwargs)
 
     monkeypatch.setattr(train, "train_unit", spy)
     out, _ = first_round

@@ -117,8 +117,8 @@ def test_a_recipe_trains_on_train_csv_rows_alone_and_only_predicts_the_judged_se
 
     handed = {}
 
-    def recording(cfg, seed, train, valid, predict, hardware, callbacks=()):
-        handed.update(train=train, valid=valid, predict=predict)
+    def recording(job, hardware, progress=None):
+        handed.update(train=job.train, valid=job.valid, predict=job.predict)
         return None, None
 
     monkeypatch.setattr(recipes, "train_unit", recording)

@@ -22,8 +22,8 @@ from common.runs.units import UnitKey, all_units
 from common.training import stacked
 from common.training.backend import setup_hardware
 from common.training.batches import TrainBatches
-from common.training.stacked import Member, StackedBatches, train_stacked
-from common.training.train import train_unit
+from common.training.stacked import StackedBatches, train_stacked
+from common.training.train import UnitJob, train_unit
 from common.training.unit import stack_groups
 
 DIGITS = get_spec("digits")
@@ -40,11 +40,11 @@ def test_each_model_of_a_stack_trains_as_it_would_alone():
     """Same seeds, rows and config: the stacked models end with the weights and predictions of models trained
     one at a time (only float rounding apart), and each unit's history has a unit's own columns."""
     hardware = setup_hardware(CFG)
-    members = [Member(seed, random_rows(96, seed), random_rows(20, seed + 1)) for seed in (7, 11)]
     predict = {"test": random_rows(30, 99)[0]}
-    together = train_stacked(CFG, members, predict, hardware)
-    for member, (model, output) in zip(members, together, strict=True):
-        alone_model, alone = train_unit(CFG, member.seed, member.train, member.valid, predict, hardware)
+    jobs = [UnitJob(CFG, seed, random_rows(96, seed), random_rows(20, seed + 1), predict) for seed in (7, 11)]
+    together = train_stacked(jobs, hardware)
+    for job, (model, output) in zip(jobs, together, strict=True):
+        alone_model, alone = train_unit(job, hardware)
         for got, want in zip(model.get_weights(), alone_model.get_weights(), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
         for name in ("valid", "test"):
@@ -56,9 +56,9 @@ def test_each_model_of_a_stack_trains_as_it_would_alone():
 
 def test_models_of_a_stack_differ_from_each_other():
     """Each member has its own seed: a stack of two is not one model twice."""
-    members = [Member(seed, random_rows(64, 0)) for seed in (1, 2)]
     cfg = replace(CFG, epochs=1)
-    (first, _), (second, _) = train_stacked(cfg, members, {"test": random_rows(8, 3)[0]}, setup_hardware(cfg))
+    jobs = [UnitJob(cfg, seed, random_rows(64, 0), None, {"test": random_rows(8, 3)[0]}) for seed in (1, 2)]
+    (first, _), (second, _) = train_stacked(jobs, setup_hardware(cfg))
     assert not np.allclose(first.get_weights()[0], second.get_weights()[0])
 
 
@@ -116,9 +116,9 @@ def stacked_run(digits_dir, tmp_path_factory):
     cfg, label = load_config("digits", "smoke", overrides=STACKED)
     fits, original = [], stacked.train_stacked
 
-    def recording(cfg, members, *args, **kwargs):
-        fits.extend((member.train[0].copy(), member.valid) for member in members)
-        return original(cfg, members, *args, **kwargs)
+    def recording(jobs, *args, **kwargs):
+        fits.extend((job.train[0].copy(), job.valid) for job in jobs)
+        return original(jobs, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
         patch.setattr(stacked, "train_stacked", recording)

@@ -9,7 +9,7 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.training.backend import setup_hardware
 from common.training.batches import TrainBatches
-from common.training.train import averaged_weights, compiled_model
+from common.training.train import UnitJob, compiled_model
 
 
 def tiny_training(cfg: Config, rows: int):
@@ -40,22 +40,6 @@ def test_ema_and_early_stopping_are_refused_together():
         Config(ema=0.99, early_stopping=2)
 
 
-def test_averaged_weights_are_swapped_in_for_scoring_and_back_out():
-    _, trainer, batches = tiny_training(Config(model="mlp", epochs=1, batch_size=64, ema=0.5), 128)
-    trainer.optimizer.build(trainer.trainable_variables)
-    for step in range(2):  # Keras starts the averages at the first step's weights: after a second they differ
-        trainer.train_on_batch(*batches[step])
-    before = [np.asarray(v).copy() for v in trainer.trainable_variables]
-    averages = [np.asarray(v) for v in trainer.optimizer._model_variables_moving_average]
-    with averaged_weights(trainer):
-        inside = [np.asarray(v).copy() for v in trainer.trainable_variables]
-    after = [np.asarray(v) for v in trainer.trainable_variables]
-    assert any(not np.allclose(a, b) for a, b in zip(before, averages, strict=True))
-    for weights, expected in ((inside, averages), (after, before)):
-        for got, want in zip(weights, expected, strict=True):
-            np.testing.assert_allclose(got, want)
-
-
 def test_a_unit_traces_its_train_step_once_and_trains_as_without_the_early_build(monkeypatch):
     """build_before_fit creates the optimiser's and metrics' variables before fit, so TensorFlow traces the train
     function once, not twice; the trained weights are the same as when fit creates them itself."""
@@ -69,10 +53,11 @@ def test_a_unit_traces_its_train_step_once_and_trains_as_without_the_early_build
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (192, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 192)
     hardware = setup_hardware(cfg)
-    built, _ = train.train_unit(cfg, 0, (images, labels), None, {"test": images[:8]}, hardware)
+    job = UnitJob(cfg, 0, (images, labels), None, {"test": images[:8]})
+    built, _ = train.train_unit(job, hardware)
     assert len(traces) == 1
     monkeypatch.setattr(train, "build_before_fit", lambda trainer, batches: None)
-    unbuilt, _ = train.train_unit(cfg, 0, (images, labels), None, {"test": images[:8]}, hardware)
+    unbuilt, _ = train.train_unit(job, hardware)
     assert len(traces) == 3  # built by fit itself: traced twice
     for a, b in zip(built.get_weights(), unbuilt.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

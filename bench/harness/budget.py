@@ -12,7 +12,8 @@ import dataclasses
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,26 @@ from common.data.folds import HOLDOUT_SEED
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.runs.metrics import accuracy
-from common.training.train import averaged_weights, predict_sets
+from common.training.train import predict_sets
+
+
+@contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """Inside: with `ema`, the weights that fit will end with (the optimiser's moving averages) in place of the
+    current ones, to score an epoch as the saved model would be; without `ema`, nothing changes."""
+    optimizer = getattr(model, "optimizer", None)  # none on a model that was never compiled
+    if not getattr(optimizer, "use_ema", False):
+        yield
+        return
+    current = [variable.numpy() for variable in model.trainable_variables]
+    averages = optimizer._model_variables_moving_average  # Keras 3.15 internals; tests/test_bench.py checks them
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        variable.assign(average)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, current, strict=True):
+            variable.assign(value)
 
 
 @dataclass(frozen=True)

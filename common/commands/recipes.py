@@ -24,7 +24,7 @@ from common.ground.spec import get_spec
 from common.runs.units import UnitOutput
 from common.training.backend import setup_hardware
 from common.training.models import check_model_keys
-from common.training.train import train_unit
+from common.training.train import UnitJob, train_unit
 
 DEFAULT_RECIPE = "default"
 REFERENCE_RECIPE = "reference"
@@ -179,5 +179,6 @@ def train_recipe_model(
     hardware = setup_hardware(cfg)  # per recipe: the precision policy follows the recipe's config
     plain = dataclasses.replace(cfg, tta=0, early_stopping=0)
     train = split.training(max_train_rows, cfg.max_train_rows)
-    model, result = train_unit(plain, cfg.seed, train, split.holdout, split.extra_images, hardware, callbacks=callbacks)
+    watchers = keras.callbacks.CallbackList(list(callbacks)) if callbacks else None
+    model, result = train_unit(UnitJob(plain, cfg.seed, train, split.holdout, split.extra_images), hardware, watchers)
     return RecipeModel(model, result, hardware.description, len(train[1]))

@@ -29,7 +29,7 @@ from common.ground.config import Config
 from common.ground.errors import UserError, first_line
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, UnitOutput
-from common.training.unit import fit_unit
+from common.training.unit import fit_units
 
 log = logging.getLogger("digits")
 
@@ -122,7 +122,7 @@ def train_unit_task(competition: str, data_dir: str | None, cfg_values: dict, ke
     cfg = Config(**cfg_values)
     with ONE_UNIT_AT_A_TIME, keras_private_python_random():
         data, train = prepare_train_set(load_dataset(get_spec(competition), data_dir), cfg)
-        return fit_unit(cfg, key, train, data, setup_hardware(cfg))
+        return fit_units(cfg, [key], train, data, setup_hardware(cfg))[0]
 
 
 @contextmanager

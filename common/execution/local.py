@@ -23,7 +23,7 @@ def train_here(
     from tqdm.keras import TqdmCallback  # imports Keras: after the checks that need none
 
     from common.training.backend import setup_hardware
-    from common.training.unit import fit_stack, fit_unit, stack_groups, unit_config
+    from common.training.unit import fit_units, stack_groups, unit_config
 
     hardware = setup_hardware(cfg)
     stacks = f", {cfg.stack} at a time in one program (stack)" if cfg.stack > 1 else ""
@@ -32,7 +32,4 @@ def train_here(
         epochs = unit_config(cfg, group[0]).epochs
         names = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
         progress = TqdmCallback(epochs=epochs, verbose=0, leave=False, desc=f"unit {names}")
-        if len(group) == 1:
-            yield group[0], fit_unit(cfg, group[0], train, data, hardware, progress, folder)
-        else:
-            yield from zip(group, fit_stack(cfg, group, train, data, hardware, progress), strict=True)
+        yield from zip(group, fit_units(cfg, group, train, data, hardware, progress, folder), strict=True)

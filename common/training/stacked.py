@@ -5,7 +5,7 @@ dispatch. A stack puts N plain models side by side in one Keras model of N input
 behind its own seeded RandomAffine, and sums their N losses. No weight is shared and each loss depends on one
 model's weights only, so every model gets the gradient it would get alone, and AdamW (its weight decay and EMA
 too) updates each weight from its own gradient: a model trains in a stack as `train_unit` would train it alone,
-from the same seed, initial weights, batches and augmentation (tests/test_stacked.py checks the weights).
+from the same seed, initial weights, batches and augmentation (one `UnitJob` each, as a unit alone) (tests/test_stacked.py checks the weights).
 
 One difference: the models of a stack take the same number of steps per epoch, the smallest member's (fold
 models differ by a row or so; a member whose epoch is a batch longer leaves one more batch out, a different one
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -31,6 +29,7 @@ from common.training.signals import StopAtBatchEnd
 from common.training.train import (
     EpochTimer,
     TrainedModel,
+    UnitJob,
     build_before_fit,
     compile_for_training,
     fit_callbacks,
@@ -38,17 +37,6 @@ from common.training.train import (
     predicted_unit,
     training_wrapper,
 )
-
-
-@dataclass(frozen=True)
-class Member:
-    """One unit of a stack: its seed, the rows it trains on, its held-out rows (None for a full-data model) and
-    the saved model it starts from (None: fresh weights)."""
-
-    seed: int
-    train: tuple[np.ndarray, np.ndarray]
-    valid: tuple[np.ndarray, np.ndarray] | None = None
-    init: Path | None = None
 
 
 def input_name(index: int) -> str:
@@ -105,31 +93,28 @@ def member_metrics(history: dict[str, list], index: int) -> dict[str, list]:
 
 
 def train_stacked(
-    cfg: Config,
-    members: Sequence[Member],
-    predict: dict[str, np.ndarray],
-    hardware: Hardware,
-    progress: keras.callbacks.Callback | None = None,
+    jobs: Sequence[UnitJob], hardware: Hardware, progress: keras.callbacks.Callback | None = None
 ) -> list[tuple[keras.Model, UnitOutput]]:
-    """Fits the members' models in one program; returns each plain model and its unit's outputs, as train_unit
-    does for one. Each unit's seconds are its share of the stack's (the stack's time over its size), so a run's
-    units still add up to its training time."""
+    """Fits the jobs' models (one config, one set of images to predict) in one program; returns each plain model
+    and its unit's outputs, as train_unit does for one. Each unit's seconds are its share of the stack's (the
+    stack's time over its size), so a run's units still add up to its training time."""
     start = time.perf_counter()
-    batches = StackedBatches([TrainBatches(*member.train, cfg, member.seed) for member in members])
-    models = [fresh_model(cfg, member.init, member.seed) for member in members]
-    trainer = stacked_trainer(models, cfg, [member.seed for member in members], hardware)
-    outputs = [output_name(k) for k in range(len(members))]
+    cfg = jobs[0].cfg
+    batches = StackedBatches([TrainBatches(*job.train, cfg, job.seed) for job in jobs])
+    models = [fresh_model(cfg, job.init, job.seed) for job in jobs]
+    trainer = stacked_trainer(models, cfg, [job.seed for job in jobs], hardware)
+    outputs = [output_name(k) for k in range(len(jobs))]
     compile_for_training(trainer, cfg, len(batches), hardware, outputs)
     build_before_fit(trainer, batches)
     timer = EpochTimer()
     callbacks = [*fit_callbacks(cfg, progress, timer), StopAtBatchEnd()]  # the config refuses the per-unit ones
     fitted = trainer.fit(batches, epochs=cfg.epochs, shuffle=False, callbacks=callbacks, verbose=0)
-    share = [seconds / len(members) for seconds in timer.epochs]
+    share = [seconds / len(jobs) for seconds in timer.epochs]
     trained_at = time.perf_counter()
     results = []
-    for k, (model, member) in enumerate(zip(models, members, strict=True)):
+    for k, (model, job) in enumerate(zip(models, jobs, strict=True)):
         images = len(batches) * batches.members[k].batch_size
         trained = TrainedModel(model, member_metrics(fitted.history, k), share, images)
-        unit_start = time.perf_counter() - (trained_at - start) / len(members)  # its share of the training
-        results.append((model, predicted_unit(trained, cfg, member.valid, predict, unit_start)))
+        unit_start = time.perf_counter() - (trained_at - start) / len(jobs)  # its share of the training
+        results.append((model, predicted_unit(trained, cfg, job.valid, job.predict, unit_start)))
     return results

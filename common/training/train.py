@@ -8,8 +8,7 @@ that load on any backend. This module knows no model by name and no folder: arra
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from common.ground.config import Config
-from common.ground.spec import IMAGE_SHAPE
+from common.ground.spec import IMAGE_SHAPE, N_CLASSES
 from common.runs.layout import VALID
 from common.runs.units import UnitOutput
 from common.training.augment import AffineRanges, RandomAffine, tta_views
@@ -95,25 +94,6 @@ def compiled_model(
     return model, compile_for_training(training_wrapper(model, cfg, seed, hardware), cfg, steps_per_epoch, hardware)
 
 
-@contextmanager
-def averaged_weights(model: keras.Model) -> Iterator[None]:
-    """Inside: with `ema`, the weights that fit will end with (the optimiser's moving averages) in place of the
-    current ones, to score an epoch as the saved model would be; without `ema`, nothing changes."""
-    optimizer = getattr(model, "optimizer", None)  # none on a model that was never compiled
-    if not getattr(optimizer, "use_ema", False):
-        yield
-        return
-    current = [variable.numpy() for variable in model.trainable_variables]
-    averages = optimizer._model_variables_moving_average  # Keras 3.15 internals; tests/test_train.py checks them
-    for variable, average in zip(model.trainable_variables, averages, strict=True):
-        variable.assign(average)
-    try:
-        yield
-    finally:
-        for variable, value in zip(model.trainable_variables, current, strict=True):
-            variable.assign(value)
-
-
 class EpochTimer(keras.callbacks.Callback):
     """Seconds spent inside each training epoch (validation included when early stopping asks for it), to tell
     them from everything else a unit does; they go into the history as `seconds`."""
@@ -158,7 +138,7 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, tta: int = 0) 
 def fit_callbacks(
     cfg: Config, progress: keras.callbacks.Callback | None, timer: EpochTimer, log_dir: Path | None = None
 ) -> list:
-    callbacks = [timer, *([progress] if progress else [])]
+    callbacks = [timer, *([progress] if progress else [])]  # after the timer: their time is not an epoch's
     if cfg.tensorboard and log_dir is not None:  # the unit's folder: curves to watch live with `tensorboard --logdir`
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))  # scalars per epoch
     if cfg.early_stopping:
@@ -191,40 +171,58 @@ def build_before_fit(trainer: keras.Model, batches: TrainBatches) -> None:
     trainer._symbolic_build(data_batch=batches.sample())
 
 
+@dataclass(frozen=True)
+class UnitJob:
+    """One unit to train, everything it needs together: its config (a full-data model's own epochs and width),
+    seed, the rows it trains on, its held-out rows (None for a full-data model), the sets it predicts, the saved
+    model it starts from (None: fresh weights) and its TensorBoard folder (None: no logs)."""
+
+    cfg: Config
+    seed: int
+    train: tuple[np.ndarray, np.ndarray]
+    valid: tuple[np.ndarray, np.ndarray] | None
+    predict: dict[str, np.ndarray]
+    init: Path | None = None
+    log_dir: Path | None = None
+
+
+def train_units(
+    jobs: Sequence[UnitJob], hardware: Hardware, progress: keras.callbacks.Callback | None = None
+) -> list[tuple[keras.Model, UnitOutput]]:
+    """Each job's plain model and outputs: one unit alone, several (of one config) in one compiled program
+    (common/training/stacked.py)."""
+    if len(jobs) == 1:
+        return [train_unit(jobs[0], hardware, progress)]
+    from common.training.stacked import train_stacked  # it builds on this module
+
+    return train_stacked(jobs, hardware, progress)
+
+
 def train_unit(
-    cfg: Config,
-    seed: int,
-    train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray] | None,
-    predict: dict[str, np.ndarray],
-    hardware: Hardware,
-    progress: keras.callbacks.Callback | None = None,
-    init: Path | None = None,
-    log_dir: Path | None = None,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
+    job: UnitJob, hardware: Hardware, progress: keras.callbacks.Callback | None = None
 ) -> tuple[keras.Model, UnitOutput]:
-    """Fits a fresh model (or one started from the saved model `init`) on `train`; returns the plain model and
-    probabilities for `valid` (None for a model trained on every row: no "valid" array) and every set of
-    `predict`. The fold is validated every epoch only when early stopping needs it. With tensorboard=true, Keras' TensorBoard logs go to `log_dir`. `callbacks` come after
-    the epoch timer, so the time they take at an epoch's end is not counted in its seconds."""
+    """Fits a fresh model (or one started from the saved model `job.init`) on `job.train`; returns the plain
+    model and probabilities for `job.valid` (no "valid" array for a model trained on every row) and every set of
+    `job.predict`. The fold is validated every epoch only when early stopping needs it."""
     start = time.perf_counter()
-    batches = TrainBatches(*train, cfg, seed)
-    model, trainer = compiled_model(cfg, len(batches), hardware, init, seed)
+    cfg, valid = job.cfg, job.valid
+    batches = TrainBatches(*job.train, cfg, job.seed)
+    model, trainer = compiled_model(cfg, len(batches), hardware, job.init, job.seed)
     build_before_fit(trainer, batches)
     timer = EpochTimer()
     watched = cfg.early_stopping and valid is not None
-    validation = (valid[0], np.eye(10, dtype=np.float32)[valid[1]]) if watched else None
+    validation = (valid[0], np.eye(N_CLASSES, dtype=np.float32)[valid[1]]) if watched else None
     fitted = trainer.fit(
         batches,
         epochs=cfg.epochs,
         validation_data=validation,
         validation_batch_size=PREDICT_BATCH,
         shuffle=False,  # TrainBatches shuffles rows from the seed; Keras would draw from Python's `random`
-        callbacks=[*fit_callbacks(cfg, progress, timer, log_dir), StopAtBatchEnd(), *callbacks],  # Ctrl-C, SIGTERM
+        callbacks=[*fit_callbacks(cfg, progress, timer, job.log_dir), StopAtBatchEnd()],  # Ctrl-C, SIGTERM
         verbose=0,
     )
     trained = TrainedModel(model, fitted.history, timer.epochs, len(batches) * batches.batch_size)
-    return model, predicted_unit(trained, cfg, valid, predict, start)
+    return model, predicted_unit(trained, cfg, valid, job.predict, start)
 
 
 @dataclass(frozen=True)

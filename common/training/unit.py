@@ -18,7 +18,7 @@ from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
 from common.runs.units import UnitKey, UnitOutput
 
 if TYPE_CHECKING:  # imported late at run time: it loads Keras
-    from common.training.stacked import Member
+    from common.training.train import UnitJob
 
 FULL_DATA_SEED_OFFSET = 5_000
 
@@ -44,40 +44,24 @@ def held_out_rows(train: TrainSet, key: UnitKey) -> np.ndarray:
     return train.folds == key.fold if key.holds_out else np.zeros(len(train.labels), bool)
 
 
-def fit_unit(
+def fit_units(
     cfg: Config,
-    key: UnitKey | tuple[int, int],
+    keys: list[UnitKey],
     train: TrainSet,
     data: Dataset,
     hardware,
     progress=None,
     folder: Path | None = None,
-) -> UnitOutput:
-    """Trains the unit's model on the other folds (a full-data model: on every row) and predicts its fold (none
-    for a full-data model), the test set and extra sets. `folder`: the run's, where tensorboard=true puts the
-    unit's TensorBoard logs (none without it)."""
-    from common.training.train import train_unit  # imported late: TensorFlow takes seconds to load
-
-    key = as_key(key)
-    cfg = unit_config(cfg, key)
-    member = unit_member(cfg, key, train, data)
-    log_dir = fresh_log_dir(cfg, folder, key)
-    model, result = train_unit(
-        cfg, member.seed, member.train, member.valid, sets_to_predict(data), hardware, progress, member.init, log_dir
-    )
-    return finished_unit(cfg, model, result, hardware)
-
-
-def fit_stack(
-    cfg: Config, keys: list[UnitKey], train: TrainSet, data: Dataset, hardware, progress=None
 ) -> list[UnitOutput]:
-    """The units of `keys`, which train with one config (a group of stack_groups), trained in one compiled
-    program (common/training/stacked.py); each unit's outputs as fit_unit gives them, in the order of `keys`."""
-    from common.training.stacked import train_stacked
+    """Trains the units of `keys` (one unit, or a group of stack_groups: one config, one compiled program),
+    each on the other folds (a full-data model: on every row), and predicts its fold (none for a full-data
+    model), the test set and extra sets; the outputs in the order of `keys`. `folder`: the run's, where
+    tensorboard=true puts each unit's TensorBoard logs (none without it)."""
+    from common.training.train import train_units  # imported late: TensorFlow takes seconds to load
 
     cfg = unit_config(cfg, keys[0])
-    members = [unit_member(cfg, as_key(key), train, data) for key in keys]
-    trained = train_stacked(cfg, members, sets_to_predict(data), hardware, progress)
+    jobs = [unit_job(cfg, key, train, data, folder) for key in keys]
+    trained = train_units(jobs, hardware, progress)
     return [finished_unit(cfg, model, result, hardware, stacked=len(keys)) for model, result in trained]
 
 
@@ -93,11 +77,11 @@ def stack_groups(cfg: Config, keys: list[UnitKey]) -> list[list[UnitKey]]:
     return groups
 
 
-def unit_member(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset) -> Member:
-    """What the unit trains on (its rows and any pseudo-labelled test images), its held-out rows, its seed and
-    the saved model it starts from (common/training/stacked.py's Member)."""
+def unit_job(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset, folder: Path | None) -> UnitJob:
+    """What the unit trains on (its rows and any pseudo-labelled test images), its held-out rows, its seed, the
+    sets it predicts and the saved model it starts from."""
     from common.training.pseudo import pseudo_labels
-    from common.training.stacked import Member
+    from common.training.train import UnitJob
     from common.training.transfer import source_model_file
 
     held_out = held_out_rows(train, key)
@@ -110,7 +94,8 @@ def unit_member(cfg: Config, key: UnitKey, train: TrainSet, data: Dataset) -> Me
         np.concatenate([train.labels[~held_out], pseudo_labelled]),
     )
     valid = (train.images[held_out], train.labels[held_out]) if key.holds_out else None
-    return Member(unit_seed(cfg, key), rows, valid, source_model_file(cfg, key))
+    init, log_dir = source_model_file(cfg, key), fresh_log_dir(cfg, folder, key)
+    return UnitJob(cfg, unit_seed(cfg, key), rows, valid, sets_to_predict(data), init, log_dir)
 
 
 def sets_to_predict(data: Dataset) -> dict[str, np.ndarray]:
