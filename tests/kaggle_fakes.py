@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-RUN_ID = "20260101-000000-smoke-abcd"
+from tests.run_fakes import fake_metrics
+
+RUN_ID = "20260101-000000-default-abcd"
 
 
 def make_run(root: Path, competition: str, submission: pd.DataFrame | bytes, status: str = "finished") -> Path:
@@ -19,7 +21,7 @@ def make_run(root: Path, competition: str, submission: pd.DataFrame | bytes, sta
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"run_id": RUN_ID, "status": status}))
     (folder / "config.yaml").write_text("folds: 2\n")
-    (folder / "metrics.json").write_text(json.dumps({"oof_accuracy": 0.987654}))
+    (folder / "metrics.json").write_text(json.dumps(fake_metrics(0.987654)))
     raw = submission if isinstance(submission, bytes) else submission.to_csv(index=False).encode()
     (folder / "submission.csv").write_bytes(raw)
     return folder

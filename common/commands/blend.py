@@ -26,6 +26,7 @@ from common.runs.ensemble import write_ensemble_files
 from common.runs.latest import publish_submission, submission_line
 from common.runs.metrics import accuracy, per_class_table, submitted_score
 from common.runs.report import write_report
+from common.runs.units import submitted_keys
 
 NO_OOF_BLEND = (
     "(no OOF: a run without fold models has none, so the blend averages and scores the holdout, the extra sets and"
@@ -141,7 +142,7 @@ def blend_submitted(
 ) -> runs.Submitted:
     """The blend submits its sources' submitted models, weighted; OOF judges them when all are fold models."""
     members = [member.run for run in chosen for member in run.members()]
-    keys = [(run.run_id, key) for run in members for key in run.ensemble_keys()]
+    keys = [(run.run_id, key) for run in members for key in submitted_keys(run.cfg)]
     units = [f"{run_id}/{key.name}" for run_id, key in keys]
     fold_models = all(key.holds_out for _, key in keys)
     return submitted_score(spec, runs.BLEND_LABEL, units, oof_accuracy, extra_accuracy, fold_models)

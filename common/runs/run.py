@@ -210,7 +210,8 @@ class Run:
         if metrics is None:
             return "not scored yet (the run has not finished)"
         epochs, widths = ("/".join(map(str, values)) for values in self.submitted_shape())
-        return f"{metrics.submitted.models} ({epochs} epochs, width {widths}): {metrics.submitted.phrase}"
+        plural = "" if epochs == "1" else "s"
+        return f"{metrics.submitted.models} ({epochs} epoch{plural}, width {widths}): {metrics.submitted.phrase}"
 
     def submitted_shape(self) -> tuple[list[int], list[int]]:
         """The epochs and widths of the models the run submits (a full-data model's are full_epochs and

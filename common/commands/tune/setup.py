@@ -199,9 +199,10 @@ def check_objective(spec: CompetitionSpec, base: Config, space: Space, request: 
     if not request.judged_weight:
         return
     if request.objective == SUBMITTED and signal not in (OOF, HOLDOUT_SET):
+        pick = judged_half_names(judged_set(spec))[0]
         raise UserError(
-            f"--judged-weight: with --objective submitted, the trials are picked on {signal}'s picking half already"
-            " (weigh it into --objective oof or holdout instead)"
+            f"--judged-weight: with --objective submitted, the trials are picked on {pick} already (their"
+            f" submitted models are judged on {signal}); weigh it into --objective oof or holdout instead"
         )
     judged = judged_set(spec)
     if judged is None:
