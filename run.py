@@ -168,7 +168,9 @@ def submit(argv: list[str]) -> None:
         "competition (kannada): send its models as a dataset, push its notebook, wait for it, submit its output.",
     )
     parser.add_argument("run", nargs="?", help=RUN_HELP)
-    parser.add_argument("-m", "--message", help="a note for Kaggle; the run id and OOF accuracy are added to it")
+    parser.add_argument(
+        "-m", "--message", help="a note for Kaggle; the run id and its submitted models' score are added to it"
+    )
     parser.add_argument("--dry-run", action="store_true", help="do every check and show what would be sent; no upload")
     parser.add_argument(
         "--yes", action="store_true", help="submit a smoke or subset run, or one scoring below the best, all the same"
