@@ -306,7 +306,7 @@ def test_compare_a_run_without_oof_on_its_holdout_and_extra_sets(both_run, full_
     text = compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, data_dir=str(digits_dir))
     lines = text.splitlines()
     assert lines[0].startswith(f"judged on {HOLDOUT_SET}, the signal of both runs' submitted models")
-    assert lines[1].startswith(f"A  {full_run.folder.name}  submits 1 full-data model (2 epochs, width ")
+    assert lines[1].startswith(f"A  {full_run.folder.name}  submits 1 full-data model (1 epoch, width 8): ")
     assert lines[3].startswith("A (") and "without OOF (no fold models): compared on the holdout and extra" in lines[3]
     assert [line.split(":")[0] for line in lines[4:]] == [HOLDOUT_SET, "sklearn_test"]  # the signal's test first
 
