@@ -93,6 +93,7 @@ def fold_argument(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a fold number or 'all', got {text!r}") from None
 
 
+RUN_HELP = "run id or unique prefix (default: the latest run; docs/usage.md, 'Which run a command takes')"
 GROWABLE = ("seeds", "full_models")  # what --resume may add to a run (more units; nothing else changes)
 
 
@@ -141,13 +142,16 @@ def command_parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def report(argv: list[str]) -> None:
     parser = command_parser("report", "Write figures/*.png and report.html into a finished run's folder.")
-    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("run", nargs="?", help=RUN_HELP)
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
-    from common.runs import DEFAULT_ROOT, find_run
+    from common.ground.spec import get_spec
+    from common.runs import DEFAULT_ROOT, choose_run
     from common.runs.report import report_images, write_report
 
-    run = find_run(args.out or DEFAULT_ROOT, args.competition, args.run)
+    choice = choose_run(args.out or DEFAULT_ROOT, get_spec(args.competition).name, args.run)
+    print(choice.line)
+    run = choice.run.require_finished()
     print(f"report: {write_report(run.folder, *report_images(run, args.data_dir))}")
 
 
@@ -163,9 +167,14 @@ def submit(argv: list[str]) -> None:
         "Check a finished run's submission.csv against sample_submission.csv and upload it to Kaggle; for a code "
         "competition (kannada): send its models as a dataset, push its notebook, wait for it, submit its output.",
     )
-    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
-    parser.add_argument("-m", "--message", help="a note for Kaggle; the run id and OOF accuracy are added to it")
+    parser.add_argument("run", nargs="?", help=RUN_HELP)
+    parser.add_argument(
+        "-m", "--message", help="a note for Kaggle; the run id and its submitted models' score are added to it"
+    )
     parser.add_argument("--dry-run", action="store_true", help="do every check and show what would be sent; no upload")
+    parser.add_argument(
+        "--yes", action="store_true", help="submit a smoke or subset run, or one scoring below the best, all the same"
+    )
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs (for sample_submission.csv)")
     parser.add_argument("--wait-minutes", type=float, help="code competitions: longest wait (default 30)")
     parser.add_argument("--dest", type=Path, help="code competitions: the notebook folder (default: kernel's)")
@@ -179,7 +188,7 @@ def submit(argv: list[str]) -> None:
 
     waits = {} if args.wait_minutes is None else {"wait_minutes": args.wait_minutes}
     levers = NotebookLevers.from_flags(args.transductive, args.adabn)
-    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, levers=levers, **waits)
+    options = NotebookOptions(args.dry_run, args.message, dest=args.dest, levers=levers, yes=args.yes, **waits)
     print(submit(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.data_dir, options))
 
 
@@ -187,18 +196,20 @@ def kernel(argv: list[str]) -> None:
     parser = command_parser(
         "kernel", "Write a Kaggle notebook and a dataset of a run's models, for code competitions such as kannada."
     )
-    parser.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest finished run)")
+    parser.add_argument("run", nargs="?", help=RUN_HELP)
     parser.add_argument("--dest", type=Path, help="folder to write (default: kernels/<competition>-<run id>/)")
     parser.add_argument("--transductive", action="store_true", help=TRANSDUCTIVE_HELP)
     parser.add_argument("--adabn", action="store_true", help=ADABN_HELP)
     args = parser.parse_args(argv)
     from common.ground.spec import get_spec
-    from common.runs import DEFAULT_ROOT
+    from common.runs import DEFAULT_ROOT, choose_run
     from common.runs.notebook import NotebookLevers, next_steps, write_kernel
 
     levers = NotebookLevers.from_flags(args.transductive, args.adabn)
-    folder = write_kernel(args.out or DEFAULT_ROOT, get_spec(args.competition), args.run, args.dest, levers)
-    print(next_steps(folder))
+    root, spec = args.out or DEFAULT_ROOT, get_spec(args.competition)
+    choice = choose_run(root, spec.name, args.run)
+    print(choice.line)
+    print(next_steps(write_kernel(root, spec, choice.run.run_id, args.dest, levers)))
 
 
 def merge(argv: list[str]) -> None:
@@ -287,16 +298,17 @@ def predict(argv: list[str]) -> None:
     parser = command_parser(
         "predict", "Predict the digit in your own images (photos or scans, any size) with a finished run's ensemble."
     )
-    parser.add_argument("run", help="run id, unique prefix, or 'latest' (the newest finished run)")
+    parser.add_argument("run", help="run id, unique prefix, or 'latest' (docs/usage.md, 'Which run a command takes')")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...), one digit each")
     parser.add_argument("--json", action="store_true", help="one JSON object per line: path, label, top3")
     args = parser.parse_args(argv)
     from common.commands.predict import format_predictions, predict_images
     from common.ground.spec import get_spec
-    from common.runs import DEFAULT_ROOT, find_run
+    from common.runs import DEFAULT_ROOT, choose_run
 
-    run = find_run(args.out or DEFAULT_ROOT, get_spec(args.competition).name, args.run)
-    print(format_predictions(predict_images(run, args.images), args.json))
+    choice = choose_run(args.out or DEFAULT_ROOT, get_spec(args.competition).name, args.run)
+    print(choice.line, file=sys.stderr if args.json else sys.stdout)  # --json: stdout holds JSON lines only
+    print(format_predictions(predict_images(choice.run, args.images), args.json))
 
 
 def tune(argv: list[str]) -> None:
@@ -310,7 +322,12 @@ def tune(argv: list[str]) -> None:
     parser.add_argument("--space", help="configs/search/NAME.yaml or a YAML file (default: the competition's)")
     parser.add_argument("--study", help="the study's name (default: COMPETITION-SPACE)")
     parser.add_argument("--storage", metavar="URL", help="an Optuna database URL (default: SQLite in the study folder)")
-    parser.add_argument("--objective", choices=("oof", "holdout"), default="oof", help="what trials are picked on")
+    parser.add_argument(
+        "--objective",
+        choices=("submitted", "oof", "holdout"),
+        default="submitted",
+        help="what trials are picked on (default: the score of the models each trial submits)",
+    )
     parser.add_argument(
         "--judged-weight",
         "--dig-weight",

@@ -100,7 +100,8 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
 
         run = found[-1]
         result |= {"run": str(run.folder.relative_to(out)), "hardware": run.record.hardware}
-        result["metrics"] = run.metrics() or None
+        metrics = run.metrics()
+        result["metrics"] = metrics.to_dict() if metrics else None
         result["units"] = unit_rows(run)
     return result
 

@@ -130,8 +130,8 @@ def run_summary(run: runs.Run, units: list[dict[str, Any]], alone: float, outsid
     wall = outside_seconds or run.record.wall_seconds
     return {
         "run": str(run.folder),
-        "oof_accuracy": run.metrics().get("oof_accuracy"),
-        "extra_accuracy": run.metrics().get("extra_accuracy", {}),
+        "oof_accuracy": run.metrics().oof_accuracy,
+        "extra_accuracy": run.metrics().extra_accuracy,
         "wall_seconds": round(wall, 1),
         "wall_seconds_inside": run.record.wall_seconds,
         "pure_training_seconds": round(images / alone, 1),

@@ -225,7 +225,7 @@ def transductive(argv: list[str]) -> Path:
     document = {
         "competition": spec.name,
         "run": run.run_id,
-        "oof_accuracy": run.metrics().get("oof_accuracy"),
+        "oof_accuracy": run.metrics().oof_accuracy,
         "settings": dataclasses.asdict(load_transductive()),  # what each variant's settings are laid over
         "variants": variants,
         "adabn": args.adabn,

@@ -10,16 +10,28 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-RUN_ID = "20260101-000000-smoke-abcd"
+from tests.run_fakes import fake_metrics
+
+RUN_ID = "20260101-000000-default-abcd"
 
 
-def make_run(root: Path, competition: str, submission: pd.DataFrame | bytes, status: str = "finished") -> Path:
-    """A fake run folder: run.json, config.yaml, metrics.json and submission.csv (no training)."""
-    folder = root / competition / RUN_ID
+def make_run(
+    root: Path,
+    competition: str,
+    submission: pd.DataFrame | bytes,
+    status: str = "finished",
+    *,
+    run_id: str = RUN_ID,
+    metrics: dict | None = None,
+) -> Path:
+    """A fake run folder: run.json, config.yaml, metrics.json and submission.csv (no training); it finished at
+    its id's time."""
+    folder = root / competition / run_id
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"run_id": RUN_ID, "status": status}))
+    finished = pd.Timestamp(run_id[:15]).isoformat() if status == "finished" else ""
+    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "status": status, "finished": finished}))
     (folder / "config.yaml").write_text("folds: 2\n")
-    (folder / "metrics.json").write_text(json.dumps({"oof_accuracy": 0.987654}))
+    (folder / "metrics.json").write_text(json.dumps(metrics or fake_metrics(0.987654)))
     raw = submission if isinstance(submission, bytes) else submission.to_csv(index=False).encode()
     (folder / "submission.csv").write_bytes(raw)
     return folder

@@ -14,6 +14,7 @@ from common.commands.compare import compare_table
 from common.data.files import load_dataset
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
+from common.runs import load_run
 from tests.test_compare import write_run
 
 N_TEST, N_EXTRA = 300, 197  # the offline digits competition's test and sklearn_test sets
@@ -62,11 +63,15 @@ def test_blend_is_the_weighted_mean_and_a_finished_run(tmp_path, digits_dir, tra
         np.testing.assert_allclose(np.load(folder / f"{name}.npy"), expected, rtol=1e-6)
 
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["blend_of"] == [RUN_A, RUN_B] and metrics["weights"] == [0.75, 0.25]
+    config = load_run(folder).blend
+    assert config.sources == (RUN_A, RUN_B) and config.weights == (0.75, 0.25)
     blended_accuracy = (expected_oof.argmax(axis=1) == train_labels[400:800]).mean()
     assert metrics["oof_accuracy"] == pytest.approx(blended_accuracy)
     assert set(metrics["extra_accuracy"]) == {"sklearn_test"} and len(metrics["per_class"]) == 11
     assert set(metrics["inputs"]) == {RUN_A, RUN_B}
+    # The blend submits both runs' fold models, which OOF judges: it is ranked by its OOF.
+    assert metrics["submitted"]["signal"] == "oof" and metrics["submitted"]["accuracy"] == metrics["oof_accuracy"]
+    assert len(metrics["submitted"]["units"]) == 10
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
     submission = pd.read_csv(folder / "submission.csv")
     assert list(submission.columns) == ["id", "label"] and len(submission) == N_TEST
@@ -179,7 +184,8 @@ def test_compare_lists_a_blend_and_tests_it_against_a_source(blended, digits_dir
     root, trained, folder = blended
     table = compare_table(root, "digits").set_index("run_id")
     assert table.loc[folder.name, "folds x seeds"] == "blend of 2" and table.loc[folder.name, "status"] == "finished"
-    assert pd.isna(table.loc[folder.name, "epochs"]) and table.loc[trained[0].name, "epochs"] == 1
+    assert table.loc[folder.name, "epochs"] == "1" and table.loc[trained[0].name, "epochs"] == "1"  # the sources'
+
     assert folder.name in format_table(table.reset_index())
     pair = compare_pair(root, "digits", folder.name, trained[0].name, data_dir=str(digits_dir))
     assert f"A  {folder.name}" in pair and "McNemar's exact test" in pair and "sklearn_test: A " in pair
@@ -207,7 +213,7 @@ def test_submit_checks_a_blends_submission_like_any_runs(blended, digits_dir):
 
     run = load_run(blended[2])
     assert checked_submission_file(run, get_spec("digits"), digits_dir) == run.submission_file
-    assert describe(run, "blend").startswith(f"blend (run {run.run_id}, OOF accuracy ")
+    assert describe(run, "blend").startswith(f"blend (run {run.run_id}, ") and " on OOF)" in describe(run, "blend")
 
 
 def blend_probabilities(trained: list[Path], images: np.ndarray) -> np.ndarray:

@@ -66,13 +66,15 @@ def test_smoke_run_from_the_command_line(tmp_path, digits_dir):
     tiny = ["epochs=1", "model=small", "width=4", "max_train_rows=200"]
     result = run_cli("digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out), *tiny)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "OOF ensemble" in result.stdout and "submission:" in result.stdout
+    assert "OOF ensemble" in result.stdout and "submitted:   2 fold models (1 epoch, width 4): " in result.stdout
     (folder,) = (out / "digits").glob("*-smoke-*")
     assert (folder / "report.html").is_file() and sorted(p.name for p in (folder / "units").iterdir()) == [
         "f0-s0",
         "f1-s0",
     ]
-    assert (out / "digits" / "submission.csv").read_bytes() == (folder / "submission.csv").read_bytes()
+    latest = out / "digits" / "submission.csv"
+    assert f"submission:  {folder / 'submission.csv'} (not {latest}: a smoke run (--preset smoke))" in result.stdout
+    assert not latest.exists()
 
 
 def test_help_lists_every_sub_command():

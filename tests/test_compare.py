@@ -14,6 +14,7 @@ from common.commands.compare import compare_pair, compare_table, mcnemar, print_
 from common.ground.errors import UserError
 from common.runs import load_run
 from common.runs.aligned import aligned_oof
+from tests.run_fakes import fake_metrics
 
 COMPETITION = "digits"
 BASE_CONFIG = {"folds": 5, "seeds": 1, "epochs": 12, "lr": 0.005, "dropout": 0.2, "model": "small"}
@@ -37,7 +38,8 @@ def write_run(
     arrays: dict[str, np.ndarray] | None = None,
     competition: str = COMPETITION,
 ) -> Path:
-    """A fake run folder with the files compare and blend read (run.json, config.yaml, folds.csv, .npy)."""
+    """A fake run folder with the files compare and blend read (run.json, config.yaml, folds.csv, .npy; a finished
+    one's metrics.json, by default its OOF accuracy as its fold models' own score)."""
     folder = root / competition / run_id
     folder.mkdir(parents=True)
     record = {"run_id": run_id, "status": status, "started": "2026-01-02T03:04:05+00:00"}
@@ -49,6 +51,8 @@ def write_run(
     np.save(folder / "oof.npy", oof.astype(np.float32))
     for name, array in (arrays or {}).items():
         np.save(folder / f"{name}.npy", array.astype(np.float32))
+    if metrics is None and status == "finished":
+        metrics = fake_metrics(float((oof.argmax(axis=1) == labels).mean()), n_train_rows=len(rows))
     if metrics is not None:
         (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
@@ -167,7 +171,7 @@ def write_table_runs(root: Path) -> None:
         ("20260101-000001-wide-bbbb", 0.95, {"lr": 0.01}),
         ("20260101-000002-default-cccc", 0.80, {"epochs": 30}),
     ]:
-        metrics = {"oof_accuracy": score, "extra_accuracy": {"holdout": score - 0.1}}
+        metrics = fake_metrics(score, {"holdout": score - 0.1})
         write_run(root, run_id, rows, labels, rows % 2, one_hot(labels), config=config, metrics=metrics)
     write_run(root, "20260101-000003-smoke-dddd", rows, labels, rows % 2, one_hot(labels), status="running")
 
@@ -178,13 +182,14 @@ def test_table_is_best_first_with_unfinished_last_and_only_differing_keys(tmp_pa
     assert table["run_id"].str[-4:].tolist() == ["bbbb", "aaaa", "cccc", "dddd"]
     assert table["preset"].tolist() == ["wide", "default", "default", "smoke"]
     assert table["status"].tolist() == ["finished", "finished", "finished", "unfinished"]
+    assert table["score"].iloc[:3].tolist() == [0.95, 0.90, 0.80] and table["judged on"].iloc[0] == "OOF"
     assert table["oof_accuracy"].iloc[:3].tolist() == [0.95, 0.90, 0.80]
     assert np.isnan(table["oof_accuracy"].iloc[3]) and np.isnan(table["wall_seconds"].iloc[3])
     assert table["holdout_accuracy"].iloc[0] == pytest.approx(0.85)
-    # lr differs between runs; dropout and model do not; epochs has its own column.
+    # lr differs between runs; dropout and model do not; epochs and width (the submitted models') have their own.
     assert "lr" in table.columns and "dropout" not in table.columns and "model" not in table.columns
     assert table["lr"].tolist() == [0.01, 0.005, 0.005, 0.005]
-    assert table["epochs"].tolist() == [12, 12, 30, 12]
+    assert table["epochs"].tolist() == ["12", "12", "30", "12"] and set(table["width"]) == {"32"}
     assert table["folds x seeds"].iloc[0] == "5x1"
     assert table["date"].iloc[0] == "2026-01-02 03:04"
 

@@ -157,10 +157,11 @@ def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_
     folds = runs.load_run(folder).folds()
     assert len(folds) == 200 and (folds["fold"] == NO_FOLD).all()
     metrics = runs.load_run(folder).metrics()
-    assert "oof_accuracy" not in metrics and "leaderboard_estimate" not in metrics
+    assert metrics.oof_accuracy is None and metrics.leaderboard_estimate is None
+    assert metrics.submitted.signal == HOLDOUT_SET and metrics.score == metrics.extra_accuracy[HOLDOUT_SET]
     data, _ = train_set(full_run, digits_dir)
     for name in ("sklearn_test", HOLDOUT_SET):
-        assert metrics["extra_accuracy"][name] == pytest.approx(
+        assert metrics.extra_accuracy[name] == pytest.approx(
             accuracy(data.extras[name].labels, np.load(folder / f"{name}.npy"))
         )
     assert "no fold models" in full_run.summary and "OOF ensemble" not in full_run.summary
@@ -217,16 +218,16 @@ def test_oof_comes_from_fold_models_and_the_submission_from_the_ensemble(both_ru
     units = {key: np.load(runs.unit_dir(folder, key) / "test.npy") for key in all_units(both_run.cfg)}
     assert np.allclose(np.load(folder / "test.npy"), np.mean(list(units.values()), axis=0), atol=1e-6)
     metrics = runs.load_run(folder).metrics()
-    assert metrics["ensemble_units"] == ["f0-s0", "f1-s0", "all-s0"] and "leaderboard_estimate" in metrics
+    assert metrics.submitted.units == ["f0-s0", "f1-s0", "all-s0"] and metrics.leaderboard_estimate is not None
     data, _ = train_set(both_run, digits_dir)
     for name in ("sklearn_test", HOLDOUT_SET):
-        by_group = metrics["extra_accuracy_by_group"][name]
+        by_group = metrics.extra_accuracy_by_group[name]
         arrays = {key: np.load(runs.unit_dir(folder, key) / f"{name}.npy") for key in units}
         for group in runs.ENSEMBLE_GROUPS:
             mean = np.mean([arrays[key] for key in runs.ensemble_keys(list(arrays), group)], axis=0)
             assert by_group[group] == pytest.approx(accuracy(data.extras[name].labels, mean)), (name, group)
         assert f"{name} (full)" in both_run.summary
-    assert metrics["units"]["all-s0"]["accuracy"] is None
+    assert metrics.units["all-s0"]["accuracy"] is None
 
 
 def conv_filters(model_file: Path) -> int:
@@ -304,8 +305,10 @@ def test_compare_a_run_without_oof_on_its_holdout_and_extra_sets(both_run, full_
     assert "2x1 + 1 full" in table and "1 full" in table
     text = compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, data_dir=str(digits_dir))
     lines = text.splitlines()
-    assert lines[0].startswith("A (") and "without OOF (no fold models): compared on the holdout and extra" in lines[0]
-    assert [line.split(":")[0] for line in lines[1:]] == ["sklearn_test", HOLDOUT_SET]
+    assert lines[0].startswith(f"judged on {HOLDOUT_SET}, the signal of both runs' submitted models")
+    assert lines[1].startswith(f"A  {full_run.folder.name}  submits 1 full-data model (1 epoch, width 8): ")
+    assert lines[3].startswith("A (") and "without OOF (no fold models): compared on the holdout and extra" in lines[3]
+    assert [line.split(":")[0] for line in lines[4:]] == [HOLDOUT_SET, "sklearn_test"]  # the signal's test first
 
 
 @pytest.mark.slow
@@ -315,7 +318,7 @@ def test_compare_a_group_of_each_runs_models_on_the_extra_sets(both_run, full_ru
 
     text = compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, str(digits_dir), group="full")
     lines = text.splitlines()
-    assert lines[1] == "extra sets: each run's full models (ensemble full)"
+    assert lines[4] == "extra sets: each run's full models (ensemble full)"
     data, _ = train_set(both_run, digits_dir)
     labels = data.extras[HOLDOUT_SET].labels
     own = np.load(runs.unit_dir(both_run.folder, (None, 0)) / f"{HOLDOUT_SET}.npy")  # its one full-data model
@@ -337,7 +340,8 @@ def test_blend_of_runs_without_oof_blends_the_holdout_extra_sets_and_test(both_r
         sources = [np.load(run.folder / f"{name}.npy") for run in (full_run, both_run)]
         assert np.allclose(np.load(folder / f"{name}.npy"), np.mean(sources, axis=0), atol=1e-6), name
     metrics = runs.load_run(folder).metrics()
-    assert "oof_accuracy" not in metrics and set(metrics["extra_accuracy"]) == {"sklearn_test", HOLDOUT_SET}
+    assert metrics.oof_accuracy is None and set(metrics.extra_accuracy) == {"sklearn_test", HOLDOUT_SET}
+    assert metrics.submitted.signal == HOLDOUT_SET and len(metrics.submitted.units) == 4  # both runs' submitted
 
 
 @pytest.mark.slow

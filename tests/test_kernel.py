@@ -208,6 +208,7 @@ def no_credentials_env(tmp_path: Path) -> dict[str, str]:
 def test_submit_kannada_dry_run_shows_the_notebook_that_then_runs_on_kaggle_layout(kannada_root, digits_run, tmp_path):
     run_id, folder = digits_run[1].name, tmp_path / "notebook"
     command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--dry-run", "-m", "tiny"]
+    command += ["--yes"]  # the module's run is a smoke run on a subset: made for trying things
     command += ["--out", str(kannada_root), "--dest", str(folder), "--wait-minutes", "20"]
     done = subprocess.run(command, env=no_credentials_env(tmp_path), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -220,9 +221,9 @@ def test_submit_kannada_dry_run_shows_the_notebook_that_then_runs_on_kaggle_layo
     assert re.search(r'"competition_sources": \[\s+"Kannada-MNIST"\s+\]', plan) and '"enable_internet": false' in plan
     assert re.search(rf'"dataset_sources": \[\s+"{dataset}"\s+\]', plan)
     assert (
-        f"3. submission: api.competition_submit_code(file_name='submission.csv', message='tiny (run {run_id}, OOF "
-        f"accuracy "
+        f"3. submission: api.competition_submit_code(file_name='submission.csv', message='tiny (run {run_id}, 0."
         in plan
+        and " on OOF)', " in plan
         and f"competition='Kannada-MNIST', kernel='{kernel}', kernel_version=VERSION" in plan
     )
     assert "waits: at most 20 minutes" in plan
@@ -238,7 +239,7 @@ def test_submit_kannada_dry_run_shows_the_notebook_that_then_runs_on_kaggle_layo
 
 @pytest.mark.slow  # the module's tiny run
 def test_submit_kannada_without_credentials_is_one_line_and_writes_nothing(kannada_root, tmp_path):
-    command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--out", str(kannada_root)]
+    command = [sys.executable, str(ROOT / "run.py"), "submit", "kannada", "--yes", "--out", str(kannada_root)]
     command += ["--dest", str(tmp_path / "notebook")]
     done = subprocess.run(command, env=no_credentials_env(tmp_path), capture_output=True, text=True, check=False)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
@@ -334,7 +335,13 @@ def test_kernel_and_submit_dry_run_take_the_test_time_levers_from_the_command_li
     folder, env = tmp_path / "notebook", no_credentials_env(tmp_path)
     for command, dest in (("kernel", tmp_path / "k"), ("submit", folder)):
         argv = [sys.executable, str(ROOT / "run.py"), command, "kannada", "--transductive", "--adabn"]
-        argv += ["--out", str(kannada_root), "--dest", str(dest), *(["--dry-run"] if command == "submit" else [])]
+        argv += [
+            "--out",
+            str(kannada_root),
+            "--dest",
+            str(dest),
+            *(["--dry-run", "--yes"] if command == "submit" else []),
+        ]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         facts = json.loads((dest / "dataset" / "ensemble.json").read_text())

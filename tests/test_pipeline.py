@@ -75,13 +75,13 @@ def test_probabilities_and_metrics_are_consistent(smoke_run):
 
 
 @pytest.mark.slow  # trains a tiny run
-def test_submission_matches_the_sample_and_is_the_latest(smoke_run):
+def test_submission_matches_the_sample_and_a_smoke_run_leaves_the_competitions_alone(smoke_run):
     folder, _, data = smoke_run
     submission = pd.read_csv(folder / "submission.csv")
     assert list(submission.columns) == list(data.sample.columns)
     assert submission["id"].tolist() == data.sample["id"].tolist()
     assert submission["label"].tolist() == np.load(folder / "test.npy").argmax(1).tolist()
-    assert (folder.parent / "submission.csv").read_bytes() == (folder / "submission.csv").read_bytes()
+    assert not (folder.parent / "submission.csv").exists()  # a smoke run is made for trying things
 
 
 @pytest.mark.slow  # trains a tiny run
@@ -142,17 +142,24 @@ def test_ctrl_c_says_how_to_go_on_for_a_run_and_for_a_studys_trial(tmp_path, lab
     assert hint in continue_hint(folder) and ("--resume" in continue_hint(folder)) == (label == "default")
 
 
-@pytest.mark.parametrize("label, also", [("default", True), ("tune-s-t3", False)])
-def test_the_summary_names_only_the_submissions_it_wrote(tmp_path, label, also, capsys):
-    """A study's trial writes its own submission.csv but leaves the competition's latest alone: its summary
-    says so."""
+@pytest.mark.parametrize("label, published, why", [("default", True, ""), ("tune-s-t3", False, "a tune trial")])
+def test_the_summary_names_the_submitted_models_score_and_the_submissions_it_wrote(
+    tmp_path, label, published, why, capsys
+):
+    """The row of the score that judges the submission is marked and named; a study's trial writes its own
+    submission.csv but leaves the competition's alone: its summary says so."""
     from common import runs
     from common.execution.pipeline import print_summary
 
     folder = runs.create_run_dir(tmp_path, "digits", label)
-    runs.start_run(folder, {"folds": 2}, ["digits"], "CPU", label=label)
-    metrics = {"folds": {"0": {"accuracy": 0.9, "seconds": 1.0}}, "seeds": {"0": 0.9}, "oof_accuracy": 0.9}
-    print_summary(folder, DIGITS, metrics | {"extra_accuracy": {}}, 2.0)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("submission:")]
+    runs.start_run(folder, {"folds": 2, "epochs": 3}, ["digits"], "CPU", label=label)
+    submitted = runs.Submitted("all", ["f0-s0", "f1-s0"], runs.OOF, 0.9)
+    metrics = runs.Metrics(submitted, 10, 0.9, folds={"0": {"accuracy": 0.9, "seconds": 1.0}}, seeds={"0": 0.9})
+    print_summary(folder, DIGITS, metrics, 2.0, published)
+    out = capsys.readouterr().out.splitlines()
+    assert next(line for line in out if line.startswith("OOF ensemble")).endswith("<- judges the submission")
+    assert "submitted:   2 fold models (3 epochs, width 32): 0.90000 on OOF" in out
+    lines = [line for line in out if line.startswith("submission:")]
+    latest = tmp_path / "digits" / "submission.csv"
     expected = f"submission:  {folder / 'submission.csv'}"
-    assert lines == [expected + (f" (also {tmp_path / 'digits' / 'submission.csv'})" if also else "")]
+    assert lines == [expected + (f" (also {latest})" if published else f" (not {latest}: {why})")]

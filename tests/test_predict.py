@@ -188,12 +188,13 @@ def test_predictions_print_as_lines_or_json(tiny_run, tmp_path):
 @pytest.mark.slow  # the module's tiny run
 def test_predict_from_the_command_line_prints_no_tensorflow_noise(tiny_run, tmp_path):
     """TensorFlow's start-up lines and, on a machine without a GPU, its failed CUDA probe (cuInit ... 303) stay
-    off the terminal: the one line per image is all there is."""
+    off the terminal: the line saying which run predicts, then one line per image, is all there is."""
     image = saved(draw_seven(), tmp_path / "seven.png")
     root = tiny_run.folder.parent.parent
     command = [sys.executable, str(ROOT / "run.py"), "predict", "digits", tiny_run.run_id, image, "--out", str(root)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith(f"{image}: ") and done.stdout.count("\n") == 1
+    chosen, predicted = done.stdout.splitlines()
+    assert chosen == f"run {tiny_run.run_id}: as named" and predicted.startswith(f"{image}: ")
     for noise in ("cuInit", "absl", "cuda", "retracing"):
         assert noise not in done.stderr, done.stderr[-3000:]

@@ -56,8 +56,10 @@ def write_fake_run(root: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     oof = oof_from_units(folds, held_out)
     runs.save_array(folder / "oof.npy", oof)
     extras = {"holdout": (labels[:10], confident(labels[:10]))}
-    metrics = run_metrics(labels, folds, held_out, oof, {key: 1.5 for key in held_out}, extras)
-    runs.write_json(folder / "metrics.json", metrics)
+    scores = run_metrics(labels, folds, held_out, oof, {key: 1.5 for key in held_out}, extras)
+    units = [key.name for key in held_out]
+    submitted = runs.Submitted("all", units, runs.OOF, scores["oof_accuracy"])
+    runs.write_json(folder / "metrics.json", runs.Metrics(submitted, **scores).to_dict())
     per_class_table(labels, oof).to_csv(folder / "per_class.csv", index=False)
     runs.finish_run(folder, 12.3)
     return folder, images, labels
@@ -116,8 +118,9 @@ def test_report_html_shows_run_facts_metrics_and_embedded_figures(fake_run):
     page = write_report(folder, images, labels).read_text()
     metrics = runs.load_run(folder).metrics()
     assert folder.name in page
-    assert metrics["oof_accuracy"] == pytest.approx(57 / 60)
+    assert metrics.oof_accuracy == pytest.approx(57 / 60)
     assert f"OOF accuracy {57 / 60:.5f}" in page
+    assert f"<b>Submitted: {N_FOLDS} fold models (3 epochs, width 32): {57 / 60:.5f} on OOF</b>" in page
     for text in ("python run.py digits", "finished", "CPU, float32", "holdout", "fold 1", "seed 0", "precision"):
         assert text in page
     assert "epochs: 3" in page  # the resolved config
@@ -159,7 +162,7 @@ def test_learning_curve_legend_says_what_is_drawn():
 def test_report_falls_back_to_per_class_csv(fake_run):
     folder, images, labels = fake_run
     metrics = runs.load_run(folder).metrics()
-    runs.write_json(folder / "metrics.json", {k: v for k, v in metrics.items() if k != "per_class"})
+    runs.write_json(folder / "metrics.json", metrics.to_dict() | {"per_class": []})
     page = write_report(folder, images, labels).read_text()
     assert "<th>recall</th>" in page and "macro" in page
 

@@ -51,7 +51,6 @@ def test_a_trained_runs_record_and_config_are_typed(tmp_path):
     assert (run.kind, run.status, run.label) == (runs.RunKind.TRAINED, runs.RunStatus.FINISHED, "default")
     assert run.record.wall_seconds == 1.0 and run.record.hardware == ["CPU"] and run.record.command.endswith("digits")
     assert run.cfg.epochs == 1 and run.shape == "5x1" and run.settings["epochs"] == 1
-    assert run.competition_submission_file == run.folder.parent / runs.SUBMISSION_CSV
     assert [member.run.run_id for member in run.members()] == [run.run_id] and run.members()[0].weight == 1.0
     with pytest.raises(UserError, match="not a blend"):
         _ = run.blend
@@ -59,7 +58,7 @@ def test_a_trained_runs_record_and_config_are_typed(tmp_path):
 
 def test_a_trial_is_its_own_kind_and_leaves_the_competitions_submission_alone(tmp_path):
     run = make_run(tmp_path, f"{runs.TRIAL_PREFIX}study-t3", finished=True)
-    assert run.kind is runs.RunKind.TRIAL and run.is_trial and run.competition_submission_file is None
+    assert run.kind is runs.RunKind.TRIAL and run.is_trial and runs.trying_reason(run) == "a tune trial"
     runs.update_record(run.folder, status="pruned")  # as a study marks it: the word is decoded once, here
     assert runs.load_run(run.folder).status is runs.RunStatus.PRUNED
 

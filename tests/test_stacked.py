@@ -149,7 +149,7 @@ def test_a_stacked_run_trains_every_unit_on_its_own_rows(stacked_run, digits_dir
         record = json.loads((runs.unit_dir(folder, key) / runs.UNIT_JSON).read_text())
         assert record["stacked"] == (3 if key.holds_out else 2)
     run = runs.load_run(folder)
-    assert run.finished and run.metrics()["oof_accuracy"] is not None
+    assert run.finished and run.metrics().oof_accuracy is not None
     oof = np.load(folder / "oof.npy")
     for fold in range(3):
         valid = np.load(runs.unit_dir(folder, (fold, 0)) / "valid.npy")

@@ -138,7 +138,7 @@ def test_notebook_dry_run_shows_every_call_without_credentials(tmp_path, no_cred
     assert '"dataset_sources": [\n' in plan and f'"{owner}/{DATASET}"' in plan and '"Kannada-MNIST"' in plan
     assert f"api.kernels_status(kernel='{owner}/{KERNEL}/VERSION')" in plan
     assert (
-        f"api.competition_submit_code(file_name='submission.csv', message='run {RUN_ID}, OOF accuracy 0.98765', "
+        f"api.competition_submit_code(file_name='submission.csv', message='run {RUN_ID}, 0.98765 on OOF', "
         f"competition='Kannada-MNIST', kernel='{owner}/{KERNEL}', kernel_version=VERSION, quiet=True)"
     ) in plan
     assert json.loads((folder / "kernel-metadata.json").read_text())["id"] == f"{owner}/{KERNEL}"
@@ -179,7 +179,7 @@ def test_notebook_submitted_through_the_kaggle_client(tmp_path, kaggle_http, cap
     }
     assert kaggle.payloads("CreateCodeSubmission") == [{
         "competitionName": "Kannada-MNIST", "kernelOwner": OWNER, "kernelSlug": KERNEL, "kernelVersion": 3,
-        "fileName": "submission.csv", "submissionDescription": f"first notebook (run {RUN_ID}, OOF accuracy 0.98765)",
+        "fileName": "submission.csv", "submissionDescription": f"first notebook (run {RUN_ID}, 0.98765 on OOF)",
     }]  # fmt: skip
 
     assert any(f"dataset {OWNER}/{DATASET}: blobs_received" in line for line in progress)

@@ -50,13 +50,13 @@ def test_dry_run_checks_and_says_what_it_would_send(tmp_path, mnist_data, no_kag
     plan = submit_run(tmp_path, MNIST, None, dry_run=True, message="wider model", data_dir=mnist_data)
     assert str(folder / "submission.csv") in plan
     assert "competition: digit-recognizer" in plan
-    assert f"wider model (run {RUN_ID}, OOF accuracy 0.98765)" in plan
+    assert f"wider model (run {RUN_ID}, 0.98765 on OOF)" in plan
 
 
 def test_run_chosen_by_prefix(tmp_path, mnist_data, no_kaggle):
     mnist_run(tmp_path)
     plan = submit_run(tmp_path, MNIST, RUN_ID[:15], dry_run=True, data_dir=mnist_data)
-    assert f"message:     run {RUN_ID}, OOF accuracy 0.98765" in plan
+    assert f"message:     run {RUN_ID}, 0.98765 on OOF" in plan
 
 
 def wrong_header(frame):
@@ -161,7 +161,7 @@ def test_upload_calls_competition_submit(tmp_path, mnist_data, no_credentials, m
     folder = mnist_run(tmp_path)
     report = submit_run(tmp_path, MNIST, None, message="first try", data_dir=mnist_data)
     assert RecordingApi.calls == [
-        (str(folder / "submission.csv"), f"first try (run {RUN_ID}, OOF accuracy 0.98765)", "digit-recognizer")
+        (str(folder / "submission.csv"), f"first try (run {RUN_ID}, 0.98765 on OOF)", "digit-recognizer")
     ]
     assert "Successfully submitted" in report
 

@@ -97,9 +97,11 @@ def test_a_trial_left_running_is_failed_on_resume(study):
 def test_table_plots_page_and_preset(study):
     folder = study["folder"]
     table = pd.read_csv(folder / "trials.csv")
-    assert list(table.columns) == ["trial", "state", "score (oof)", "holdout (reports)", "lr", "dropout", "run_id"]
+    # The trials submit their fold models, judged on the holdout: they are picked on it, and OOF reports.
+    score = "score (submitted models: holdout)"
+    assert list(table.columns) == ["trial", "state", score, "oof (reports)", "lr", "dropout", "run_id"]
     assert table["state"].tolist() == ["complete"] * 2 + ["fail"] and len(table) == 3
-    scores = table["score (oof)"].iloc[:2]
+    scores = table[score].iloc[:2]
     assert scores.is_monotonic_decreasing and table["run_id"].iloc[2] == study["stale"].name
     markdown = (folder / "trials.md").read_text()
     assert "| trial" in markdown and "flatters by selection" in markdown and "mean gap" in markdown

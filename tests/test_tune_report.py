@@ -23,7 +23,7 @@ def made_up(tmp_path, monkeypatch):
     space = Space(
         "made-up", tmp_path / "made-up.yaml", (Param("lr", 1e-3, 1e-1, log=True), Param("dropout", 0.0, 0.5)), {}
     )
-    request = StudyRequest("digits", ["holdout=0.2"], argv=["tune", "digits", "--space", "made-up"])
+    request = StudyRequest("digits", ["holdout=0.2"], objective="oof", argv=["tune", "digits", "--space", "made-up"])
     setup = Setup(request, get_spec("digits"), base_config("digits", request, space), space, "made-up", tmp_path)
     study = optuna.create_study(direction="maximize")
     distributions = {"lr": FloatDistribution(1e-3, 1e-1, log=True), "dropout": FloatDistribution(0.0, 0.5)}
@@ -61,7 +61,7 @@ def test_the_preset_goes_to_the_study_folder_and_to_configs_presets_only_when_as
     assert written.is_file() and not preset_module.PRESETS_DIR.exists()
     assert f"--config {written}" in written.read_text() and f"--config {written}" in capsys.readouterr().out
     saving = Setup(
-        StudyRequest("digits", ["holdout=0.2"], save_preset=True),
+        StudyRequest("digits", ["holdout=0.2"], objective="oof", save_preset=True),
         setup.spec,
         setup.base,
         setup.space,

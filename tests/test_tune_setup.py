@@ -42,9 +42,15 @@ def test_the_judged_weight_is_refused_when_trials_train_on_the_judged_set(tmp_pa
     assert "the trials would train on Dig-MNIST.csv (extra_train)" in capsys.readouterr().err
 
 
+def test_the_judged_weight_is_refused_where_the_trials_are_picked_on_the_judged_set_already(tmp_path, capsys):
+    assert run.main(["tune", "kannada", "--judged-weight", "0.5", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "the trials are picked on dig_mnist_pick already" in err
+
+
 def test_the_judged_set_comes_from_the_competitions_spec():
     kannada = get_spec("kannada")
-    request = StudyRequest("kannada", judged_weight=0.25)
+    request = StudyRequest("kannada", objective="oof", judged_weight=0.25)
     space = read_space(space_file("kannada", None))
     checked = Setup(request, kannada, base_config("kannada", request, space), space, "s", Path("."))
     assert judged_set(kannada) == kannada.judged_sets[0] and judged_set(get_spec("mnist")) is None

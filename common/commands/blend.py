@@ -20,12 +20,13 @@ from common import runs
 from common.data.files import Dataset, load_dataset
 from common.data.trainset import folds_rows
 from common.ground.errors import UserError
-from common.ground.spec import get_spec
+from common.ground.spec import CompetitionSpec, get_spec
 from common.runs.aligned import AlignedOOF, aligned_oof, has_oof, shared_sets
 from common.runs.ensemble import write_ensemble_files
-from common.runs.metrics import accuracy, per_class_table
+from common.runs.latest import publish_submission, submission_line
+from common.runs.metrics import accuracy, per_class_table, submitted_score
 from common.runs.report import write_report
-from common.runs.submission import submission_line
+from common.runs.units import submitted_keys
 
 NO_OOF_BLEND = (
     "(no OOF: a run without fold models has none, so the blend averages and scores the holdout, the extra sets and"
@@ -102,7 +103,9 @@ def weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, np.stack(arrays).astype(np.float64), axes=1).astype(np.float32)
 
 
-def blend_metrics(aligned: AlignedOOF | None, oof, extras: dict, chosen: list[runs.Run], weights) -> dict:
+def blend_metrics(
+    aligned: AlignedOOF | None, oof, extras: dict, chosen: list[runs.Run], weights, spec: CompetitionSpec
+) -> runs.Metrics:
     """Scores of the blend and, on the same rows, of each input run; OOF ones only when every run has OOF
     (`aligned` None: runs without fold models, scored on the holdout and extra sets alone)."""
     inputs = {
@@ -112,48 +115,64 @@ def blend_metrics(aligned: AlignedOOF | None, oof, extras: dict, chosen: list[ru
         }
         for i, (run, weight) in enumerate(zip(chosen, weights, strict=True))
     }
-    metrics = {
-        "extra_accuracy": {name: accuracy(labels, blended) for name, (labels, _, blended) in extras.items()},
-        "blend_of": [run.run_id for run in chosen],
-        "weights": [float(w) for w in weights],
-        "inputs": inputs,
-    }
+    extra_accuracy = {name: accuracy(labels, blended) for name, (labels, _, blended) in extras.items()}
     if aligned is None:
-        return metrics | {"n_train_rows": 0}
+        submitted = blend_submitted(chosen, spec, None, extra_accuracy)
+        return runs.Metrics(submitted, 0, extra_accuracy=extra_accuracy, inputs=inputs)
     for run_id, probabilities in zip(inputs, aligned.probabilities, strict=True):
         inputs[run_id]["oof_accuracy"] = accuracy(aligned.labels, probabilities)
     folds = aligned.folds[0]  # the first run's, as written to the blend's folds.csv
-    return metrics | {
-        "oof_accuracy": accuracy(aligned.labels, oof),
-        "n_train_rows": len(aligned.rows),
-        "folds": {
+    oof_accuracy = accuracy(aligned.labels, oof)
+    return runs.Metrics(
+        blend_submitted(chosen, spec, oof_accuracy, extra_accuracy),
+        len(aligned.rows),
+        oof_accuracy=oof_accuracy,
+        extra_accuracy=extra_accuracy,
+        folds={
             str(f): {"accuracy": accuracy(aligned.labels[folds == f], oof[folds == f])}
             for f in np.unique(folds).tolist()
         },
-        "per_class": per_class_table(aligned.labels, oof).to_dict(orient="records"),
-    }
+        per_class=per_class_table(aligned.labels, oof).to_dict(orient="records"),
+        inputs=inputs,
+    )
 
 
-def write_blend(folder: Path, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: dict, data: Dataset) -> None:
+def blend_submitted(
+    chosen: list[runs.Run], spec: CompetitionSpec, oof_accuracy: float | None, extra_accuracy: dict[str, float]
+) -> runs.Submitted:
+    """The blend submits its sources' submitted models, weighted; OOF judges them when all are fold models."""
+    members = [member.run for run in chosen for member in run.members()]
+    keys = [(run.run_id, key) for run in members for key in submitted_keys(run.cfg)]
+    units = [f"{run_id}/{key.name}" for run_id, key in keys]
+    fold_models = all(key.holds_out for _, key in keys)
+    return submitted_score(spec, runs.BLEND_LABEL, units, oof_accuracy, extra_accuracy, fold_models)
+
+
+def write_blend(
+    folder: Path, folds: pd.DataFrame, arrays: dict[str, np.ndarray], metrics: runs.Metrics, data: Dataset
+) -> None:
     """The run-folder files: folds.csv (first run's folds on the shared rows), arrays, metrics, submission."""
     runs.write_folds(folder, folds)
     write_ensemble_files(folder, data, arrays, folds["label"].to_numpy(), metrics)
 
 
-def print_blend(folder: Path, metrics: dict, report: Path) -> None:
-    extra_names = list(metrics["extra_accuracy"])
-    with_oof = "oof_accuracy" in metrics
+def print_blend(folder: Path, metrics: runs.Metrics, report: Path, published: bool) -> None:
+    extra_names = list(metrics.extra_accuracy)
+    with_oof = metrics.oof_accuracy is not None
     print(f"\n{'':<36}{'oof' if with_oof else '':>10}" + "".join(f"{name:>16}" for name in extra_names))
-    rows = [(run_id, scores) for run_id, scores in metrics["inputs"].items()] + [("blend", metrics)]
+    blended = {"oof_accuracy": metrics.oof_accuracy, "extra_accuracy": metrics.extra_accuracy}
+    rows = [*metrics.inputs.items(), ("blend", blended)]
     for name, scores in rows:
         extras = "".join(f"{scores['extra_accuracy'][extra]:>16.5f}" for extra in extra_names)
         oof = f"{scores['oof_accuracy']:>10.5f}" if with_oof else f"{'':>10}"
         print(f"{name:<36}{oof}{extras}")
     if with_oof:
-        print(f"(OOF on the {metrics['n_train_rows']} train rows every run scored)")
+        print(f"(OOF on the {metrics.n_train_rows} train rows every run scored)")
     else:
         print(NO_OOF_BLEND)
-    print(f"\nrun folder:  {folder}\n{submission_line(runs.load_run(folder))}\nreport:      {report}")
+    run = runs.load_run(folder)
+    print(f"\nsubmitted:   {run.submitted_text(metrics)}")
+    print(f"run folder:  {folder}\n{submission_line(run, published)}\nreport:      {report}")
 
 
 def blend_runs(
@@ -185,14 +204,15 @@ def blend_runs(
         images, labels = chosen[0].training_images(files)
         if not extras:
             raise UserError("blend: some runs have no OOF (no fold models), and they share no holdout or extra set")
-    metrics = blend_metrics(aligned, arrays.get(runs.OOF), extras, chosen, weight)
+    metrics = blend_metrics(aligned, arrays.get(runs.OOF), extras, chosen, weight, files.spec)
 
     folder = runs.create_run_dir(root, competition, runs.BLEND_LABEL)
-    config = runs.BlendConfig(tuple(metrics["blend_of"]), tuple(metrics["weights"]), chosen[0].run_id)
+    config = runs.BlendConfig(tuple(run.run_id for run in chosen), tuple(map(float, weight)), chosen[0].run_id)
     command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
     hardware = "none (averages saved probabilities)"
     runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=runs.RunKind.BLEND)
     write_blend(folder, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
-    print_blend(folder, metrics, write_report(folder, images, labels))
+    published = publish_submission(folder)  # the competition's submission.csv: the latest run's
+    print_blend(folder, metrics, write_report(folder, images, labels), published)
     return folder

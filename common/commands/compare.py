@@ -20,8 +20,13 @@ from common.runs import OOF, Run, atomic_write_bytes, find_run, list_runs
 from common.runs.aligned import AlignedOOF, aligned_oof, has_oof, shared_sets
 from common.runs.stats import ALPHA, McNemarResult, mcnemar
 
-# Config keys shown in their own columns, never among the "differing" ones.
-OWN_COLUMNS = ("folds", "seeds", "epochs")
+# Config keys shown in their own columns (epochs and width: the submitted models'), never among the "differing" ones.
+OWN_COLUMNS = ("folds", "seeds", "epochs", "width")
+SCORE, SIGNAL = "score", "judged on"  # the submitted models' own accuracy, and the signal that judges them
+RANKING = (
+    f"ranked by {SCORE}: the submitted models' own accuracy, on the signal in '{SIGNAL}' (OOF when they are the"
+    " fold models; else the holdout; kannada: Dig-MNIST's reporting half); epochs and width: the submitted models'"
+)
 
 
 # ---------------------------------------------------------------------------
@@ -46,10 +51,22 @@ def differing_keys(runs: list[Run]) -> list[str]:
     return differ
 
 
+def submitted_columns(run: Run) -> dict[str, str]:
+    """The submitted models' epochs and width ('8/40' when they differ), '-' where a blend's sources are gone."""
+    try:
+        shape = run.submitted_shape()
+    except UserError:
+        return {"epochs": "-", "width": "-"}
+    return dict(zip(("epochs", "width"), ("/".join(map(str, values)) for values in shape), strict=True))
+
+
 def run_row(run: Run, keys: list[str]) -> dict:
     """One table row; an unfinished run keeps its config but has no score or wall time."""
-    metrics = run.metrics() if run.finished else {}
-    extras = metrics.get("oof_extra_accuracy", {}) | metrics.get("extra_accuracy", {})
+    metrics = run.metrics() if run.finished else None
+    scores = {}
+    if metrics is not None:
+        extras = metrics.oof_extra_accuracy | metrics.extra_accuracy
+        scores = {"oof_accuracy": metrics.oof_accuracy, **{f"{name}_accuracy": a for name, a in extras.items()}}
     settings = run.settings
     wall = run.record.wall_seconds
     return {
@@ -59,15 +76,16 @@ def run_row(run: Run, keys: list[str]) -> dict:
         "status": run.status.shown,
         **{key: settings.get(key) for key in keys},
         "folds x seeds": run.shape,
-        "epochs": None if run.is_blend else run.cfg.epochs,
-        "oof_accuracy": metrics.get("oof_accuracy", np.nan),
-        **{f"{name}_accuracy": value for name, value in extras.items()},
+        **submitted_columns(run),
+        SCORE: metrics.score if metrics and metrics.score is not None else np.nan,
+        SIGNAL: metrics.submitted.judged_by if metrics else "-",
+        **{name: np.nan if value is None else value for name, value in scores.items()},
         "wall_seconds": wall if run.finished and wall is not None else np.nan,
     }
 
 
 def compare_table(root: Path, competition: str) -> pd.DataFrame:
-    """Every run of the competition, best OOF accuracy first; unfinished runs last, unscored."""
+    """Every run of the competition, best submitted-models' score first; unfinished runs last, unscored."""
     runs = list_runs(root, competition)
     table = pd.DataFrame([run_row(run, differing_keys(runs)) for run in runs])
     if table.empty:
@@ -75,10 +93,9 @@ def compare_table(root: Path, competition: str) -> pd.DataFrame:
     table["_unfinished"] = table["status"] != "finished"
     # Newest first among equals: runs are listed oldest first, and the sort is stable.
     table = table.iloc[::-1].sort_values(
-        ["_unfinished", "oof_accuracy"], ascending=[True, False], na_position="last", kind="stable"
+        ["_unfinished", SCORE], ascending=[True, False], na_position="last", kind="stable"
     )
     wall = table.pop("wall_seconds")
-    table["epochs"] = table["epochs"].astype("Int64")  # stays whole numbers next to a blend's missing value
     return table.drop(columns="_unfinished").assign(wall_seconds=wall).reset_index(drop=True)
 
 
@@ -89,11 +106,9 @@ def format_table(table: pd.DataFrame) -> str:
     def seconds(value: float) -> str:
         return "-" if pd.isna(value) else f"{value:.0f}"
 
-    formatters = {column: score for column in table.columns if column.endswith("_accuracy")}
+    formatters = {column: score for column in table.columns if column.endswith("_accuracy") or column == SCORE}
     formatters["wall_seconds"] = seconds
-    # pandas leaves <NA> in a nullable integer column whatever na_rep says: spell epochs out first.
-    shown = table.assign(epochs=["-" if pd.isna(value) else str(value) for value in table["epochs"]])
-    return shown.to_string(index=False, na_rep="-", formatters=formatters)
+    return table.to_string(index=False, na_rep="-", formatters=formatters)
 
 
 def print_compare(root: Path, competition: str) -> Path:
@@ -102,6 +117,7 @@ def print_compare(root: Path, competition: str) -> Path:
     if table.empty:
         raise UserError(f"no runs of {competition} under {root / competition}")
     print(format_table(table))
+    print(f"\n{RANKING}.")
     unfinished = int((table["status"] != "finished").sum())
     if unfinished:
         print(f"\n{unfinished} unfinished run(s) (running, stopped, pruned, failed) are listed last, unscored.")
@@ -151,11 +167,13 @@ def verdict(result: McNemarResult) -> str:
     return f"significant at {ALPHA} (p = {result.p_value:.3g}): {winner} really beats {loser}, by {gap:.5f}."
 
 
-def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None, group: str | None = None) -> list[str]:
+def extra_set_lines(
+    competition: str, a: Run, b: Run, data_dir: str | None, group: str | None = None, first: str = ""
+) -> list[str]:
     """The same test on each extra set both runs predicted and did not train on (Kannada: Dig-MNIST and its
     picking and reporting halves; the holdout when both held out the same rows), whose labels come from the
-    competition's files. Each run's submitted ensemble, or with `group` its fold models, its full-data models or
-    all its models."""
+    competition's files, the set named `first` first. Each run's submitted ensemble, or with `group` its fold
+    models, its full-data models or all its models."""
     spec = get_spec(competition)
     names = [name for name in spec.extra_sets if a.has_array(name) and b.has_array(name)]
     if not names and not (a.has_array(HOLDOUT_SET) and b.has_array(HOLDOUT_SET)):
@@ -169,7 +187,7 @@ def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None, grou
     ]
     sets = [data.scored_sets(predicted) for predicted in arrays]
     lines = [f"extra sets: each run's {group} models (ensemble {group})"] if group else []
-    for name, (labels, probabilities) in sets[0].items():
+    for name, (labels, probabilities) in sorted(sets[0].items(), key=lambda item: item[0] != first):
         result = mcnemar(probabilities.argmax(axis=1) == labels, sets[1][name][1].argmax(axis=1) == labels)
         lines.append(
             f"{name}: A {result.acc_a:.5f}, B {result.acc_b:.5f}; only A right on {result.only_a}, only B on "
@@ -178,39 +196,68 @@ def extra_set_lines(competition: str, a: Run, b: Run, data_dir: str | None, grou
     return lines
 
 
-def compare_pair(
-    root: Path, competition: str, run_a: str, run_b: str, data_dir: str | None = None, group: str | None = None
-) -> str:
-    """Whether run A's OOF accuracy really differs from run B's, on the train rows both scored; then the same on
-    every extra set both predicted (by each run's submitted ensemble, or with `group` by that group of its
-    models: `folds`, `full` or `all`)."""
-    a, b = find_run(root, competition, run_a), find_run(root, competition, run_b)
-    if a.run_id == b.run_id:
-        raise UserError(f"both names point to run {a.run_id}: give two different runs")
-    unscored = ": it has no OOF predictions yet"
-    if not has_oof([a.require_finished(unscored), b.require_finished(unscored)]):
-        return compare_without_oof(competition, a, b, data_dir, group)
+def judged_lines(a: Run, b: Run) -> tuple[str, list[str]]:
+    """The signal that judges both runs' submitted models ('' when they differ), and lines saying what each run
+    submits and its own score."""
+    metrics = [run.metrics() for run in (a, b)]
+    signals = {m.submitted.signal for m in metrics}
+    width = max(len(a.run_id), len(b.run_id))
+    lines = [
+        f"{tag}  {run.run_id:<{width}}  submits {run.submitted_text(m)}"
+        for tag, run, m in (("A", a, metrics[0]), ("B", b, metrics[1]))
+    ]
+    signal = signals.pop() if len(signals) == 1 else ""
+    if signal:
+        judged = metrics[0].submitted.judged_by
+        lines.insert(0, f"judged on {judged}, the signal of both runs' submitted models (its test comes first)")
+    else:
+        lines.insert(0, "no one signal judges both runs' submitted models: the tests below are set by set")
+    return signal, lines
+
+
+def oof_lines(a: Run, b: Run) -> list[str]:
+    """McNemar's test on the train rows both runs scored out of fold."""
     aligned = aligned_oof([a, b])
     correct = [p.argmax(axis=1) == aligned.labels for p in aligned.probabilities]
     result = mcnemar(correct[0], correct[1])
     width = max(len(a.run_id), len(b.run_id))
     lines = [
-        f"{tag}  {run.run_id:<{width}}  accuracy {acc:.5f}  (95% CI {ci[0]:.5f}-{ci[1]:.5f})"
+        f"OOF: {tag}  {run.run_id:<{width}}  accuracy {acc:.5f}  (95% CI {ci[0]:.5f}-{ci[1]:.5f})"
         for tag, run, acc, ci in [("A", a, result.acc_a, result.ci_a), ("B", b, result.acc_b, result.ci_b)]
     ]
     lines.append(f"on {result.n} train rows both scored: only A right on {result.only_a}, only B on {result.only_b}")
     lines.append(f"McNemar's exact test: {verdict(result)}")
-    lines += [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
-    return "\n".join(lines + extra_set_lines(competition, a, b, data_dir, group))
+    return lines + [f"note: {note}" for note in fold_notes(aligned, ("A", "B"))]
 
 
-def compare_without_oof(competition: str, a: Run, b: Run, data_dir: str | None, group: str | None = None) -> str:
+def compare_pair(
+    root: Path, competition: str, run_a: str, run_b: str, data_dir: str | None = None, group: str | None = None
+) -> str:
+    """Whether run A really beats run B: what each submits and its own score, then McNemar's test on the signal
+    that judges both first, then on the other sets: OOF on the train rows both scored, and every extra set both
+    predicted (by each run's submitted ensemble, or with `group` by that group of its models: `folds`, `full` or
+    `all`)."""
+    a, b = find_run(root, competition, run_a), find_run(root, competition, run_b)
+    if a.run_id == b.run_id:
+        raise UserError(f"both names point to run {a.run_id}: give two different runs")
+    unscored = ": it has no scores yet"
+    a, b = a.require_finished(unscored), b.require_finished(unscored)
+    signal, header = judged_lines(a, b)
+    extra = extra_set_lines(competition, a, b, data_dir, group, first=signal)
+    if not has_oof([a, b]):
+        return "\n".join(header + without_oof(a, b, extra))
+    oof = oof_lines(a, b)
+    return "\n".join(header + (extra + oof if extra and signal not in ("", OOF) else oof + extra))
+
+
+def without_oof(a: Run, b: Run, extra: list[str]) -> list[str]:
     """Runs without fold models have no OOF: the test runs on the holdout and the extra sets both predicted."""
     lacking = [f"{tag} ({run.run_id})" for tag, run in (("A", a), ("B", b)) if not run.has_array(OOF)]
-    lines = extra_set_lines(competition, a, b, data_dir, group)
-    if not lines:
+    if not extra:
         raise UserError(
             f"{' and '.join(lacking)}: no OOF (no fold models), and no holdout or extra set that both runs predicted"
         )
-    header = f"{' and '.join(lacking)} without OOF (no fold models): compared on the holdout and extra sets only"
-    return "\n".join([header, *lines])
+    return [
+        f"{' and '.join(lacking)} without OOF (no fold models): compared on the holdout and extra sets only",
+        *extra,
+    ]

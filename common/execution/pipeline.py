@@ -28,7 +28,15 @@ from common.ground.config import Config
 from common.ground.errors import Terminated, UserError
 from common.ground.spec import CompetitionSpec
 from common.runs.ensemble import averaged_sets, write_ensemble_files
-from common.runs.metrics import accuracy, accuracy_by_group, leaderboard_estimate, oof_from_units, run_metrics
+from common.runs.latest import publish_submission
+from common.runs.metrics import (
+    accuracy,
+    accuracy_by_group,
+    leaderboard_estimate,
+    oof_from_units,
+    run_metrics,
+    submitted_score,
+)
 from common.runs.report import write_report
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
 from common.training.backend import available_cores, resolve_hardware
@@ -105,9 +113,9 @@ def log_unit(key: UnitKey, train: TrainSet, output: UnitOutput) -> None:
 # ---------------------------------------------------------------------------
 
 
-def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> dict:
+def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) -> runs.Metrics:
     """Averages the saved units, scores the ensemble, writes its files (common/runs/ensemble.py). OOF comes from
-    the fold models alone; test and the extra sets average the units that `ensemble` names."""
+    the fold models alone; test and the extra sets average the units that `ensemble` names (the submitted ones)."""
     units = {key: load_unit(folder, key) for key in all_units(cfg)}
     held_out = {key: unit.probabilities[runs.VALID] for key, unit in units.items() if key.holds_out}
     oof = oof_from_units(train.folds, held_out) if held_out else None
@@ -116,20 +124,25 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     extras = data.scored_sets(averaged)
     seconds = {key: unit.seconds for key, unit in units.items()}
     note_mixed_hardware(units)
-    metrics = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
-    metrics |= {
-        "ensemble": cfg.ensemble,
-        "ensemble_units": [key.name for key in runs.ensemble_keys(list(units), cfg.ensemble)],
-    }
-    metrics |= scores_by_group(data, units, names)
-    metrics |= scores_by_origin(train, oof) if oof is not None else {}
+    scores = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
+    scores |= scores_by_group(data, units, names)
+    scores |= scores_by_origin(train, oof) if oof is not None else {}
     if HOLDOUT_SET in data.extras and held_out:  # the estimate adds the ensemble's gain on the holdout to OOF
         unit_holdout = {key: unit.probabilities[HOLDOUT_SET] for key, unit in units.items()}
         holdout = data.extras[HOLDOUT_SET].labels, unit_holdout, averaged[HOLDOUT_SET]
-        metrics |= leaderboard_estimate(metrics["oof_accuracy"], *holdout)
+        scores |= leaderboard_estimate(scores["oof_accuracy"], *holdout)
+    metrics = runs.Metrics(submitted=submitted_models(data, cfg, list(units), scores), **scores)
     arrays = ({runs.OOF: oof} if oof is not None else {}) | averaged
     write_ensemble_files(folder, data, arrays, train.labels, metrics)
     return metrics
+
+
+def submitted_models(data: Dataset, cfg: Config, keys: list[UnitKey], scores: dict) -> runs.Submitted:
+    """The units the submission averages, and their score on the signal that judges them."""
+    chosen = runs.ensemble_keys(keys, cfg.ensemble)
+    names, fold_models = [key.name for key in chosen], all(key.holds_out for key in chosen)
+    oof = scores.get("oof_accuracy")
+    return submitted_score(data.spec, cfg.ensemble, names, oof, scores["extra_accuracy"], fold_models)
 
 
 def scores_by_group(data: Dataset, units: dict[UnitKey, UnitOutput], names: list[str]) -> dict:
@@ -168,8 +181,9 @@ def scores_by_origin(train: TrainSet, oof: np.ndarray) -> dict:
 def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: float) -> None:
     metrics = write_ensemble(folder, cfg, data, train)
     runs.finish_run(folder, time.perf_counter() - start)
+    published = publish_submission(folder)  # the competition's submission.csv: the latest run's
     log.info("report: %s", write_report(folder, train.images, train.labels))
-    print_summary(folder, data.spec, metrics, time.perf_counter() - start)
+    print_summary(folder, data.spec, metrics, time.perf_counter() - start, published)
 
 
 def missing_units(folder: Path, cfg: Config) -> list[UnitKey]:

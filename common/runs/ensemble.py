@@ -10,18 +10,19 @@ from common import runs
 from common.data.files import Dataset
 from common.runs.layout import OOF, PER_CLASS_CSV, TEST, array_name
 from common.runs.metrics import per_class_table
+from common.runs.record import Metrics
 from common.runs.submission import write_run_submission
 from common.runs.units import UnitKey, UnitOutput
 
 
 def write_ensemble_files(
-    folder: Path, data: Dataset, arrays: dict[str, np.ndarray], labels: np.ndarray, metrics: dict
+    folder: Path, data: Dataset, arrays: dict[str, np.ndarray], labels: np.ndarray, metrics: Metrics
 ) -> None:
     """<name>.npy for oof, test and each extra set, metrics.json, per_class.csv (OOF against `labels`; none
     without OOF: a run without fold models), and the checked submission.csv."""
     for name, probabilities in arrays.items():
         runs.save_array(folder / array_name(name), probabilities)
-    runs.write_json(folder / runs.METRICS_JSON, metrics)
+    runs.write_json(folder / runs.METRICS_JSON, metrics.to_dict())
     if OOF in arrays:
         table = per_class_table(labels, arrays[OOF])
         runs.atomic_write_bytes(folder / PER_CLASS_CSV, table.to_csv(index=False).encode())

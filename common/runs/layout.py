@@ -6,7 +6,7 @@
       units/f<K>-s<S>/    a model of fold K and seed index S: valid.npy, test.npy, <extra set>.npy,
                           history.csv, model.keras, tensorboard/, unit.json (written last)
       units/all-s<S>/     a model trained on every row (no held-out fold), same files but valid.npy
-    submissions/<competition>/submission.csv   the latest finished run's (a study's trials aside)
+    submissions/<competition>/submission.csv   the latest run's (common/runs/latest.py)
 
 Every other module names these through the constants and helpers below, so the layout is written down once.
 """
@@ -26,7 +26,7 @@ RUN_JSON = "run.json"
 CONFIG_YAML = "config.yaml"
 FOLDS_CSV = "folds.csv"
 METRICS_JSON = "metrics.json"
-SUBMISSION_CSV = "submission.csv"  # also the competition's latest, one folder up
+SUBMISSION_CSV = "submission.csv"  # also the competition's, one folder up: a copy of the latest run's
 PER_CLASS_CSV = "per_class.csv"
 REPORT_HTML = "report.html"
 FIGURES = "figures"
@@ -42,7 +42,7 @@ HISTORY_CSV = "history.csv"
 MODEL_KERAS = "model.keras"
 TENSORBOARD = "tensorboard"
 
-TRIAL_PREFIX = "tune-"  # labels of a study's trials: runs like any other, but never a competition's "latest"
+TRIAL_PREFIX = "tune-"  # labels of a study's trials: runs like any other, but made for trying things
 BLEND_LABEL = "blend"
 
 
@@ -82,7 +82,7 @@ class RunKind(StrEnum):
 
     TRAINED = "trained"  # its own units, fold x seed
     BLEND = "blend"  # a weighted mean of other runs' probabilities (no units of its own)
-    TRIAL = "trial"  # a study's trial (`run.py tune`): trained, but never a competition's latest
+    TRIAL = "trial"  # a study's trial (`run.py tune`): trained, made for trying things (common/runs/latest.py)
 
     @classmethod
     def of_label(cls, label: str) -> RunKind:

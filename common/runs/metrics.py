@@ -1,15 +1,22 @@
-"""Ensembling unit probabilities and scoring them (scikit-learn's metrics)."""
+"""Ensembling unit probabilities and scoring them (scikit-learn's metrics); which score judges the models a run
+submits."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from common.ground.spec import N_CLASSES
-from common.runs.layout import UnitKey
+from common.data.files import judged_half_names
+from common.data.trainset import HOLDOUT_SET
+from common.ground.config import Config
+from common.ground.spec import N_CLASSES, CompetitionSpec
+from common.runs.layout import OOF, UnitKey
+from common.runs.record import Submitted
+from common.runs.units import submitted_keys
 
 
 def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -109,3 +116,53 @@ def leaderboard_estimate(
     per_fold = [np.mean([p for key, p in units.items() if key.fold == fold], axis=0) for fold in folds]
     gain = accuracy(labels, ensemble) - float(np.mean([accuracy(labels, p) for p in per_fold]))
     return {"ensemble_gain": gain, "leaderboard_estimate": oof_accuracy + gain}
+
+
+# ---------------------------------------------------------------------------
+# The submitted models' own score: which signal can judge them
+# ---------------------------------------------------------------------------
+
+
+def judging_sets(spec: CompetitionSpec) -> list[str]:
+    """The sets that can judge a run's submitted models, best first: each judged set's reporting half (Kannada's
+    Dig-MNIST, written by other hands, as Kaggle's test set was; its picking half chooses recipes, so it no longer
+    judges them), then the holdout (rows of train.csv no model of the run trained on)."""
+    return [judged_half_names(name)[1] for name in spec.judged_sets] + [HOLDOUT_SET]
+
+
+def judging_signal(spec: CompetitionSpec, scored: Iterable[str], fold_models_only: bool) -> str:
+    """Which of the sets a run `scored` (set names, OOF among them) judges its submitted models: the first of
+    judging_sets; else OOF, when every submitted model is a fold model (OOF scores fold models only); else ""."""
+    scored = set(scored)
+    found = [name for name in judging_sets(spec) if name in scored]
+    if found:
+        return found[0]
+    return OOF if fold_models_only and OOF in scored else ""
+
+
+def expected_signal(spec: CompetitionSpec, cfg: Config) -> str:
+    """The signal that will judge the models a config submits (before any training)."""
+    scored = [half for name in spec.judged_sets if name != cfg.extra_train for half in judged_half_names(name)]
+    scored += [HOLDOUT_SET] if cfg.holdout else []
+    scored += [OOF] if cfg.folds else []
+    return judging_signal(spec, scored, fold_models_only(cfg))
+
+
+def fold_models_only(cfg: Config) -> bool:
+    """Whether every model the config submits is a fold model (so OOF scores the submission's models)."""
+    return all(key.holds_out for key in submitted_keys(cfg))
+
+
+def submitted_score(
+    spec: CompetitionSpec,
+    group: str,
+    units: list[str],
+    oof_accuracy: float | None,
+    extra_accuracy: dict[str, float],
+    fold_models: bool,
+) -> Submitted:
+    """The submitted models (`group`, their `units`) and their score on the signal that judges them: the run's
+    OOF and its extra sets' scores by the submitted models; `fold_models`: whether they are all fold models."""
+    scores = extra_accuracy | ({OOF: oof_accuracy} if oof_accuracy is not None else {})
+    signal = judging_signal(spec, scores, fold_models)
+    return Submitted(group, units, signal, scores.get(signal))

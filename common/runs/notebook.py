@@ -166,7 +166,7 @@ def ensemble_facts(
         "models": [model.name for model in models],
         "weights": [model.weight for model in models],  # each model's share of the ensemble, summing to 1
         "tta": [model.tta for model in models],  # one-pixel shifts averaged per model, as its run predicted
-        "oof_accuracy": run.metrics().get("oof_accuracy"),
+        "oof_accuracy": run.metrics().oof_accuracy,
         "trained_with": trained_with(run.members()),  # the script prints these beside the versions it runs under
         "transductive": levers.transductive,
         "adabn": levers.adabn,

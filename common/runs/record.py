@@ -1,7 +1,8 @@
-"""What run.json and config.yaml hold, typed: RunRecord, and a trained run's Config or a blend's BlendConfig.
+"""What run.json, config.yaml and metrics.json hold, typed: RunRecord, a trained run's Config or a blend's
+BlendConfig, and Metrics.
 
-Both read old files too: a key this code does not know is kept (run.json) or left out (config.yaml), a key that
-is missing gets its default, so folders written by earlier versions stay readable by every command.
+run.json and config.yaml read old files too: a key this code does not know is kept (run.json) or left out
+(config.yaml), a key that is missing gets its default. metrics.json is read as this version writes it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from common.ground.config import Config
 from common.ground.errors import UserError
-from common.runs.layout import CONFIG_YAML, RunKind, RunStatus
+from common.runs.layout import BLEND_LABEL, CONFIG_YAML, FULL_GROUP, OOF, RunKind, RunStatus, UnitKey
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,72 @@ def decode_config(data: dict[str, Any] | None, folder: Path) -> RunConfig:
 def config_dict(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
     """What config.yaml holds for `config` (a dict is written as it is)."""
     return dict(config) if isinstance(config, dict) else config.to_dict()
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The models a run submits (the units its test.npy averages, config `ensemble`) and their own score, on the
+    one signal that can judge them (common/runs/metrics.py:judging_signal)."""
+
+    group: str  # folds, full or all (Config.ensemble); a blend's: blend
+    units: list[str]  # their unit folders' names (a blend's: <source run id>/<unit>)
+    signal: str  # what scores them: oof, the holdout's or a judged set's reporting half's name; "" when nothing can
+    accuracy: float | None  # None when nothing can
+
+    @property
+    def models(self) -> str:
+        """'5 fold models', '1 full-data model', '5 fold models and 1 full-data model'; a blend's '6 models of 2
+        runs, weighted'."""
+        if self.group == BLEND_LABEL:
+            runs = len({unit.split("/")[0] for unit in self.units})
+            return f"{len(self.units)} models of {runs} runs, weighted"
+        full = sum(UnitKey.parse(unit).group == FULL_GROUP for unit in self.units)
+        counts = [(len(self.units) - full, "fold"), (full, "full-data")]
+        return " and ".join(f"{n} {kind} model{'s' if n != 1 else ''}" for n, kind in counts if n)
+
+    @property
+    def judged_by(self) -> str:
+        """The signal as tables name it."""
+        return "OOF" if self.signal == OOF else self.signal or "nothing"
+
+    @property
+    def phrase(self) -> str:
+        """'0.90430 on dig_mnist_report', or why there is no score."""
+        if self.accuracy is None:
+            return "no score: no held-out row judges them (OOF scores fold models only; set holdout=0.1)"
+        return f"{self.accuracy:.5f} on {self.judged_by}"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """metrics.json: a finished run's scores, the submitted models' own first. A run without fold models has no
+    OOF, fold, seed or per-class scores; a blend has its inputs' scores on the same rows."""
+
+    submitted: Submitted
+    n_train_rows: int
+    oof_accuracy: float | None = None  # train.csv's rows only, with extra_train
+    extra_accuracy: dict[str, float] = field(default_factory=dict)  # by the submitted models
+    extra_accuracy_by_group: dict[str, dict[str, float]] = field(default_factory=dict)  # set -> group -> accuracy
+    oof_extra_accuracy: dict[str, float] = field(default_factory=dict)  # an extra_train set's own OOF
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)  # unit name -> fold, seed_index, accuracy, seconds
+    folds: dict[str, dict[str, Any]] = field(default_factory=dict)  # fold -> accuracy, seconds
+    seeds: dict[str, float] = field(default_factory=dict)  # seed index -> OOF of that seed's models
+    per_class: list[dict[str, Any]] = field(default_factory=list)  # OOF precision, recall, F1, support
+    ensemble_gain: float | None = None  # on the holdout: the fold ensemble over one fold model
+    leaderboard_estimate: float | None = None  # OOF plus that gain
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a blend's: run id -> weight and scores
+
+    @property
+    def score(self) -> float | None:
+        """The one figure runs are ranked by: the submitted models' own score."""
+        return self.submitted.accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: Path) -> Metrics:
+        try:
+            return cls(**(data | {"submitted": Submitted(**data["submitted"])}))
+        except (KeyError, TypeError) as error:
+            raise UserError(f"{path}: not a metrics record this version writes ({error})") from None

@@ -205,26 +205,28 @@ NO_OOF = (
 )
 
 
-def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """One row per score: the OOF ensemble, each extra set (by the fold models, the full-data models and all of
-    them, when a run has both), each fold (with seconds), each seed."""
-    rows = [("OOF ensemble", metrics["oof_accuracy"], None)] if "oof_accuracy" in metrics else []
-    rows += [(name, acc, None) for name, acc in metrics.get("oof_extra_accuracy", {}).items()]
-    by_group = metrics.get("extra_accuracy_by_group", {})
-    for name, acc in metrics.get("extra_accuracy", {}).items():
-        groups = by_group.get(name, {})
+def metrics_frame(metrics: runs.Metrics) -> pd.DataFrame:
+    """One row per score: the submitted models' own (on the signal that judges them), the OOF ensemble, each
+    extra set (by the fold models, the full-data models and all of them, when a run has both), each fold (with
+    seconds), each seed."""
+    submitted = metrics.submitted
+    rows = [(f"submitted models ({submitted.judged_by}: ranks the run)", submitted.accuracy, None)]
+    rows += [("OOF ensemble", metrics.oof_accuracy, None)] if metrics.oof_accuracy is not None else []
+    rows += [(name, acc, None) for name, acc in metrics.oof_extra_accuracy.items()]
+    for name, acc in metrics.extra_accuracy.items():
+        groups = metrics.extra_accuracy_by_group.get(name, {})
         rows += [(f"{name} (extra set, {g} models)", a, None) for g, a in groups.items()] or [
             (f"{name} (extra set)", acc, None)
         ]
-    rows += [(f"fold {f}", m["accuracy"], m.get("seconds")) for f, m in metrics.get("folds", {}).items()]
-    rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.get("seeds", {}).items()]
+    rows += [(f"fold {f}", m["accuracy"], m.get("seconds")) for f, m in metrics.folds.items()]
+    rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.seeds.items()]
     return pd.DataFrame(rows, columns=["", "accuracy", "seconds"])
 
 
-def per_class_frame(folder: Path, metrics: dict) -> pd.DataFrame:
+def per_class_frame(folder: Path, metrics: runs.Metrics) -> pd.DataFrame:
     """Precision, recall, F1 and support per class: metrics.json's per_class, else per_class.csv."""
-    if metrics.get("per_class"):
-        return pd.DataFrame(metrics["per_class"])
+    if metrics.per_class:
+        return pd.DataFrame(metrics.per_class)
     path = folder / PER_CLASS_CSV
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
@@ -248,14 +250,14 @@ def figure_html(name: str, png: bytes) -> str:
 
 def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
     """The whole page; every value from the run folder is escaped."""
-    metrics = run.metrics()
+    metrics = run.require_finished(": it has no scores to report yet").metrics()
     config = run.config_file.read_text()
-    oof = metrics.get("oof_accuracy")
-    headline = f"OOF accuracy {oof:.5f}" if oof is not None else "no OOF accuracy"
+    oof = f"OOF accuracy {metrics.oof_accuracy:.5f}" if metrics.oof_accuracy is not None else "no OOF accuracy"
+    headline = f"<p><b>Submitted: {html.escape(run.submitted_text(metrics))}</b> ({oof})</p>"
     note = "" if run.has_array(OOF) else f"<p>{NO_OOF}</p>"
     sections = [
         f"<h1>{html.escape(run.run_id)}</h1>",
-        f"<p><b>{headline}</b></p>",
+        headline,
         note,
         "<h2>Run</h2>",
         facts_table(run),

@@ -51,20 +51,10 @@ def write_submission(submission: pd.DataFrame, path: Path) -> None:
 
 
 def write_run_submission(folder: Path, data: Dataset, test_probabilities: np.ndarray) -> Path:
-    """The run's submission.csv, checked against sample_submission, copied as the competition's latest (unless
-    the run is a study's trial)."""
+    """The run's submission.csv, checked against sample_submission (the competition's copy of the latest run's is
+    written once the run has finished: common/runs/latest.py)."""
     submission = build_submission(data.spec, data.sample, data.test_ids, test_probabilities.argmax(axis=1))
-    run = runs.load_run(folder)
-    path = run.submission_file
+    path = folder / runs.SUBMISSION_CSV
     check_submission(data.spec, data.sample, submission, str(path))
     write_submission(submission, path)
-    if run.competition_submission_file is not None:
-        atomic_write_bytes(run.competition_submission_file, path.read_bytes())
     return path
-
-
-def submission_line(run: runs.Run) -> str:
-    """Where the run's submission went, for its summary: its own file, and the competition's latest unless it
-    is a study's trial (which leaves that one alone)."""
-    latest = run.competition_submission_file
-    return f"submission:  {run.submission_file}" + (f" (also {latest})" if latest else "")

@@ -7,7 +7,7 @@ into place, so a run killed at any moment leaves each unit either complete or ig
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,20 @@ import pandas as pd
 
 from common.ground.atomic import atomic_write_bytes
 from common.ground.config import Config
-from common.runs.layout import HISTORY_CSV, MODEL_KERAS, UNIT_JSON, UnitKey, array_name, as_key, unit_dir, unit_keys
+from common.runs.layout import (
+    HISTORY_CSV,
+    MODEL_KERAS,
+    UNIT_JSON,
+    UnitKey,
+    array_name,
+    as_key,
+    ensemble_keys,
+    unit_dir,
+    unit_keys,
+)
 from common.runs.writing import save_array, write_json
 
-__all__ = ["UnitKey", "UnitOutput", "all_units", "is_complete", "load_unit", "save_unit"]
+__all__ = ["UnitKey", "UnitOutput", "all_units", "is_complete", "load_unit", "save_unit", "unit_config"]
 
 TIMINGS = ("epoch_seconds", "predict_seconds", "images_trained")  # unit.json keys of UnitOutput's own fields
 
@@ -28,6 +38,23 @@ def all_units(cfg: Config) -> list[UnitKey]:
     """The models a config asks for, in key order: every fold with every seed index, then the full-data models."""
     folds = [UnitKey(fold, seed) for fold in range(cfg.folds) for seed in range(cfg.seeds)]
     return folds + [UnitKey(None, seed) for seed in range(cfg.full_models)]
+
+
+def unit_config(cfg: Config, key: UnitKey | tuple[int | None, int]) -> Config:
+    """The config a unit trains with: the run's, but a full-data model's schedule spans full_epochs and its width
+    is full_width."""
+    return cfg if as_key(key).holds_out else replace(cfg, epochs=cfg.full_data_epochs, width=cfg.full_data_width)
+
+
+def submitted_keys(cfg: Config) -> list[UnitKey]:
+    """The units a config's submission averages (config `ensemble`), in key order."""
+    return ensemble_keys(all_units(cfg), cfg.ensemble)
+
+
+def submitted_shape(cfg: Config) -> tuple[list[int], list[int]]:
+    """The epochs and the widths of the models a config submits (each distinct value once, smallest first)."""
+    configs = [unit_config(cfg, key) for key in submitted_keys(cfg)]
+    return sorted({c.epochs for c in configs}), sorted({c.width for c in configs})
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from common.data.files import Dataset
 from common.data.trainset import TrainSet
 from common.ground.config import Config
 from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
-from common.runs.units import UnitKey, UnitOutput
+from common.runs.units import UnitKey, UnitOutput, unit_config
 
 if TYPE_CHECKING:  # imported late at run time: it loads Keras
     from common.training.train import UnitJob
@@ -31,12 +31,6 @@ def unit_seed(cfg: Config, key: UnitKey | tuple[int | None, int]) -> int:
     folds or full-data models keeps every model it has."""
     key = as_key(key)
     return cfg.seed + 10_000 * key.seed + (key.fold if key.holds_out else FULL_DATA_SEED_OFFSET)
-
-
-def unit_config(cfg: Config, key: UnitKey | tuple[int | None, int]) -> Config:
-    """The config a unit trains with: the run's, but a full-data model's schedule spans full_epochs and its width
-    is full_width."""
-    return cfg if as_key(key).holds_out else replace(cfg, epochs=cfg.full_data_epochs, width=cfg.full_data_width)
 
 
 def held_out_rows(train: TrainSet, key: UnitKey) -> np.ndarray:

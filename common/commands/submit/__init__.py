@@ -5,9 +5,10 @@ uploaded (`upload`). Code competitions (Kannada-MNIST) take a notebook: the fold
 writes, its dataset of models created (or versioned) and waited on, the notebook pushed and its version waited
 on, its output file submitted to the competition (`notebook`, `notebook_send`). The offline digits demo is refused.
 
-python run.py submit mnist                 # the latest finished run
+python run.py submit mnist                 # the latest run (common/runs/latest.py)
 python run.py submit mnist 20261125-1532   # a run by id or unique prefix
 python run.py submit mnist --dry-run       # every check, no upload (no kaggle import, no credentials)
+python run.py submit mnist --yes           # a smoke or subset run, or one below the best, all the same
 python run.py submit kannada [RUN] [--dry-run] [--wait-minutes 30]
 """
 
@@ -35,4 +36,4 @@ def submit(
     if options.levers.flags:
         flag = options.levers.flags[0]
         raise UserError(f"{flag} is a notebook's lever, for code competitions; {spec.name} takes a CSV")
-    return submit_run(root, spec, run_id, options.dry_run, options.message, data_dir)
+    return submit_run(root, spec, run_id, options.dry_run, options.message, data_dir, options.yes)

@@ -33,9 +33,10 @@ def refuse_offline(spec: CompetitionSpec) -> None:
 
 
 def describe(run: Run, message: str | None) -> str:
-    """The submission's description on Kaggle: the user's note, then the run id and its OOF score."""
-    oof = run.metrics().get("oof_accuracy")
-    facts = f"run {run.run_id}, OOF accuracy {oof:.5f}" if oof is not None else f"run {run.run_id}"
+    """The submission's description on Kaggle: the user's note, then the run id and its submitted models' own
+    score, naming its signal."""
+    submitted = run.metrics().submitted
+    facts = f"run {run.run_id}, {submitted.phrase}" if submitted.accuracy is not None else f"run {run.run_id}"
     return f"{message} ({facts})" if message else facts
 
 

@@ -36,6 +36,7 @@ class NotebookOptions:
     levers: NotebookLevers = NotebookLevers()  # what the notebook does with the hidden test images (none)
     poll_seconds: float = POLL_SECONDS
     say: Callable[[str], None] = print_at_once  # progress lines
+    yes: bool = False  # both paths: submit a run made for trying things, or one below the best, all the same
 
 
 @dataclass(frozen=True)

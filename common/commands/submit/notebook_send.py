@@ -11,7 +11,7 @@ from typing import Any
 
 from requests import HTTPError
 
-from common import runs
+from common.commands.submit.choice import run_to_submit
 from common.commands.submit.kaggle_api import authenticated_api, call, describe, kaggle_step, refuse_offline
 from common.commands.submit.notebook import (
     OUTPUT_FILE,
@@ -147,7 +147,8 @@ def submit_notebook(root: Path, spec: CompetitionSpec, run_id: str | None, optio
     refuse_offline(spec)
     if options.wait_minutes < 0:
         raise UserError(f"--wait-minutes {options.wait_minutes:g}: expected 0 or more minutes")
-    run = runs.finished_run(root, spec.name, run_id)
+    run, said = run_to_submit(root, spec, run_id, options.yes)
+    options.say("\n".join(said))
     api = None if options.dry_run else authenticated_api()  # credentials are checked before anything is written
     notebook = read_notebook(write_kernel(root, spec, run.run_id, options.dest, options.levers))
     if api is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import runs
+from common.commands.submit.choice import run_to_submit
 from common.commands.submit.kaggle_api import authenticated_api, describe, refuse_offline
 from common.data.files import locate, read_csv_bytes, read_sample
 from common.ground.errors import UserError
@@ -54,14 +54,17 @@ def submit_run(
     dry_run: bool = False,
     message: str | None = None,
     data_dir: str | Path | None = None,
+    yes: bool = False,
 ) -> str:
-    """Checks a finished run's submission.csv and uploads it (or, dry, says what it would send)."""
+    """Checks a finished run's submission.csv and uploads it (or, dry, says what it would send). A run made for
+    trying things, or one that scores below the competition's best, only with `yes` (common/commands/submit/
+    choice.py)."""
     refuse_offline(spec)
     refuse_code_competition(spec)
-    run = runs.finished_run(root, spec.name, run_id)
+    run, said = run_to_submit(root, spec, run_id, yes)
     file = checked_submission_file(run, spec, data_dir)
     description = describe(run, message)
-    plan = f"file:        {file}\ncompetition: {spec.slug}\nmessage:     {description}"
+    plan = "\n".join([*said, f"file:        {file}", f"competition: {spec.slug}", f"message:     {description}"])
     if dry_run:
         return f"dry run: checks passed; would submit\n{plan}"
     answer = upload(file, spec.slug, description)

@@ -51,7 +51,7 @@ def preset_header(setup: Setup, best: FrozenTrial, n: int, gap: SelectionGap | N
     """The preset's comment: what the trial measured, the command that found it, how to use it."""
     measured = "".join(f", {column} {best.user_attrs[name]:.5f}" for name, column in setup.columns.items())
     honest = (
-        gap.sentence(setup.request.objective, setup.reporting)
+        gap.sentence(setup.picked, setup.reporting)
         if gap
         else "No holdout reported it: the best of several trials flatters by selection."
     )

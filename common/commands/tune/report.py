@@ -69,7 +69,7 @@ class SelectionGap:
 
 
 def selection_gap(study: optuna.Study, setup: Setup) -> SelectionGap | None:
-    objective, reporting = setup.request.objective, setup.reporting
+    objective, reporting = setup.picked, setup.reporting
     if not reporting:
         return None
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if reporting in t.user_attrs]
@@ -112,7 +112,7 @@ def markdown(study: optuna.Study, setup: Setup, table: pd.DataFrame, gap: Select
     if not table.empty:
         lines += [shown_table(table, setup).to_markdown(index=False, disable_numparse=True), ""]
     if gap:
-        lines += [gap.sentence(setup.request.objective, setup.reporting), ""]
+        lines += [gap.sentence(setup.picked, setup.reporting), ""]
     return "\n".join(lines)
 
 
@@ -150,7 +150,7 @@ def write_page(study: optuna.Study, setup: Setup, table: pd.DataFrame, gap: Sele
         f"<p><code>{html.escape(setup.command())}</code>: {html.escape(summary(study, setup))}</p>",
     ]
     parts += [shown_table(table, setup).to_html(index=False, border=0)] if not table.empty else []
-    parts += [f"<p>{html.escape(gap.sentence(setup.request.objective, setup.reporting))}</p>"] if gap else []
+    parts += [f"<p>{html.escape(gap.sentence(setup.picked, setup.reporting))}</p>"] if gap else []
     parts += [f'<h2>{path.stem}</h2><img src="{path.name}" alt="{path.stem}">' for path in images]
     page = (
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>Study {html.escape(setup.name)}</title>'

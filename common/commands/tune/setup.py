@@ -12,13 +12,16 @@ from typing import Any
 from common import runs
 from common.commands.tune.space import Space, read_space, space_file
 from common.data.files import judged_half_names, load_dataset
-from common.data.trainset import prepare_train_set
+from common.data.trainset import HOLDOUT_SET, prepare_train_set
 from common.ground.config import Config, chosen_keys, load_config
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec, get_spec
+from common.runs import OOF
+from common.runs.metrics import expected_signal
 from common.training.models import check_model_keys
 
-OBJECTIVES = ("oof", "holdout")
+SUBMITTED = "submitted"  # the objective of the submitted models' own score (common/runs/metrics.py)
+OBJECTIVES = (SUBMITTED, "oof", "holdout")
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -31,7 +34,7 @@ class StudyRequest:
     space: str | None = None  # a name in configs/search/ or a path; the competition's own by default
     study: str | None = None  # default: <competition>-<space>
     storage: str | None = None  # any database URL Optuna takes; default: SQLite in the study folder
-    objective: str = "oof"
+    objective: str = SUBMITTED
     judged_weight: float = 0.0  # score = (1 - W) * objective + W * accuracy on the judged set's picking half
     trials: int | None = None  # trials this command adds
     timeout: float | None = None  # minutes; no trial starts after it
@@ -60,11 +63,31 @@ class Setup:
         return self.root / self.spec.name / "tune" / self.name
 
     @property
+    def signal(self) -> str:
+        """What judges the models every trial submits (the base config's; common/runs/metrics.py)."""
+        return expected_signal(self.spec, self.base)
+
+    @property
+    def picked(self) -> str:
+        """The score trials are picked on, as the trials' user attributes name it: `oof`, `holdout`, or the judged
+        set's picking half. With the objective `submitted`, the one that judges the submitted models; for a judged
+        set's reporting half (Kannada's Dig-MNIST) its picking half, of the same models, so that the reporting
+        half still reports."""
+        objective = self.request.objective
+        if objective != SUBMITTED:
+            return objective
+        judged = {judged_half_names(name)[1]: judged_half_names(name)[0] for name in self.spec.judged_sets}
+        return {OOF: "oof", HOLDOUT_SET: "holdout"}.get(self.signal) or judged[self.signal]
+
+    @property
     def reporting(self) -> str | None:
-        """The score no trial is picked on, which reports the best one honestly (None without a holdout)."""
-        if self.request.objective == "holdout":
+        """The score no trial is picked on, which reports the best one honestly (None without one)."""
+        picked = self.picked
+        if picked == "holdout":
             return "oof"
-        return "holdout" if self.base.holdout else None
+        halves = [judged_half_names(name) for name in self.spec.judged_sets]
+        report = next((report for pick, report in halves if pick == picked), None)
+        return report or ("holdout" if self.base.holdout else None)
 
     @property
     def judged_halves(self) -> tuple[str, str] | None:
@@ -73,20 +96,26 @@ class Setup:
         return judged_half_names(judged) if judged and self.request.judged_weight else None
 
     @property
+    def objective_text(self) -> str:
+        """The objective as the score column names it."""
+        if self.request.objective == SUBMITTED:
+            return f"submitted models: {self.picked}"
+        return self.request.objective
+
+    @property
     def score_column(self) -> str:
-        weight, objective = self.request.judged_weight, self.request.objective
+        weight = self.request.judged_weight
         if not self.judged_halves:
-            return f"score ({objective})"
-        return f"score ({1 - weight:.3g} {objective} + {weight:.3g} {self.judged_halves[0]})"
+            return f"score ({self.objective_text})"
+        return f"score ({1 - weight:.3g} {self.objective_text} + {weight:.3g} {self.judged_halves[0]})"
 
     @property
     def columns(self) -> dict[str, str]:
         """The trial's scores shown beside its score: user attribute -> column name."""
-        objective = self.request.objective
         shown = {}
         if self.judged_halves:
             pick, report = self.judged_halves
-            shown = {objective: objective, pick: pick, report: f"{report} (reports)"}
+            shown = {self.picked: self.picked, pick: pick, report: f"{report} (reports)"}
         if self.reporting:
             shown[self.reporting] = f"{self.reporting} (reports)"
         return shown
@@ -159,10 +188,22 @@ def check_objective(spec: CompetitionSpec, base: Config, space: Space, request: 
         raise UserError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {request.objective!r}")
     if request.objective == "holdout" and not base.holdout:
         raise UserError("--objective holdout needs a holdout: set holdout=0.1 (or in the space's fixed keys)")
+    signal = expected_signal(spec, base)
+    if request.objective == SUBMITTED and not signal:
+        raise UserError(
+            "tune --objective submitted: nothing scores the models these trials submit (full-data models give no"
+            " OOF): set holdout=0.1, or pick on --objective oof"
+        )
     if not 0 <= request.judged_weight <= 1:
         raise UserError(f"--judged-weight must be between 0 and 1, got {request.judged_weight}")
     if not request.judged_weight:
         return
+    if request.objective == SUBMITTED and signal not in (OOF, HOLDOUT_SET):
+        pick = judged_half_names(judged_set(spec))[0]
+        raise UserError(
+            f"--judged-weight: with --objective submitted, the trials are picked on {pick} already (their"
+            f" submitted models are judged on {signal}); weigh it into --objective oof or holdout instead"
+        )
     judged = judged_set(spec)
     if judged is None:
         raise UserError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -65,19 +64,19 @@ def objective(setup: Setup, trial: optuna.Trial) -> float:
     return scores["score"]
 
 
-def trial_scores(setup: Setup, metrics: dict[str, Any]) -> dict[str, float]:
-    """The trial's objective, its reporting scores and, with --judged-weight, both halves of the judged set (the
-    picking half weighed into the score; the reporting half only shown)."""
-    extra = metrics.get("extra_accuracy", {})
-    found = {"oof": metrics.get("oof_accuracy"), "holdout": extra.get(HOLDOUT_SET)}
+def trial_scores(setup: Setup, metrics: runs.Metrics) -> dict[str, float]:
+    """The trial's objective (Setup.picked), its reporting scores and the judged set's halves where the study uses
+    them (--judged-weight weighs the picking half into the score; the reporting half only shows)."""
+    extra = metrics.extra_accuracy
+    found = {"oof": metrics.oof_accuracy, "holdout": extra.get(HOLDOUT_SET)}
     halves = setup.judged_halves or ()
-    found |= {name: extra.get(name) for name in halves}
+    found |= {name: extra.get(name) for name in (*halves, setup.picked, setup.reporting or "") if name in extra}
     scores = {name: float(value) for name, value in found.items() if value is not None}
     weight = setup.request.judged_weight
     picked = scores.get(halves[0], 0.0) if halves else 0.0
-    if setup.request.objective not in scores:  # folds 0 gives no OOF; no holdout key, no holdout score
-        raise UserError(f"tune --objective {setup.request.objective}: the trial's run has no such score")
-    scores["score"] = (1 - weight) * scores[setup.request.objective] + weight * picked
+    if setup.picked not in scores:  # folds 0 gives no OOF; no holdout key, no holdout score
+        raise UserError(f"tune --objective {setup.request.objective}: the trial's run has no {setup.picked} score")
+    scores["score"] = (1 - weight) * scores[setup.picked] + weight * picked
     return scores
 
 

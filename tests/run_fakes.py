@@ -1,0 +1,25 @@
+"""What tests that write fake run folders share: a metrics.json as the pipeline writes it (common/runs/record.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.runs import OOF, Metrics, Submitted
+
+
+def fake_metrics(
+    oof: float | None = None,
+    extra: dict[str, float] | None = None,
+    *,
+    signal: str = OOF,
+    units: tuple[str, ...] = ("f0-s0", "f1-s0"),
+    group: str = "all",
+    n_train_rows: int = 10,
+    **scores: Any,
+) -> dict[str, Any]:
+    """metrics.json's dict: the submitted models (`units`, of `group`) scored on `signal` (OOF, or a set of
+    `extra`); other Metrics fields as keywords."""
+    extra = extra or {}
+    accuracy = oof if signal == OOF else extra.get(signal)
+    submitted = Submitted(group, list(units), signal if accuracy is not None else "", accuracy)
+    return Metrics(submitted, n_train_rows, oof_accuracy=oof, extra_accuracy=extra, **scores).to_dict()
