@@ -5,7 +5,8 @@ python -m bench.ensemble_choice kannada [RUN] [--data-dir DIR] [--out RUNS] [--r
 
 Every set the run scored (the fixed holdout, the extra sets and each judged set's halves) is scored three ways,
 the values of the `ensemble` key: the fold models' mean (`folds`), the full-data models' mean (`full`) and the
-mean of all of them (`all`). McNemar's exact test sets each pair against each other on the same rows. The choice
+mean of all of them (`all`); a run of two or more full-data models also scores its first one alone (`full1`,
+what `full_models=1` would submit). McNemar's exact test sets each pair against each other on the same rows. The choice
 is the best of the three on the picking set (a judged set's picking half, e.g. Kannada's dig_mnist_pick; else the
 holdout), to be read on the other sets; nothing is retrained. Results: bench/results/ensemble-<competition>-<UTC
 stamp>.md and .json.
@@ -31,13 +32,19 @@ from common.runs.aligned import shared_sets
 from common.runs.stats import mcnemar
 
 GROUPS = runs.ENSEMBLE_GROUPS  # folds, full, all: the `ensemble` key's values
+FIRST_FULL = "full1"  # the first full-data model alone: what the same run with full_models=1 submits
 
 
 def group_probabilities(run: runs.Run, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Group -> set name -> the mean probabilities of that group's units; UserError unless the run has both."""
-    if len({key.group for key in run.unit_keys()}) < 2:
+    keys = run.unit_keys()
+    if len({key.group for key in keys}) < 2:
         raise UserError(f"run {run.run_id}: needs both fold models and full-data models (full_models) to compare")
-    return {group: {name: run.group_array(name, group) for name in names} for group in GROUPS}
+    groups = {group: {name: run.group_array(name, group) for name in names} for group in GROUPS}
+    full = [key for key in keys if key.fold is None]
+    if len(full) > 1:
+        groups[FIRST_FULL] = {name: np.load(run.unit_dir(full[0]) / runs.array_name(name)) for name in names}
+    return groups
 
 
 def picking_set(data: Dataset) -> str:
@@ -58,7 +65,7 @@ def choice_rows(data: Dataset, probabilities: dict[str, dict[str, np.ndarray]]) 
         right = {group: sets[name][1].argmax(axis=1) == sets[name][0] for group, sets in scored.items()}
         row: dict[str, Any] = {"set": name, "rows": int(len(right[GROUPS[0]]))}
         row |= {group: round(float(correct.mean()), 5) for group, correct in right.items()}
-        for a, b in itertools.combinations(GROUPS, 2):
+        for a, b in itertools.combinations(scored, 2):
             test = mcnemar(right[b], right[a])
             row[f"{b}_vs_{a}"] = {"only_b": test.only_a, "only_a": test.only_b, "p_value": test.p_value}
         rows.append(row)
@@ -70,11 +77,12 @@ def pair_cell(test: dict[str, Any]) -> str:
 
 
 def markdown(document: dict[str, Any]) -> str:
-    pairs = [f"{b}_vs_{a}" for a, b in itertools.combinations(GROUPS, 2)]
+    groups = document["groups"]
+    pairs = [f"{b}_vs_{a}" for a, b in itertools.combinations(groups, 2)]
     table = markdown_table(
-        ["set", "rows", *GROUPS, *(pair.replace("_", " ") for pair in pairs)],
+        ["set", "rows", *groups, *(pair.replace("_", " ") for pair in pairs)],
         [
-            [row["set"], row["rows"], *(f"{row[g]:.5f}" for g in GROUPS), *(pair_cell(row[pair]) for pair in pairs)]
+            [row["set"], row["rows"], *(f"{row[g]:.5f}" for g in groups), *(pair_cell(row[pair]) for pair in pairs)]
             for row in document["rows"]
         ],
     )
@@ -105,8 +113,9 @@ def ensemble_choice(argv: list[str]) -> Path:
         "run": run.run_id,
         "units": [key.name for key in run.unit_keys()],
         "run_ensemble": run.cfg.ensemble,
+        "groups": list(probabilities),
         "picking_set": where,
-        "picked": max(GROUPS, key=lambda group: picking[group]),  # the first on a tie: the fold models
+        "picked": max(probabilities, key=lambda group: picking[group]),  # the first on a tie: the fold models
         "rows": rows,
     }
     return write_result_files(args.results, f"ensemble-{spec.name}", document, markdown(document))

@@ -65,3 +65,18 @@ def test_a_run_without_full_data_models_is_one_line(digits_dir, tmp_path, capsys
     assert choice.main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert "needs both fold models and full-data models" in error and "\n" not in error
+
+
+@pytest.mark.slow  # trains a tiny run of four models
+def test_a_run_of_two_full_data_models_also_scores_the_first_alone(digits_dir, tmp_path):
+    run = trained([*TINY[:-1], "full_models=2"], digits_dir, tmp_path / "runs")
+    out = tmp_path / "results"
+    argv = ["digits", "--out", str(tmp_path / "runs"), "--data-dir", str(digits_dir), "--results", str(out)]
+    assert choice.main(argv) == 0
+    document = json.loads(next(out.glob("ensemble-digits-*.json")).read_text())
+    assert document["groups"] == [*runs.ENSEMBLE_GROUPS, choice.FIRST_FULL]
+    holdout = next(row for row in document["rows"] if row["set"] == HOLDOUT_SET)
+    labels = shared_sets([run], load_dataset(DIGITS, str(digits_dir))).extras[HOLDOUT_SET].labels
+    first = load_unit(run.folder, runs.UnitKey(None, 0)).probabilities[HOLDOUT_SET]
+    assert holdout[choice.FIRST_FULL] == round(accuracy(labels, first), 5)
+    assert {"full1_vs_full", "full1_vs_folds", "full1_vs_all"} <= set(holdout)
