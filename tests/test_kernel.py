@@ -159,6 +159,24 @@ def test_script_runs_end_to_end_on_kaggle_layout(kernel_dir, digits_run, tmp_pat
 
 
 @pytest.mark.slow  # the module's tiny run
+def test_trying_the_script_here_writes_into_the_kernel_folder_not_the_current_one(kernel_dir, tmp_path):
+    """The try next_steps suggests, started from another folder (the project's, say): submission.csv lands in the
+    kernel folder beside the script; on Kaggle it goes to /kaggle/working."""
+    inputs, elsewhere = tmp_path / "input", tmp_path / "elsewhere"
+    (inputs / "sklearn-digits").mkdir(parents=True)
+    elsewhere.mkdir()
+    pixel_frame(20, 3, ("id", np.arange(20))).to_csv(inputs / "sklearn-digits" / "test.csv", index=False)
+    assert f"python {kernel_dir / 'predict.py'} INPUT_ROOT" in next_steps(kernel_dir)
+    assert f"it writes {kernel_dir / 'submission.csv'}" in next_steps(kernel_dir)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, str(kernel_dir / "predict.py"), str(inputs)]
+    done = subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == f"wrote {kernel_dir / 'submission.csv'}: 20 rows"
+    assert len(pd.read_csv(kernel_dir / "submission.csv")) == 20 and not list(elsewhere.iterdir())
+
+
+@pytest.mark.slow  # the module's tiny run
 def test_script_prints_the_versions_it_runs_under_and_those_of_the_run(kernel_dir, digits_run, capsys):
     import keras
 

@@ -43,7 +43,7 @@ KERNEL_METADATA = "kernel-metadata.json"  # `kaggle kernels push -p FOLDER` read
 DATASET_METADATA = "dataset-metadata.json"  # `kaggle datasets create -p FOLDER` reads it; never uploaded itself
 FACTS_FILE = "ensemble.json"  # the script looks for this file name under /kaggle/input
 RUN_ID_LINE = 'RUN_ID = ""'
-NOTEBOOK_SUBMISSION = "submission.csv"  # what the script writes into its working directory
+NOTEBOOK_SUBMISSION = "submission.csv"  # what the script writes: into /kaggle/working on Kaggle, else beside it
 USERNAME_PLACEHOLDER = "your-kaggle-username"
 MAX_SLUG = 50  # Kaggle's limit for dataset slugs and titles
 
@@ -256,5 +256,6 @@ def next_steps(folder: Path) -> str:
         f"  2. kaggle kernels push -p {folder}\n"
         f"  3. once it has run: kaggle competitions submit {slug} -k {kernel_id} -v VERSION -f {NOTEBOOK_SUBMISSION} "
         f'-m "{metadata["title"]}"  (VERSION as printed by step 2; or the notebook\'s Submit button)\n'
-        f"  try it here first: python {folder / SCRIPT_NAME} INPUT_ROOT  (a folder holding {slug}/{facts['test_file']})"
+        f"  try it here first: python {folder / SCRIPT_NAME} INPUT_ROOT  (a folder holding {slug}/{facts['test_file']};"
+        f" it writes {folder / NOTEBOOK_SUBMISSION})"
     )

@@ -5,11 +5,12 @@ submission by `python run.py submit COMPETITION RUN`). It runs on Kaggle with in
 own numpy, pandas and Keras, imports nothing from the project, and prints the Keras and backend versions it
 runs under beside those the models were saved with.
 
-    python predict.py [INPUT_ROOT]     # INPUT_ROOT (or $KERNEL_INPUT_ROOT) defaults to /kaggle/input
+    python predict.py [INPUT_ROOT [OUTPUT_DIR]]     # INPUT_ROOT (or $KERNEL_INPUT_ROOT) defaults to /kaggle/input
 
 It finds its dataset (ensemble.json beside the models) under INPUT_ROOT, or in dataset/ beside this file
 when absent; it finds the competition's test file under INPUT_ROOT/<slug>/ or anywhere under INPUT_ROOT.
-It writes submission.csv into the working directory (/kaggle/working on Kaggle).
+It writes submission.csv into OUTPUT_DIR: by default /kaggle/working on Kaggle (where Kaggle takes it from),
+elsewhere the folder this script is in (the kernel folder), never the directory it is started from.
 
 With a transductive round in ensemble.json (`kernel --transductive`), it then fine-tunes every model on the test
 images the ensemble is sure of, labelled with its answers, mixed with rows of the competition's train.csv, and
@@ -42,6 +43,13 @@ def input_root() -> Path:
     if len(sys.argv) > 1:
         return Path(sys.argv[1])
     return Path(os.environ.get("KERNEL_INPUT_ROOT", "/kaggle/input"))
+
+
+def output_dir() -> Path:
+    if len(sys.argv) > 2:
+        return Path(sys.argv[2])
+    kaggle = Path("/kaggle/working")
+    return kaggle if kaggle.is_dir() else script_dir()
 
 
 def script_dir() -> Path:
@@ -290,8 +298,9 @@ def main() -> None:
     if facts.get("transductive"):
         probabilities = transductive(root, folder, facts, images, probabilities)
     labels = probabilities.argmax(axis=1)
-    write_submission(ids, labels, facts, Path("submission.csv"))
-    print(f"wrote {Path('submission.csv').resolve()}: {len(ids)} rows")
+    path = output_dir() / "submission.csv"
+    write_submission(ids, labels, facts, path)
+    print(f"wrote {path.resolve()}: {len(ids)} rows")
 
 
 if __name__ == "__main__":
