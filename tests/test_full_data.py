@@ -97,8 +97,8 @@ def image_rows(images: np.ndarray) -> set[bytes]:
     [
         (["folds=0"], "folds 0 needs full_models"),
         (["folds=1", "full_models=1"], "folds must be at least 2, got 1"),
-        (["full_models=-1"], "full_models, full_epochs and full_width must be 0 or positive"),
-        (["full_width=-1"], "full_models, full_epochs and full_width must be 0 or positive"),
+        (["full_models=-1"], "full_models must be 0 or a positive integer, got -1"),
+        (["full_width=-1"], "full_width must be 0 or a positive integer, got -1"),
         (["ensemble=full"], "ensemble full names models this run does not train"),
         (["folds=0", "full_models=1", "ensemble=folds"], "ensemble folds names models"),
         (["ensemble=some"], "ensemble must be one of folds, full, all"),
@@ -164,7 +164,10 @@ def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_
         assert metrics.extra_accuracy[name] == pytest.approx(
             accuracy(data.extras[name].labels, np.load(folder / f"{name}.npy"))
         )
-    assert "no fold models" in full_run.summary and "OOF ensemble" not in full_run.summary
+    assert "OOF ensemble" not in full_run.summary
+    note = "this run has no fold models (folds 0): no OOF; it is scored on "
+    (line,) = [line for line in full_run.summary.splitlines() if line.startswith(note)]
+    assert sorted(line.removeprefix(note).split(" and ")) == ["sklearn_test", "train_holdout"]
     unit_test = np.load(runs.unit_dir(folder, (None, 0)) / "test.npy")
     assert np.array_equal(np.load(folder / "test.npy"), unit_test)
 

@@ -9,14 +9,16 @@ from common.data.files import judged_half_names
 from common.ground.spec import CompetitionSpec
 from common.runs.latest import submission_line
 
-NO_FOLD_MODELS = "this run has no fold models (folds 0): no OOF; it is scored on its holdout and extra sets only"
 JUDGES = "  <- judges the submission"  # marks the row of the submitted models' own score
 
 
-def leaderboard_note(spec: CompetitionSpec, metrics: runs.Metrics) -> str:
-    """How OOF relates to the score Kaggle will give the submitted ensemble."""
+def leaderboard_note(spec: CompetitionSpec, metrics: runs.Metrics) -> str | None:
+    """How OOF relates to the score Kaggle will give the submitted ensemble; None for an offline competition (it
+    has no leaderboard)."""
     if metrics.oof_accuracy is None:
-        return NO_FOLD_MODELS
+        return f"this run has no fold models (folds 0): no OOF; it is scored on {metrics.scored_on}"
+    if not spec.on_kaggle:
+        return None
     if spec.judged_sets:
         judge = judged_half_names(spec.judged_sets[0])[1]
         return f"leaderboard: other hands wrote Kaggle's test set, so OOF flatters; {judge} is the second signal"
@@ -33,7 +35,8 @@ def score_rows(spec: CompetitionSpec, metrics: runs.Metrics, seconds: float) -> 
     rows = [(f"fold {f}", m["accuracy"], m["seconds"]) for f, m in metrics.folds.items()]
     rows += [(f"seed {s}", a, None) for s, a in metrics.seeds.items()] if len(metrics.seeds) > 1 else []
     rows += [("OOF ensemble", metrics.oof_accuracy, seconds)] if metrics.oof_accuracy is not None else []
-    estimate = metrics.leaderboard_estimate is not None and not spec.judged_sets  # OOF flatters: others wrote test
+    # No estimate where OOF flatters (others wrote Kannada's test set) or there is no leaderboard (offline)
+    estimate = metrics.leaderboard_estimate is not None and spec.on_kaggle and not spec.judged_sets
     rows += [("LB estimate", metrics.leaderboard_estimate, None)] if estimate else []
     rows += [(name, a, None) for name, a in metrics.oof_extra_accuracy.items()]
     for name, a in metrics.extra_accuracy.items():
@@ -61,7 +64,8 @@ def print_summary(
     for name, acc, secs in rows:
         mark = JUDGES if judging_row(name, metrics) else ""
         print(f"{name:<{width}}{acc:>10.5f}{f'{secs:>10.0f}' if secs is not None else ' ' * 10 * bool(mark)}{mark}")
-    print(f"\n{leaderboard_note(spec, metrics)}")
+    note = leaderboard_note(spec, metrics)
+    print(f"\n{note}" if note else "")
     run = runs.load_run(folder)
     print(f"submitted:   {run.submitted_text(metrics)}")
     print(f"trained on:  {'; '.join(run.record.hardware) or 'not recorded'}")

@@ -174,6 +174,13 @@ class Metrics:
         """The one figure runs are ranked by: the submitted models' own score."""
         return self.submitted.accuracy
 
+    @property
+    def scored_on(self) -> str:
+        """The sets the submitted models were scored on apart from OOF ('train_holdout and sklearn_test'), or
+        'nothing': what scores a run without fold models."""
+        names = list(self.extra_accuracy)
+        return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "nothing"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -199,10 +199,11 @@ def facts_table(run: runs.Run) -> str:
     return pd.Series(facts, name="").to_frame().to_html(header=False)
 
 
-NO_OOF = (
-    "This run has no OOF predictions (no fold models): it is scored on its holdout and extra sets only, and has"
-    " no OOF confusion matrix, per-class table or gallery of OOF errors."
-)
+def no_oof_note(metrics: runs.Metrics) -> str:
+    return (
+        f"This run has no OOF predictions (no fold models): it is scored on {metrics.scored_on}, and has no OOF"
+        " confusion matrix, per-class table or gallery of OOF errors."
+    )
 
 
 def metrics_frame(metrics: runs.Metrics) -> pd.DataFrame:
@@ -254,7 +255,7 @@ def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
     config = run.config_file.read_text()
     oof = f"OOF accuracy {metrics.oof_accuracy:.5f}" if metrics.oof_accuracy is not None else "no OOF accuracy"
     headline = f"<p><b>Submitted: {html.escape(run.submitted_text(metrics))}</b> ({oof})</p>"
-    note = "" if run.has_array(OOF) else f"<p>{NO_OOF}</p>"
+    note = "" if run.has_array(OOF) else f"<p>{html.escape(no_oof_note(metrics))}</p>"
     sections = [
         f"<h1>{html.escape(run.run_id)}</h1>",
         headline,
