@@ -98,6 +98,7 @@ GROWABLE = ("seeds", "full_models")  # what --resume may add to a run (more unit
 
 
 def train(argv: list[str]) -> None:
+    from common.ground.checks import check_run_config
     from common.ground.config import chosen_keys, load_config
     from common.ground.spec import get_spec
 
@@ -120,12 +121,10 @@ def train(argv: list[str]) -> None:
     if (args.fold is None) != (args.seed is None):
         raise UserError("--fold and --seed go together: they name one unit")
     only = (None if args.fold == FULL_DATA_FOLD else args.fold, args.seed) if args.seed is not None else None
+    if not args.resume:  # a resumed run keeps its own config
+        check_run_config(spec, cfg, chosen_keys(args.config, args.overrides, spec.name))  # before Keras and data
     with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
         from common.execution.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
-        from common.training.models import check_model_keys
-
-    if not args.resume:
-        check_model_keys(cfg.model, chosen_keys(args.config, args.overrides, spec.name))
 
     run_competition(
         spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler, **growth)

@@ -30,8 +30,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["mnist", "--resume", "latest", "--seeds", "3", "lr=0.1"], "only --seeds N and --full-models N may grow it"),
         (["compare", "mnist", "a"], "compare: give no run (the table of all runs) or exactly two, not 1"),
         (["compare", "mnist", "--ensemble", "full"], "compare --ensemble full: give the two runs to compare"),
-        # Checked once the models are registered: the subprocess loads Keras, seconds.
-        pytest.param(["mnist", "model=lenet5", "width=8"], "model lenet5 does not use width", marks=pytest.mark.slow),
+        (["mnist", "model=lenet5", "width=8"], "model lenet5 does not read width"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
@@ -39,6 +38,54 @@ def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
+NEED_NO_DATA = [  # (arguments, the one line): each refused before Keras loads and before any file is looked for
+    (
+        ["max_train_rows=5"],
+        "config: max_train_rows 5 leaves too few rows per class for 5 folds: 5 rows over 10 classes is 0 per class,"
+        " fewer than the 5 folds (one row of each class per fold); the least is max_train_rows=50 (0 = every row)",
+    ),
+    (
+        ["max_train_rows=15"],
+        "config: max_train_rows 15 leaves too few rows per class for 5 folds: 15 rows over 10 classes is 1 per class,"
+        " fewer than the 5 folds (one row of each class per fold); the least is max_train_rows=50 (0 = every row)",
+    ),
+    (
+        ["folds=0", "full_models=1", "holdout=0.1", "max_train_rows=5"],
+        "config: max_train_rows 5 leaves too few rows per class: 5 rows over 10 classes is 0 per class, not one; the"
+        " least is max_train_rows=10 (0 = every row)",
+    ),
+    (["max_train_rows=-3"], "config: max_train_rows must be 0 (every row) or positive, got -3"),
+    (["dropout=1.5"], "config: dropout must be in [0, 1), got 1.5"),
+    (["holdout=1.2"], "config: holdout must be in [0, 1), got 1.2"),
+    (["lr="], "command line: lr needs a value (e.g. lr=0.003)"),
+    (
+        ["model=mlp", "width=8"],
+        "config: model mlp does not read width (it reads dropout only); leave it out or choose a model that reads"
+        " width",
+    ),
+    (
+        ["model=resnet"],
+        "unknown model 'resnet': expected one of convnet3, deotte, keras_mnist_cnn, lenet5, mlp, small, vgg6, vgg8",
+    ),
+    (["extra_train=dig_mnist"], "config: extra_train 'dig_mnist' is not an extra set of mnist (none)"),
+    (
+        ["folds=0", "full_models=1"],
+        "config: folds 0 leaves nothing to score the run: mnist has no extra labelled set"
+        " it does not train on; set holdout (e.g. holdout=0.1) or folds of 2 or more",
+    ),
+    (["--freeze-convs"], "config: freeze_convs needs init_from (the run whose convolutional layers to keep)"),
+]
+
+
+@pytest.mark.parametrize("args, line", NEED_NO_DATA)
+def test_what_needs_no_data_is_refused_before_the_data_is_looked_for(args, line, tmp_path):
+    """A --data-dir that does not exist would be refused the moment the data is looked for: the config's own
+    error comes instead, so it came first."""
+    result = run_cli("mnist", *args, "--data-dir", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "runs"))
+    assert (result.returncode, result.stderr, result.stdout) == (2, f"error: {line}\n", "")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow  # the subprocess loads Keras; test_bad_input checks each broken file in-process
@@ -67,6 +114,7 @@ def test_smoke_run_from_the_command_line(tmp_path, digits_dir):
     result = run_cli("digits", "--preset", "smoke", "--data-dir", str(digits_dir), "--out", str(out), *tiny)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "OOF ensemble" in result.stdout and "submitted:   2 fold models (1 epoch, width 4): " in result.stdout
+    assert "leaderboard" not in result.stdout  # the offline demo has none
     (folder,) = (out / "digits").glob("*-smoke-*")
     assert (folder / "report.html").is_file() and sorted(p.name for p in (folder / "units").iterdir()) == [
         "f0-s0",

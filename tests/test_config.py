@@ -77,7 +77,11 @@ def test_overrides_are_parsed_by_the_field_type():
         (["folds=0"], "folds must be"),
         (["folds=1"], "folds must be at least 2"),
         (["xla=sometimes"], "xla must be one of"),
-        (["dropout=1.5"], "dropout"),
+        (["dropout=1.5"], r"config: dropout must be in \[0, 1\), got 1.5"),
+        (["pseudo_threshold=0"], r"config: pseudo_threshold must be in \(0, 1\], got 0.0"),
+        (["lr="], r"command line: lr needs a value \(e.g. lr=0.003\)"),
+        (["freeze_convs="], r"command line: freeze_convs needs a value \(e.g. freeze_convs=true\)"),
+        (["freeze_convs=true"], r"config: freeze_convs needs init_from"),
     ],
 )
 def test_bad_overrides_raise_one_clear_error(overrides, message):
@@ -93,6 +97,13 @@ def test_config_file_with_unknown_key_or_wrong_type(tmp_path):
         load_config("mnist", config_file=bad_key)
     with pytest.raises(UserError, match=r"b.yaml: epochs must be int"):
         load_config("mnist", config_file=bad_type)
+
+
+def test_a_key_without_a_value_in_a_file_says_so_as_a_file_writes_it(tmp_path):
+    empty = tmp_path / "c.yaml"
+    empty.write_text("lr:\n")
+    with pytest.raises(UserError, match=r"c.yaml: lr needs a value \(e.g. lr: 0.003\)"):
+        load_config("mnist", config_file=empty)
 
 
 def test_unknown_preset_lists_the_known_ones():

@@ -36,6 +36,11 @@ def test_stratified_subset_keeps_class_balance_and_order():
     assert np.array_equal(stratified_subset(LABELS, 0, 0), np.arange(len(LABELS)))
 
 
+def test_a_subset_leaving_out_fewer_rows_than_labels_is_one_clear_error():
+    with pytest.raises(UserError, match=r"max_train_rows 198: no stratified subset of 198 of 200 rows \(The test_size"):
+        stratified_subset(LABELS, 198, seed=0)
+
+
 def test_holdout_split_is_fixed_stratified_and_disjoint():
     labels = np.repeat(np.arange(10), 20)
     kept, held = holdout_split(labels, 0.1)

@@ -7,7 +7,8 @@ import pytest
 
 from common.ground.config import Config
 from common.ground.errors import UserError
-from common.training.models import MODEL_KEYS, MODELS, check_model_keys, create_model, register_model
+from common.ground.model_keys import MODEL_READS, check_model_keys
+from common.training.models import MODELS, create_model, register_model
 
 
 # The two largest take seconds each to build and trace: with the slow tests.
@@ -37,22 +38,28 @@ def test_unknown_model_name_raises():
         create_model("resnet9000", Config())
 
 
-def test_register_model_adds_a_builder_under_its_name():
+def test_register_model_adds_a_builder_listed_in_model_reads(monkeypatch):
     def tiny_test_model(cfg):
         return create_model("small", cfg)
 
-    try:
-        register_model(reads=("width",))(tiny_test_model)
-        assert MODELS["tiny_test_model"] is tiny_test_model and MODEL_KEYS["tiny_test_model"] == {"width"}
-    finally:
-        MODELS.pop("tiny_test_model", None)
-        MODEL_KEYS.pop("tiny_test_model", None)
+    with pytest.raises(ValueError, match="add 'tiny_test_model' and the keys it reads to MODEL_READS first"):
+        register_model(tiny_test_model)
+    monkeypatch.setitem(MODEL_READS, "tiny_test_model", frozenset({"width"}))
+    monkeypatch.setitem(MODELS, "tiny_test_model", None)  # taken out again after the test
+    assert register_model(tiny_test_model) is tiny_test_model and MODELS["tiny_test_model"] is tiny_test_model
+
+
+def test_every_listed_model_is_registered():
+    assert set(MODELS) == set(MODEL_READS)
 
 
 def test_a_model_shape_key_the_model_ignores_is_refused_when_the_user_set_it():
-    with pytest.raises(UserError, match="model lenet5 does not use width"):
-        check_model_keys("lenet5", {"width", "epochs"})
+    with pytest.raises(UserError) as refused:
+        check_model_keys("mlp", {"width", "epochs"})
+    assert str(refused.value) == (
+        "config: model mlp does not read width (it reads dropout only); leave it out or choose a model that reads width"
+    )
+    with pytest.raises(UserError, match=r"model lenet5 does not read width or dropout \(it reads neither width nor"):
+        check_model_keys("lenet5", {"width", "dropout"})
     check_model_keys("lenet5", {"epochs", "lr"})  # keys every model's training reads
     check_model_keys("deotte", {"width", "dropout"})
-    with pytest.raises(ValueError, match="not model-shape keys"):
-        register_model(reads=("lr",))

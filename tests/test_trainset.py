@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from common.data.files import load_dataset
+from common.data.files import Table, load_dataset
 from common.data.trainset import HOLDOUT_SET, prepare_train_set
 from common.ground.config import Config
 from common.ground.errors import UserError
@@ -62,6 +62,21 @@ def test_extra_train_is_folded_like_train_and_no_longer_scored(dataset):
 def test_unknown_extra_train_set_is_refused(dataset):
     with pytest.raises(UserError, match="extra_train 'dig_mnist' is not an extra set of digits \\(sklearn_test\\)"):
         prepare_train_set(dataset, Config(folds=3, extra_train="dig_mnist"))
+
+
+def test_a_subset_too_small_for_its_rarest_label_names_the_least_that_folds(dataset):
+    """Config refuses fewer rows than classes x folds; how many of each label a subset keeps is the data's."""
+    labels = np.concatenate([np.zeros(6, np.int64), np.repeat(np.arange(1, 10), 10), [1, 2, 3, 4]])  # label 0: 6%
+    skewed = replace(dataset, train=Table(np.zeros((len(labels), 28, 28, 1), np.uint8), labels))
+    with pytest.raises(UserError) as refused:
+        prepare_train_set(skewed, Config(folds=5, max_train_rows=50))
+    least = int(np.ceil(5 * len(labels) / 6))  # label 0 needs 5 rows: 5 / 6% of the rows
+    assert str(refused.value) == (
+        "config: max_train_rows 50 leaves label 0 3 rows, fewer than the 5 folds (one row of each label per fold);"
+        f" the least is max_train_rows={least} (0 = every row)"
+    )
+    _, train = prepare_train_set(skewed, Config(folds=5, max_train_rows=least))
+    assert np.bincount(train.labels)[0] >= 5 and len(train.rows) == least
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,6 @@ def test_frozen_run_keeps_the_source_conv_weights(source_run, digits_dir):
         (["init_from=digits/latest", "model=mlp"], "has model=small, this config model=mlp"),
         (["init_from=digits/nosuchrun"], "no run of digits matches"),
         (["init_from=latest"], "expected COMPETITION/RUN"),
-        (["freeze_convs=true"], "freeze_convs needs init_from"),
     ],
 )
 @pytest.mark.slow  # the module's source run

@@ -20,10 +20,10 @@ from common.data.files import Dataset, load_dataset
 from common.data.folds import HOLDOUT_SEED, holdout_split, stratified_subset
 from common.ground.config import Config, available_presets, chosen_keys, load_config
 from common.ground.errors import UserError
+from common.ground.model_keys import check_model_keys
 from common.ground.spec import get_spec
 from common.runs.units import UnitOutput
 from common.training.backend import setup_hardware
-from common.training.models import check_model_keys
 from common.training.train import UnitJob, train_unit
 
 DEFAULT_RECIPE = "default"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from common.ground.errors import UserError
+from common.ground.errors import UserError, first_line
 
 
 def make_folds(labels: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
@@ -30,7 +30,13 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted row indices of a stratified subset of `size` rows (all rows when size is 0 or too large)."""
     if size <= 0 or size >= len(labels):
         return np.arange(len(labels))
-    keep, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
+    try:
+        keep, _ = train_test_split(np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed)
+    except ValueError as error:  # a side of the split too small to hold every label
+        raise UserError(
+            f"max_train_rows {size}: no stratified subset of {size} of {len(labels)} rows ({first_line(error)});"
+            " 0 takes every row"
+        ) from None
     return np.sort(keep)
 
 

@@ -7,6 +7,7 @@ and reads it back (`folds_rows`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from common.data.files import Dataset, Table
 from common.data.folds import holdout_split, make_folds, stratified_subset
+from common.ground.checks import check_extra_train
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import IMAGE_SHAPE
@@ -46,20 +48,34 @@ def prepare_train_set(data: Dataset, cfg: Config) -> tuple[Dataset, TrainSet]:
     """
     labels = data.train.labels
     rows, held = holdout_split(labels, cfg.holdout) if cfg.holdout else (np.arange(len(labels)), None)
-    rows = rows[stratified_subset(labels[rows], cfg.max_train_rows, cfg.seed)]
+    pool, rows = rows, rows[stratified_subset(labels[rows], cfg.max_train_rows, cfg.seed)]
+    check_subset_folds(labels[pool], labels[rows], cfg)
     folds = row_folds(labels[rows], cfg)
     train = TrainSet(rows, data.train.images[rows], labels[rows], folds, np.full(len(rows), "train"))
     extras = dict(data.extras)
     if held is not None:
         extras[HOLDOUT_SET] = Table(data.train.images[held], labels[held])
     if cfg.extra_train:
-        if cfg.extra_train not in data.extras:
-            known = ", ".join(data.extras) or "none"
-            raise UserError(
-                f"config: extra_train {cfg.extra_train!r} is not an extra set of {data.spec.name} ({known})"
-            )
+        check_extra_train(data.spec, cfg)
         train = with_extra_rows(train, cfg, cfg.extra_train, extras.pop(cfg.extra_train), len(labels))
     return replace(data, extras=extras), train
+
+
+def check_subset_folds(pool: np.ndarray, kept: np.ndarray, cfg: Config) -> None:
+    """The labels a subset (max_train_rows) `kept` of `pool` must hold a row of each in every fold: Config checked
+    the count against the classes, the data decides how many of each label a subset gets."""
+    if not cfg.folds or not cfg.max_train_rows:
+        return
+    counts = np.bincount(pool)
+    kept_counts = np.bincount(kept, minlength=len(counts))
+    rarest = int(np.argmin(np.where(counts > 0, kept_counts, len(kept) + 1)))
+    if kept_counts[rarest] < cfg.folds:
+        least = math.ceil(cfg.folds * len(pool) / counts[rarest])
+        raise UserError(
+            f"config: max_train_rows {cfg.max_train_rows} leaves label {rarest} {kept_counts[rarest]} rows, fewer"
+            f" than the {cfg.folds} folds (one row of each label per fold); the least is max_train_rows={least}"
+            " (0 = every row)"
+        )
 
 
 def holdout_table(data: Dataset, fraction: float) -> Table:

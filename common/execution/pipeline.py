@@ -24,6 +24,7 @@ from common.data.files import Dataset, load_dataset
 from common.data.folds import same_folds
 from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
 from common.execution.summary import print_summary
+from common.ground.checks import check_run_config
 from common.ground.config import Config
 from common.ground.errors import Terminated, UserError
 from common.ground.spec import CompetitionSpec
@@ -40,7 +41,6 @@ from common.runs.metrics import (
 from common.runs.report import write_report
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
 from common.training.backend import available_cores, resolve_hardware
-from common.training.models import require_model
 from common.training.pseudo import resolve_pseudo_from
 from common.training.signals import signals_stop_the_run
 from common.training.transfer import resolve_init_from
@@ -278,8 +278,7 @@ def continue_hint(folder: Path) -> str:
 
 def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions) -> None:
     """What can be refused before the data is read and any run folder exists."""
-    require_model(cfg.model)
-    check_scored(spec, cfg)
+    check_run_config(spec, cfg)
     if options.scheduler:
         from common.execution.distributed import local_workers
 
@@ -298,16 +297,6 @@ def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions)
         has += [f"full-data models (--fold all) seeds 0-{cfg.full_models - 1}"] if cfg.full_models else []
         fold = "all" if only.fold is None else only.fold
         raise UserError(f"--fold {fold} --seed {only.seed}: the run has {'; '.join(has) or 'no such unit'}")
-
-
-def check_scored(spec: CompetitionSpec, cfg: Config) -> None:
-    """A run without fold models gives no OOF: its holdout or an extra set it does not train on must score it."""
-    scoring = [name for name in spec.extra_sets if name != cfg.extra_train]
-    if cfg.folds == 0 and not cfg.holdout and not scoring:
-        raise UserError(
-            f"config: folds 0 leaves nothing to score the run: {spec.name} has no extra labelled set it does not"
-            " train on; set holdout (e.g. holdout=0.1) or folds of 2 or more"
-        )
 
 
 def run_competition(

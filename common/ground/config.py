@@ -206,9 +206,9 @@ class Config:
         for name, allowed in [*choices, ("schedule", ("onecycle", "exponential")), ("ensemble", ENSEMBLES)]:
             if getattr(self, name) not in allowed:
                 raise UserError(f"config: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        fractions = ("dropout", "label_smoothing", "warmup_fraction", "ema")
-        if not all(0 <= getattr(self, name) < 1 for name in fractions):
-            raise UserError(f"config: {', '.join(fractions)} must be in [0, 1)")
+        for name in ("dropout", "label_smoothing", "warmup_fraction", "ema", "holdout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"config: {name} must be in [0, 1), got {getattr(self, name)}")
         per_unit = [name for name in ("early_stopping", "tensorboard") if getattr(self, name)]
         if self.stack > 1 and per_unit:  # both act on one unit's fit; a stack fits several at once
             raise UserError(f"config: stack {self.stack} trains units together; {per_unit[0]} works unit by unit")
@@ -216,8 +216,10 @@ class Config:
             raise UserError("config: ema and early_stopping cannot go together (the best epoch's raw weights win)")
         if not 0 <= self.aug_probability <= 1:  # albumentations would refuse it only once training starts
             raise UserError(f"config: aug_probability must be in [0, 1], got {self.aug_probability}")
-        if not 0 <= self.holdout < 1 or not 0 < self.pseudo_threshold <= 1:
-            raise UserError("config: holdout must be in [0, 1) and pseudo_threshold in (0, 1]")
+        if not 0 < self.pseudo_threshold <= 1:
+            raise UserError(f"config: pseudo_threshold must be in (0, 1], got {self.pseudo_threshold}")
+        if self.freeze_convs and not self.init_from:
+            raise UserError("config: freeze_convs needs init_from (the run whose convolutional layers to keep)")
         if self.threads < 0:
             raise UserError(f"config: threads must be 0 (this machine's cores) or positive, got {self.threads}")
         if not 0 <= self.tta <= 8:
@@ -232,8 +234,9 @@ class Config:
         """Which models the run trains: folds (0, or at least 2), full-data models, and what the ensemble takes."""
         if self.folds < 0:
             raise UserError(f"config: folds must be a positive integer, got {self.folds}")
-        if min(self.full_models, self.full_epochs, self.full_width) < 0:
-            raise UserError("config: full_models, full_epochs and full_width must be 0 or positive integers")
+        for name in ("full_models", "full_epochs", "full_width"):
+            if getattr(self, name) < 0:
+                raise UserError(f"config: {name} must be 0 or a positive integer, got {getattr(self, name)}")
         if self.folds == 0 and not self.full_models:
             raise UserError("config: folds must be a positive integer, got 0 (folds 0 needs full_models of 1 or more)")
         if self.folds == 1:
@@ -295,8 +298,10 @@ class TransductiveConfig:
         for name in ("epochs", "rounds", "train_rows", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"transductive: {name} must be a positive integer, got {getattr(self, name)}")
-        if self.lr <= 0 or self.max_minutes < 0:
-            raise UserError("transductive: lr must be positive and max_minutes at least 0")
+        if self.lr <= 0:
+            raise UserError(f"transductive: lr must be positive, got {self.lr}")
+        if self.max_minutes < 0:
+            raise UserError(f"transductive: max_minutes must be 0 or more, got {self.max_minutes}")
 
 
 FIELD_TYPES = typing.get_type_hints(Config)
@@ -307,9 +312,12 @@ def coerce(key: str, value: Any, source: str, types: dict[str, type] = FIELD_TYP
     """`value` as the field's type; strings (from the command line) are parsed as YAML scalars first."""
     if key not in types:
         raise UserError(f"{source}: unknown config key {key!r} (known: {', '.join(types)})")
-    wanted = types[key]
+    wanted, typed = types[key], value
     if isinstance(value, str) and wanted is not str:
-        value = yaml.safe_load(value)
+        typed = yaml.safe_load(value)
+    if typed is None:  # `lr=` on the command line, `lr:` in a file
+        raise UserError(f"{source}: {key} needs a value{example(key, '=' if isinstance(value, str) else ': ')}")
+    value = typed
     if isinstance(value, str) and wanted is float:
         value = _float_or_same(value)  # YAML 1.1 reads "1e-3" as a string
     if wanted is float and isinstance(value, int) and not isinstance(value, bool):
@@ -317,6 +325,18 @@ def coerce(key: str, value: Any, source: str, types: dict[str, type] = FIELD_TYP
     if type(value) is not wanted:
         raise UserError(f"{source}: {key} must be {wanted.__name__}, got {value!r}")
     return value
+
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+
+
+def example(key: str, sign: str) -> str:
+    """' (e.g. lr=0.003)': a value `key` takes, its default (true for a switch); '' when there is none to show."""
+    value = DEFAULTS.get(key, dataclasses.MISSING)
+    if value is dataclasses.MISSING or value == "":
+        return ""
+    shown = "true" if isinstance(value, bool) else value
+    return f" (e.g. {key}{sign}{shown})"
 
 
 def _float_or_same(text: str) -> float | str:

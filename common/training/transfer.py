@@ -50,9 +50,7 @@ def find_source_run(key: str, value: str, root: Path) -> runs.Run:
 
 def resolve_init_from(cfg: Config, root: Path, competition: str, folds_table: pd.DataFrame) -> Config:
     """cfg with init_from as the source folder's absolute path; UserError when the source cannot serve."""
-    if not cfg.init_from:
-        if cfg.freeze_convs:
-            raise UserError("config: freeze_convs needs init_from (the run whose convolutional layers to keep)")
+    if not cfg.init_from:  # Config refuses freeze_convs without it
         return cfg
     source = find_source_run("init_from", cfg.init_from, root)
     if source.is_blend:

@@ -13,12 +13,13 @@ from common import runs
 from common.commands.tune.space import Space, read_space, space_file
 from common.data.files import judged_half_names, load_dataset
 from common.data.trainset import HOLDOUT_SET, prepare_train_set
+from common.ground.checks import check_run_config
 from common.ground.config import Config, chosen_keys, load_config
 from common.ground.errors import UserError
+from common.ground.model_keys import check_model_keys
 from common.ground.spec import CompetitionSpec, get_spec
 from common.runs import OOF
 from common.runs.metrics import expected_signal
-from common.training.models import check_model_keys
 
 SUBMITTED = "submitted"  # the objective of the submitted models' own score (common/runs/metrics.py)
 OBJECTIVES = (SUBMITTED, "oof", "holdout")
@@ -142,6 +143,7 @@ def prepare(request: StudyRequest) -> Setup:
     space = read_space(space_file(spec.name, request.space))
     base = base_config(spec.name, request, space)
     check_space(space, base, request)
+    check_run_config(spec, base)  # rows enough for the folds, the extra sets, a score: before the data loads
     check_objective(spec, base, space, request)
     prepare_train_set(load_dataset(spec, request.data_dir), base)  # missing or bad files: before the study
     name = request.study or f"{spec.name}-{space.name}"
