@@ -243,7 +243,7 @@ def test_budget_cuts_training_and_scoring_time_is_not_counted():
         (["digits", "--recipes", "reference,nosuch"], "unknown preset 'nosuch'"),
         (["digits", "--recipes", "default,default"], "listed twice"),
         (["digits", "--recipes", "wide:widht=48"], "unknown config key 'widht'"),
-        (["digits", "--recipes", "wide:model=mlp,width=48"], "model mlp does not use width"),
+        (["digits", "--recipes", "wide:model=mlp,width=48"], "model mlp does not read width (it reads dropout only)"),
         (["digits", "--reference", "nosuch"], "--reference 'nosuch' is not among the recipes (reference, default)"),
         (["digits", "--override", "epochs=0"], "epochs must be a positive integer"),
         (["chess"], "unknown competition 'chess'"),

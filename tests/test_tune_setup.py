@@ -25,7 +25,7 @@ from common.ground.spec import get_spec
         (["--study", "a b"], "--study 'a b': use letters"),
         (["--space", "nosuch"], "unknown search space 'nosuch'"),
         (["--trials", "0"], "--trials must be at least 1"),
-        (["model=lenet5"], "model lenet5 does not use dropout, width"),
+        (["model=lenet5"], "model lenet5 does not read width or dropout (it reads neither width nor dropout)"),
         (["extra_train=dig_mnist"], "extra_train 'dig_mnist' is not an extra set of digits"),
     ],
 )

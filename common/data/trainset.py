@@ -64,7 +64,7 @@ def prepare_train_set(data: Dataset, cfg: Config) -> tuple[Dataset, TrainSet]:
 def check_subset_folds(pool: np.ndarray, kept: np.ndarray, cfg: Config) -> None:
     """The labels a subset (max_train_rows) `kept` of `pool` must hold a row of each in every fold: Config checked
     the count against the classes, the data decides how many of each label a subset gets."""
-    if not cfg.folds or not cfg.max_train_rows:
+    if not cfg.folds or not 0 < cfg.max_train_rows < len(pool):  # no subset: make_folds says what the data lacks
         return
     counts = np.bincount(pool)
     kept_counts = np.bincount(kept, minlength=len(counts))
