@@ -103,7 +103,6 @@ def image_rows(images: np.ndarray) -> set[bytes]:
         (["folds=0", "full_models=1", "ensemble=folds"], "ensemble folds names models"),
         (["ensemble=some"], "ensemble must be one of folds, full, all"),
         (["full_models=1", "early_stopping=2"], "early_stopping works fold by fold"),
-        (["full_models=1", "init_from=mnist/latest"], "init_from works fold by fold"),
         (["full_models=1", "pseudo_from=mnist/latest"], "pseudo_from works fold by fold"),
     ],
 )
