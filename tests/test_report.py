@@ -15,7 +15,8 @@ from common import runs
 from common.ground.errors import UserError
 from common.runs import UnitKey, unit_dir
 from common.runs.metrics import oof_from_units, per_class_table, run_metrics
-from common.runs.report import FIGURES, learning_curves_figure, most_confidently_wrong, report_images, write_report
+from common.runs.figures import learning_curves_figure, most_confidently_wrong
+from common.runs.report import FIGURES, report_images, write_report
 
 N_ROWS = 60
 N_FOLDS = 2
@@ -186,7 +187,7 @@ def test_report_images_reloads_the_runs_train_rows(tmp_path, digits_dir):
     pd.DataFrame({"row": rows, "label": train.labels[rows], "fold": [0, 1, 0]}).to_csv(
         folder / "folds.csv", index=False
     )
-    images, labels = report_images(runs.load_run(folder), str(digits_dir))
+    images, labels, _ = report_images(runs.load_run(folder), str(digits_dir))
     np.testing.assert_array_equal(images, train.images[rows])
     np.testing.assert_array_equal(labels, train.labels[rows])
     pd.DataFrame({"row": rows, "label": (train.labels[rows] + 1) % 10, "fold": 0}).to_csv(

@@ -182,7 +182,7 @@ def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: f
     metrics = write_ensemble(folder, cfg, data, train)
     runs.finish_run(folder, time.perf_counter() - start)
     published = publish_submission(folder)  # the competition's submission.csv: the latest run's
-    log.info("report: %s", write_report(folder, train.images, train.labels))
+    log.info("report: %s", write_report(folder, train.images, train.labels, data))
     print_summary(folder, data.spec, metrics, time.perf_counter() - start, published)
 
 
