@@ -14,8 +14,8 @@ from PIL import Image
 from common import runs
 from common.ground.errors import UserError
 from common.runs import UnitKey, unit_dir
-from common.runs.metrics import oof_from_units, per_class_table, run_metrics
 from common.runs.figures import learning_curves_figure, most_confidently_wrong
+from common.runs.metrics import oof_from_units, per_class_table, run_metrics
 from common.runs.report import FIGURES, report_images, write_report
 
 N_ROWS = 60
