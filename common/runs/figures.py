@@ -95,18 +95,34 @@ def wrong_gallery_figure(
     images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, what: str = "OOF"
 ) -> Figure:
     """A grid of the most confidently wrong images, each titled true, predicted and confidence; `what`: whose
-    predictions, for the title."""
+    predictions, for the title. One axes holds the whole grid as one image (36 axes take seconds to lay out)."""
     rows = most_confidently_wrong(labels, probabilities)
     n_rows = max(1, -(-len(rows) // GALLERY_COLUMNS))
     figure = Figure(figsize=(1.6 * GALLERY_COLUMNS, 1.8 * n_rows + 0.4), layout="constrained")
-    axes = figure.subplots(n_rows, GALLERY_COLUMNS, squeeze=False).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, row in zip(axes, rows, strict=False):
+    ax = figure.subplots()
+    ax.axis("off")
+    ax.imshow(gallery_grid(images[rows], n_rows), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    for cell, row in enumerate(rows):
         predicted = int(probabilities[row].argmax())
-        ax.imshow(images[row, :, :, 0], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"true {labels[row]} pred {predicted}\n{probabilities[row, predicted]:.3f}", fontsize=9)
+        x, y = (cell % GALLERY_COLUMNS) * CELL_WIDTH + IMAGE_SIZE / 2, (cell // GALLERY_COLUMNS) * CELL_HEIGHT
+        title = f"true {labels[row]} pred {predicted}\n{probabilities[row, predicted]:.3f}"
+        ax.text(x, y + TITLE_HEIGHT - 2, title, ha="center", va="bottom", fontsize=9)
     wrong_total = int((probabilities.argmax(axis=1) != labels).sum())
     shown = f"{len(rows)} most confidently wrong of {wrong_total}" if wrong_total else "no wrong predictions"
     figure.suptitle(f"{what} errors: {shown}\n(each image titled true, predicted, confidence)")
     return figure
+
+
+IMAGE_SIZE = 28
+CELL_WIDTH, TITLE_HEIGHT = IMAGE_SIZE + 8, 18  # pixels of the grid image: a gap beside each image, a title above
+CELL_HEIGHT = IMAGE_SIZE + TITLE_HEIGHT
+
+
+def gallery_grid(images: np.ndarray, n_rows: int) -> np.ma.MaskedArray:
+    """The images laid out GALLERY_COLUMNS to a row, each below room for its title; what is not an image is
+    masked (drawn blank)."""
+    grid = np.ma.masked_all((n_rows * CELL_HEIGHT, GALLERY_COLUMNS * CELL_WIDTH), np.float32)
+    for cell, image in enumerate(images):
+        top, left = (cell // GALLERY_COLUMNS) * CELL_HEIGHT + TITLE_HEIGHT, (cell % GALLERY_COLUMNS) * CELL_WIDTH
+        grid[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE] = image.reshape(IMAGE_SIZE, IMAGE_SIZE)
+    return grid

@@ -87,7 +87,7 @@ def write_figures(
             WRONG: wrong_gallery_figure(images, labels, oof),
         }
     for name, scored in sets.items():
-        what = f"{name}, the submitted models"
+        what = f"{name} (the submitted models)"
         figures[set_figure(CONFUSION, name)] = confusion_figure(scored.labels, scored.probabilities, what)
         gallery = wrong_gallery_figure(scored.images, scored.labels, scored.probabilities, what)
         figures[set_figure(WRONG, name)] = gallery
@@ -156,7 +156,7 @@ def no_oof_note(metrics: runs.Metrics) -> str:
 def metrics_frame(metrics: runs.Metrics) -> pd.DataFrame:
     """One row per score: the submitted models' own (on the signal that judges them), the OOF ensemble, each
     extra set (by the fold models, the full-data models and all of them, when a run has both), each fold (with
-    seconds), each seed."""
+    seconds), each seed, and each full-data model's seconds."""
     submitted = metrics.submitted
     rows = [(f"submitted models ({submitted.judged_by}: ranks the run)", submitted.accuracy, None)]
     rows += [("OOF ensemble", metrics.oof_accuracy, None)] if metrics.oof_accuracy is not None else []
@@ -168,7 +168,10 @@ def metrics_frame(metrics: runs.Metrics) -> pd.DataFrame:
         ]
     rows += [(f"fold {f}", m["accuracy"], m.get("seconds")) for f, m in metrics.folds.items()]
     rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.seeds.items()]
-    return pd.DataFrame(rows, columns=["", "accuracy", "seconds"])
+    full = {name: unit for name, unit in metrics.units.items() if not runs.UnitKey.parse(name).holds_out}
+    rows += [(f"full-data model {name} (holds no rows out)", None, u.get("seconds")) for name, u in full.items()]
+    # float columns: a missing value is NaN, which the formatters leave blank (to_html prints a None as "None")
+    return pd.DataFrame(rows, columns=["", "accuracy", "seconds"]).astype({"accuracy": float, "seconds": float})
 
 
 def per_class_frame(folder: Path, metrics: runs.Metrics) -> pd.DataFrame:
@@ -200,23 +203,19 @@ def figure_html(name: str, png: bytes, title: str) -> str:
 PER_CLASS_DECIMALS = {"precision": 4, "recall": 4, "f1": 4}
 
 
-def set_sections(sets: dict[str, LabelledSet], tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]) -> list[str]:
-    """Each labelled set's section: what it is, its per-class table, confusion matrix and gallery of errors."""
-    sections = []
-    for name, scored in sets.items():
-        part = (
-            f"{len(scored.labels)} rows of {scored.source}" if scored.source != name else f"{len(scored.labels)} rows"
-        )
-        score = accuracy(scored.labels, scored.probabilities)
-        sections += [
-            f"<h2>{html.escape(name)} (the submitted models)</h2>",
-            f"<p>{html.escape(part)}, accuracy {score:.5f}</p>",
-            "<h3>Per class</h3>",
-            table_html(tables[name], PER_CLASS_DECIMALS),
-            figure_html(set_figure(CONFUSION, name), pngs[set_figure(CONFUSION, name)], "Confusion matrix"),
-            figure_html(set_figure(WRONG, name), pngs[set_figure(WRONG, name)], "Most confidently wrong predictions"),
-        ]
-    return sections
+def set_section(name: str, scored: LabelledSet, table: pd.DataFrame, pngs: dict[str, bytes], judges: bool) -> list[str]:
+    """A labelled set's section: what it is, its accuracy, per-class table, confusion matrix and gallery of
+    errors; `judges`: whether it is the signal that ranks the run."""
+    rows = f"{len(scored.labels)} rows" + (f" of {scored.source}" if scored.source != name else "")
+    mark = ": the score that ranks the run" if judges else ""
+    return [
+        f"<h2>{html.escape(name)} (the submitted models)</h2>",
+        f"<p>{html.escape(rows)}, accuracy {accuracy(scored.labels, scored.probabilities):.5f}{mark}</p>",
+        "<h3>Per class</h3>",
+        table_html(table, PER_CLASS_DECIMALS),
+        figure_html(set_figure(CONFUSION, name), pngs[set_figure(CONFUSION, name)], "Confusion matrix"),
+        figure_html(set_figure(WRONG, name), pngs[set_figure(WRONG, name)], "Most confidently wrong predictions"),
+    ]
 
 
 def report_html(
@@ -229,6 +228,7 @@ def report_html(
     headline = f"<p><b>Submitted: {html.escape(run.submitted_text(metrics))}</b> ({oof})</p>"
     with_oof = run.has_array(OOF)
     per_class = table_html(per_class_frame(run.folder, metrics), PER_CLASS_DECIMALS)
+    judge = metrics.submitted.signal
     sections = [
         f"<h1>{html.escape(run.run_id)}</h1>",
         headline,
@@ -240,7 +240,7 @@ def report_html(
         *(["<h2>Per class (OOF)</h2>", per_class] if with_oof else []),
         "<h2>Figures</h2>",
         *(figure_html(name, pngs[name], FIGURE_TITLES[name]) for name in FIGURES if name in pngs),
-        *set_sections(sets, tables, pngs),
+        *(line for name in sets for line in set_section(name, sets[name], tables[name], pngs, name == judge)),
         "<h2>Resolved config</h2>",
         f"<pre>{html.escape(config)}</pre>",
     ]
