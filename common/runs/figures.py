@@ -121,7 +121,8 @@ CELL_HEIGHT = IMAGE_SIZE + TITLE_HEIGHT
 def gallery_grid(images: np.ndarray, n_rows: int) -> np.ma.MaskedArray:
     """The images laid out GALLERY_COLUMNS to a row, each below room for its title; what is not an image is
     masked (drawn blank)."""
-    grid = np.ma.masked_all((n_rows * CELL_HEIGHT, GALLERY_COLUMNS * CELL_WIDTH), np.float32)
+    shape = (n_rows * CELL_HEIGHT, GALLERY_COLUMNS * CELL_WIDTH)
+    grid = np.ma.masked_array(np.zeros(shape, np.float32), mask=True)  # zeros: masked_all's are uninitialised
     for cell, image in enumerate(images):
         top, left = (cell // GALLERY_COLUMNS) * CELL_HEIGHT + TITLE_HEIGHT, (cell % GALLERY_COLUMNS) * CELL_WIDTH
         grid[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE] = image.reshape(IMAGE_SIZE, IMAGE_SIZE)
