@@ -98,7 +98,7 @@ def test_frozen_run_keeps_the_source_conv_weights(source_run, digits_dir):
     [
         (["init_from=digits/latest", "folds=3"], "other folds"),
         (["init_from=digits/latest", "model=mlp"], "has model=small, this config model=mlp"),
-        (["init_from=digits/nosuchrun"], "no run of digits matches"),
+        (["init_from=digits/nosuchrun"], r"init_from: no run of digits matches .*, in .*digits \(name a run elsewhere"),
         (["init_from=latest"], "expected COMPETITION/RUN"),
         (
             ["init_from=digits/latest", "full_models=1", "full_width=64"],

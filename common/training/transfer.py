@@ -51,7 +51,10 @@ def find_source_run(key: str, value: str, root: Path) -> runs.Run:
         competition, sep, run_id = value.partition("/")
         if not sep or not run_id or "/" in run_id:
             raise UserError(f"{key} {value!r}: expected COMPETITION/RUN (e.g. mnist/latest) or a run folder")
-        source = runs.find_run(root, competition, run_id)
+        try:
+            source = runs.find_run(root, competition, run_id)
+        except UserError as error:  # say where it looked: a run under another --out is named by its path
+            raise UserError(f"{key}: {error}, in {root / competition} (name a run elsewhere by its folder)") from None
     return source.require_finished(f": {key} needs a finished run")
 
 
