@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -176,7 +177,9 @@ def test_report_of_a_run_without_oof_shows_each_labelled_set_for_its_submitted_m
     assert cli.main(argv) == 0
     folder = full_run.folder
     page = (folder / "report.html").read_text()
-    assert "no OOF (no fold models); its submitted models are scored on sklearn_test and train_holdout only" in page
+    note = re.search(r"no OOF predictions \(no fold models\): it is scored on (.*?)\. So it has no OOF", page)
+    assert sorted(note.group(1).split(" and ")) == ["sklearn_test", "train_holdout"]
+    assert "each labelled set below shows them for its submitted models" in page
     assert "Per class (OOF)" not in page and 'alt="confusion"' not in page and 'alt="learning_curves"' in page
     sets = ("sklearn_test", HOLDOUT_SET)
     expected = ["learning_curves.png"] + [f"{kind}_{name}.png" for name in sets for kind in ("confusion", "wrong")]
