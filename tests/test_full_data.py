@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,7 +104,6 @@ def image_rows(images: np.ndarray) -> set[bytes]:
         (["folds=0", "full_models=1", "ensemble=folds"], "ensemble folds names models"),
         (["ensemble=some"], "ensemble must be one of folds, full, all"),
         (["full_models=1", "early_stopping=2"], "early_stopping works fold by fold"),
-        (["full_models=1", "init_from=mnist/latest"], "init_from works fold by fold"),
         (["full_models=1", "pseudo_from=mnist/latest"], "pseudo_from works fold by fold"),
     ],
 )
@@ -172,13 +172,28 @@ def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_
     assert np.array_equal(np.load(folder / "test.npy"), unit_test)
 
 
-def test_report_of_a_run_without_oof_draws_what_it_can(full_run, root, digits_dir):
+def test_report_of_a_run_without_oof_shows_each_labelled_set_for_its_submitted_models(full_run, root, digits_dir):
     argv = ["report", "digits", full_run.folder.name, "--out", str(root), "--data-dir", str(digits_dir)]
     assert cli.main(argv) == 0
-    page = (full_run.folder / "report.html").read_text()
-    assert "no OOF predictions (no fold models)" in page and 'alt="learning_curves"' in page
-    assert 'alt="confusion"' not in page
-    assert sorted(p.name for p in (full_run.folder / "figures").iterdir()) == ["learning_curves.png"]
+    folder = full_run.folder
+    page = (folder / "report.html").read_text()
+    note = re.search(r"no OOF predictions \(no fold models\): it is scored on (.*?)\. So it has no OOF", page)
+    assert sorted(note.group(1).split(" and ")) == ["sklearn_test", "train_holdout"]
+    assert "each labelled set below shows them for its submitted models" in page
+    assert "Per class (OOF)" not in page and 'alt="confusion"' not in page and 'alt="learning_curves"' in page
+    sets = ("sklearn_test", HOLDOUT_SET)
+    expected = ["learning_curves.png"] + [f"{kind}_{name}.png" for name in sets for kind in ("confusion", "wrong")]
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(expected)
+    metrics = runs.load_run(folder).metrics()
+    for name in sets:
+        assert f"<h2>{name} (the submitted models)</h2>" in page
+        assert f'alt="confusion_{name}"' in page and f'alt="wrong_{name}"' in page
+        assert pd.read_csv(folder / f"per_class_{name}.csv")["class"].tolist()[-1] == "macro"
+        assert f"accuracy {metrics.extra_accuracy[name]:.5f}" in page
+    assert f"accuracy {metrics.score:.5f}: the score that ranks the run" in page  # the holdout judges it
+    seconds = metrics.units["all-s0"]["seconds"]
+    assert f"<td>full-data model all-s0 (holds no rows out)</td>\n      <td></td>\n      <td>{seconds:.1f}</td>" in page
+    assert ">None<" not in page
 
 
 # ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,13 @@ import pytest
 from PIL import Image
 
 from common import runs
+from common.data.files import Dataset, Table, judged_rows
 from common.ground.errors import UserError
+from common.ground.spec import get_spec
 from common.runs import UnitKey, unit_dir
+from common.runs.figures import learning_curves_figure, most_confidently_wrong, wrong_gallery_figure
 from common.runs.metrics import oof_from_units, per_class_table, run_metrics
-from common.runs.report import FIGURES, learning_curves_figure, most_confidently_wrong, report_images, write_report
+from common.runs.report import FIGURES, report_images, write_report
 
 N_ROWS = 60
 N_FOLDS = 2
@@ -140,6 +144,67 @@ def test_report_without_histories_or_errors_still_draws_every_figure(fake_run):
             assert image.width > 300 and image.height > 100
 
 
+N_SET = 40
+WRONG_ROWS = {4: 0.8, 1: 0.7, 9: 0.6}  # row -> confidence of its wrong prediction (class label + 1)
+
+
+def wrong_at(labels: np.ndarray) -> np.ndarray:
+    """Probabilities right on every row but WRONG_ROWS, which predict the next class at their confidence."""
+    probabilities = confident(labels)
+    for row, confidence in WRONG_ROWS.items():
+        probabilities[row] = confident(np.array([(labels[row] + 1) % 10]), confidence)[0]
+    return probabilities
+
+
+def judged_set(folder: Path) -> tuple[Dataset, np.ndarray]:
+    """The digits competition with sklearn_test judged (as Kannada's Dig-MNIST is: cut into a picking and a
+    reporting half) holding N_SET rows, and the run's sklearn_test.npy: right but for WRONG_ROWS."""
+    labels = np.arange(N_SET) % 10
+    images = np.random.default_rng(1).integers(0, 256, (N_SET, 28, 28, 1), dtype=np.uint8)
+    probabilities = wrong_at(labels)
+    runs.save_array(folder / "sklearn_test.npy", probabilities)
+    spec = replace(get_spec("digits"), judged_sets=("sklearn_test",))
+    empty = Table(images[:0], labels[:0])
+    return Dataset(spec, empty, empty, pd.DataFrame(), {"sklearn_test": Table(images, labels)}), probabilities
+
+
+def embedded(page: str, name: str) -> bytes:
+    return base64.b64decode(re.search(f'alt="{name}" src="data:image/png;base64,([^"]+)"', page).group(1))
+
+
+def test_each_labelled_set_has_its_confusion_matrix_per_class_table_and_errors(fake_run):
+    folder, images, labels = fake_run
+    data, probabilities = judged_set(folder)
+    page = write_report(folder, images, labels, data).read_text()
+    pick, report = judged_rows(data.extras["sklearn_test"].labels)
+    set_labels = data.extras["sklearn_test"].labels
+    for name, rows in {
+        "sklearn_test": np.arange(N_SET),
+        "sklearn_test_pick": pick,
+        "sklearn_test_report": report,
+    }.items():
+        table = per_class_table(set_labels[rows], probabilities[rows])
+        assert (folder / f"per_class_{name}.csv").read_text() == table.to_csv(index=False)
+        assert f"<h2>{name} (the submitted models)</h2>" in page
+        assert f"accuracy {(probabilities[rows].argmax(1) == set_labels[rows]).mean():.5f}" in page
+        for figure in (f"confusion_{name}", f"wrong_{name}"):
+            png = (folder / "figures" / f"{figure}.png").read_bytes()
+            assert embedded(page, figure) == png
+            with Image.open(folder / "figures" / f"{figure}.png") as image:
+                assert image.format == "PNG" and len(image.convert("RGB").getcolors(maxcolors=1_000_000)) > 20
+    assert f"{len(pick)} rows of sklearn_test" in page and "Per class (OOF)" in page  # the OOF's, still shown
+
+
+def test_a_sets_gallery_shows_its_most_confidently_wrong_images_first():
+    labels = np.arange(N_SET) % 10
+    probabilities = wrong_at(labels)
+    images = np.zeros((N_SET, 28, 28, 1), np.uint8)
+    figure = wrong_gallery_figure(images, labels, probabilities, "sklearn_test (the submitted models)")
+    titles = [text.get_text() for text in figure.axes[0].texts]
+    assert titles == [f"true {labels[r]} pred {(labels[r] + 1) % 10}\n{c:.3f}" for r, c in WRONG_ROWS.items()]
+    assert figure.get_suptitle().startswith("sklearn_test (the submitted models) errors: 3 most confidently wrong of 3")
+
+
 def legend_texts(figure) -> list[str]:
     return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
 
@@ -186,7 +251,7 @@ def test_report_images_reloads_the_runs_train_rows(tmp_path, digits_dir):
     pd.DataFrame({"row": rows, "label": train.labels[rows], "fold": [0, 1, 0]}).to_csv(
         folder / "folds.csv", index=False
     )
-    images, labels = report_images(runs.load_run(folder), str(digits_dir))
+    images, labels, _ = report_images(runs.load_run(folder), str(digits_dir))
     np.testing.assert_array_equal(images, train.images[rows])
     np.testing.assert_array_equal(labels, train.labels[rows])
     pd.DataFrame({"row": rows, "label": (train.labels[rows] + 1) % 10, "fold": 0}).to_csv(
@@ -194,3 +259,28 @@ def test_report_images_reloads_the_runs_train_rows(tmp_path, digits_dir):
     )
     with pytest.raises(UserError, match="line 2: label differs from the competition's files"):
         report_images(runs.load_run(folder), str(digits_dir))
+
+
+@pytest.mark.slow  # one tiny full-data model
+def test_a_kannada_run_without_fold_models_reports_dig_mnist_and_its_halves(tmp_path, capsys):
+    """`python run.py kannada --preset smoke folds=0` then `python run.py report kannada RUN`: Dig-MNIST and its
+    halves each get a section, per_class_<set>.csv and figures, by the submitted full-data model."""
+    import run as cli
+    from tests.kaggle_fakes import write_competition
+
+    data_dir, out = write_competition(tmp_path / "kannada", "kannada"), tmp_path / "runs"
+    small = ["model=small", "width=8", "full_epochs=1", "folds=0"]
+    assert cli.main(["kannada", "--preset", "smoke", "--data-dir", str(data_dir), "--out", str(out), *small]) == 0
+    run = runs.list_runs(out, "kannada")[-1]
+    (run.folder / "report.html").unlink()
+    capsys.readouterr()
+    assert cli.main(["report", "kannada", run.run_id, "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.endswith(f"report: {run.report_file}\n")
+    page, metrics = run.report_file.read_text(), run.metrics()
+    assert metrics.submitted.signal == "dig_mnist_report"
+    for name in ("dig_mnist", "dig_mnist_pick", "dig_mnist_report"):
+        assert f"<h2>{name} (the submitted models)</h2>" in page and (run.folder / f"per_class_{name}.csv").is_file()
+        assert embedded(page, f"confusion_{name}") == (run.folder / "figures" / f"confusion_{name}.png").read_bytes()
+        assert embedded(page, f"wrong_{name}") == (run.folder / "figures" / f"wrong_{name}.png").read_bytes()
+    assert f"accuracy {metrics.score:.5f}: the score that ranks the run" in page
+    assert "Per class (OOF)" not in page and "not recorded" not in page and ">None<" not in page

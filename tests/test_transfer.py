@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 import yaml
 
+import run as cli
+from common import runs
 from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config import Config, load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
+from common.runs import UnitKey
 from common.training.models import create_model
-from common.training.transfer import warm_start
+from common.training.transfer import source_unit, transfer_plan, warm_start
+from tests.kaggle_fakes import write_competition
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
 
@@ -94,8 +98,13 @@ def test_frozen_run_keeps_the_source_conv_weights(source_run, digits_dir):
     [
         (["init_from=digits/latest", "folds=3"], "other folds"),
         (["init_from=digits/latest", "model=mlp"], "has model=small, this config model=mlp"),
-        (["init_from=digits/nosuchrun"], "no run of digits matches"),
+        (["init_from=digits/nosuchrun"], r"init_from: no run of digits matches .*, in .*digits \(name a run elsewhere"),
         (["init_from=latest"], "expected COMPETITION/RUN"),
+        (
+            ["init_from=digits/latest", "full_models=1", "full_width=64"],
+            r"full-data models have width=64 \(set full_width=16 to reuse",
+        ),
+        (["init_from=digits/latest", "folds=0", "full_models=1", "holdout=0.1"], "kept holdout=0.0 and trained on"),
     ],
 )
 @pytest.mark.slow  # the module's source run
@@ -132,3 +141,97 @@ def test_a_copied_source_of_the_same_competition_is_still_checked_for_folds(sour
     cfg, label = load_config("digits", "smoke", overrides=[*TINY, f"init_from={copy}", "folds=3"])
     with pytest.raises(UserError, match="other folds"):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
+
+
+# ---------------------------------------------------------------------------
+# Full-data models: an mnist run into Kannada's default shape (full_models=1, ensemble=full)
+# ---------------------------------------------------------------------------
+
+
+def test_each_unit_starts_from_the_source_model_of_its_kind():
+    folds_only, with_full, full_only = (
+        Config(folds=5, seeds=2),
+        Config(folds=5, full_models=2),
+        Config(folds=0, full_models=1),
+    )
+    kannada = Config(folds=5, full_models=1, ensemble="full")
+    assert source_unit(folds_only, UnitKey(3, 1)) == UnitKey(3, 1)
+    assert source_unit(Config(folds=2), UnitKey(3, 1)) == UnitKey(1, 0)
+    assert source_unit(folds_only, UnitKey(None, 1)) == UnitKey(0, 1)  # no full-data model: fold 0's
+    assert source_unit(with_full, UnitKey(None, 3)) == UnitKey(None, 1)
+    assert source_unit(full_only, UnitKey(2, 0)) == UnitKey(None, 0)  # no fold models: its full-data model
+    assert transfer_plan(folds_only, kannada)[UnitKey(None, 0)] == UnitKey(0, 0)
+
+
+def test_init_from_goes_with_full_data_models():
+    cfg, _ = load_config("kannada", "smoke", overrides=["init_from=mnist/latest", "freeze_convs=true"])
+    assert cfg.full_models == 1 and cfg.ensemble == "full" and cfg.init_from == "mnist/latest"
+
+
+SMALL = ["model=small", "width=8", "epochs=1", "full_epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def transfer_root(tmp_path_factory) -> Path:
+    """Generated mnist and kannada files, and two finished mnist runs: fold models only, and a full-data model
+    alone (folds 0, scored on its holdout)."""
+    root = tmp_path_factory.mktemp("transfer")
+    for competition in ("mnist", "kannada"):
+        write_competition(root / competition, competition)
+    for extra in ([], ["folds=0", "full_models=1", "holdout=0.1"]):
+        argv = ["mnist", "--preset", "smoke", "--data-dir", str(root / "mnist"), "--out", str(root / "runs")]
+        assert cli.main([*argv, *SMALL, *extra]) == 0
+    return root
+
+
+def kannada_from(root: Path, source: runs.Run, capsys, *flags: str) -> tuple[runs.Run, str]:
+    """`python run.py kannada --preset smoke --init-from mnist/<source> ...`: the run and what it logged."""
+    capsys.readouterr()
+    argv = ["kannada", "--preset", "smoke", "--data-dir", str(root / "kannada"), "--out", str(root / "runs")]
+    assert cli.main([*argv, "--init-from", f"mnist/{source.run_id}", *flags, *SMALL]) == 0
+    run = runs.list_runs(root / "runs", "kannada")[-1]
+    assert (run.cfg.full_models, run.cfg.ensemble) == (1, "full")
+    return run, capsys.readouterr().err
+
+
+def mnist_run(root: Path, folds: int) -> runs.Run:
+    return next(run for run in runs.list_runs(root / "runs", "mnist") if run.cfg.folds == folds)
+
+
+def conv_kernels(model_file: Path) -> list[np.ndarray]:
+    import keras
+
+    model = keras.models.load_model(model_file, compile=False)
+    return [layer.get_weights()[0] for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+@pytest.mark.slow  # three runs of two or three tiny units
+def test_frozen_kannada_full_data_model_keeps_the_mnist_fold_model_convs(transfer_root, capsys):
+    source = mnist_run(transfer_root, folds=2)
+    run, logged = kannada_from(transfer_root, source, capsys, "--freeze-convs")
+    line = (
+        f"init_from: full-data model all-s0 starts from run {source.run_id}'s fold model f0-s0 (that run has no"
+        " full-data model); conv layers kept as they are, a fresh classifier (freeze_convs)"
+    )
+    assert line in logged and line in (run.folder / runs.TRAIN_LOG).read_text()
+    model = runs.MODEL_KERAS
+    assert run.record.init_from == {
+        name: str(source.unit_dir(UnitKey.parse(origin)) / model)
+        for name, origin in {"f0-s0": "f0-s0", "f1-s0": "f1-s0", "all-s0": "f0-s0"}.items()
+    }
+    for name, origin in run.record.init_from.items():
+        kernels, theirs = conv_kernels(run.unit_dir(UnitKey.parse(name)) / model), conv_kernels(Path(origin))
+        assert len(kernels) == 3 and all(np.array_equal(a, b) for a, b in zip(kernels, theirs, strict=True)), name
+
+
+@pytest.mark.slow
+def test_kannada_starts_from_the_full_data_model_of_an_mnist_run_without_folds(transfer_root, capsys):
+    source = mnist_run(transfer_root, folds=0)
+    run, logged = kannada_from(transfer_root, source, capsys)
+    assert f"init_from: full-data model all-s0 starts from run {source.run_id}'s full-data model all-s0\n" in logged
+    assert (
+        f"fold models start from run {source.run_id}'s full-data models (f0-s0 from all-s0, f1-s0 from all-s0)"
+        in logged
+    )
+    full_model = str(source.unit_dir(UnitKey(None, 0)) / runs.MODEL_KERAS)
+    assert run.record.init_from == {"f0-s0": full_model, "f1-s0": full_model, "all-s0": full_model}

@@ -214,5 +214,5 @@ def blend_runs(
     write_blend(folder, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
     published = publish_submission(folder)  # the competition's submission.csv: the latest run's
-    print_blend(folder, metrics, write_report(folder, images, labels), published)
+    print_blend(folder, metrics, write_report(folder, images, labels, data), published)
     return folder

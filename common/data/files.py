@@ -288,16 +288,20 @@ class Dataset:
                 halves |= dict(zip(judged_half_names(name), ((name, r) for r in rows), strict=True))
         return halves
 
+    def set_rows(self) -> dict[str, tuple[str, np.ndarray]]:
+        """Every labelled set that a run is scored on, by name -> (the extra set it is, or is cut from, its row
+        indices there): each extra set whole, then each judged set's halves."""
+        whole = {name: (name, np.arange(len(table.labels))) for name, table in self.extras.items()}
+        return whole | self.judged_halves()
+
     def scored_sets(self, probabilities: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(labels, probabilities) of every extra set in `probabilities`, and of each judged set's halves cut from
         its rows."""
-        sets = {
-            name: (table.labels, probabilities[name]) for name, table in self.extras.items() if name in probabilities
+        return {
+            name: (self.extras[source].labels[rows], probabilities[source][rows])
+            for name, (source, rows) in self.set_rows().items()
+            if source in probabilities
         }
-        for half, (name, rows) in self.judged_halves().items():
-            if name in sets:
-                sets[half] = (self.extras[name].labels[rows], probabilities[name][rows])
-        return sets
 
 
 def read_sample(source: Source, spec: CompetitionSpec) -> pd.DataFrame:

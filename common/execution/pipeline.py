@@ -43,7 +43,7 @@ from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_
 from common.training.backend import available_cores, resolve_hardware
 from common.training.pseudo import resolve_pseudo_from
 from common.training.signals import signals_stop_the_run
-from common.training.transfer import resolve_init_from
+from common.training.transfer import record_transfer, resolve_init_from
 
 log = logging.getLogger("digits")
 
@@ -182,7 +182,7 @@ def finalise(folder: Path, cfg: Config, data: Dataset, train: TrainSet, start: f
     metrics = write_ensemble(folder, cfg, data, train)
     runs.finish_run(folder, time.perf_counter() - start)
     published = publish_submission(folder)  # the competition's submission.csv: the latest run's
-    log.info("report: %s", write_report(folder, train.images, train.labels))
+    log.info("report: %s", write_report(folder, train.images, train.labels, data))
     print_summary(folder, data.spec, metrics, time.perf_counter() - start, published)
 
 
@@ -315,6 +315,7 @@ def run_competition(
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
     folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
     with run_log(folder):
+        record_transfer(folder, cfg)
         wanted = [runs.as_key(options.only)] if options.only else all_units(cfg)
         todo = [key for key in wanted if not is_complete(folder, key)]
         if resumed:

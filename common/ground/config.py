@@ -49,7 +49,7 @@ class Config:
         5,
         CV,
         "Stratified folds; each fold's models predict its held-out rows (OOF). At least 2, or 0 for no fold models"
-        " (with full_models: the run is then scored on its holdout and extra sets only).",
+        " (with full_models: no OOF; the run is then scored on its holdout, when it keeps one, and its extra sets).",
     )
     seeds: int = setting(1, CV, "Models per fold, each with its own seed; OOF averages over a fold's seeds.")
     seed: int = setting(42, CV, "Base seed: folds and unit seeds derive from it, so two runs line up row by row.")
@@ -148,7 +148,9 @@ class Config:
         "",
         TRANSFER,
         "COMPETITION/RUN (id, unique prefix or latest) or a run folder (`--init-from`) with the same model, width"
-        " and saved models; unit (k, s) starts from its unit (k mod folds, s mod seeds). Stored resolved to its path.",
+        " and saved models; fold model (k, s) starts from its fold model (k mod folds, s mod seeds), a full-data"
+        " model from its full-data model, else from its fold 0 model (the log and run.json say which). Stored"
+        " resolved to its path.",
     )
     freeze_convs: bool = setting(
         False, TRANSFER, "With init_from: Conv2D and BatchNorm layers stay fixed and a fresh classifier is trained."
@@ -247,7 +249,7 @@ class Config:
             raise UserError(
                 f"config: ensemble {self.ensemble} names models this run does not train (set ensemble={other})"
             )
-        per_fold = [name for name in ("early_stopping", "pseudo_from", "init_from") if getattr(self, name)]
+        per_fold = [name for name in ("early_stopping", "pseudo_from") if getattr(self, name)]
         if self.full_models and per_fold:  # full-data models hold no fold out, and these work fold by fold
             fix = "full_models=0" + (" ensemble=folds" if self.ensemble == "full" else "")
             raise UserError(

@@ -2,7 +2,7 @@
 
     submissions/<competition>/<run_id>/
       run.json  config.yaml  folds.csv  metrics.json  submission.csv  oof.npy  test.npy  <extra set>.npy
-      per_class.csv  report.html  figures/<name>.png  train.log
+      per_class.csv  per_class_<set>.csv  report.html  figures/<name>.png  train.log
       units/f<K>-s<S>/    a model of fold K and seed index S: valid.npy, test.npy, <extra set>.npy,
                           history.csv, model.keras, tensorboard/, unit.json (written last)
       units/all-s<S>/     a model trained on every row (no held-out fold), same files but valid.npy
@@ -27,7 +27,7 @@ CONFIG_YAML = "config.yaml"
 FOLDS_CSV = "folds.csv"
 METRICS_JSON = "metrics.json"
 SUBMISSION_CSV = "submission.csv"  # also the competition's, one folder up: a copy of the latest run's
-PER_CLASS_CSV = "per_class.csv"
+PER_CLASS_CSV = "per_class.csv"  # OOF's; each labelled set's by the submitted models: per_class_name(set)
 REPORT_HTML = "report.html"
 FIGURES = "figures"
 TRAIN_LOG = "train.log"
@@ -53,6 +53,23 @@ def array_name(name: str) -> str:
 
 def figure_name(name: str) -> str:
     return f"{FIGURES}/{name}.png"
+
+
+# The report's figures by name (figures/<name>.png); a labelled set's own: set_figure(CONFUSION, set name)
+CONFUSION = "confusion"  # OOF's confusion matrix
+LEARNING_CURVES = "learning_curves"
+WRONG = "wrong"  # the most confidently wrong OOF images
+
+
+def set_figure(figure: str, set_name: str) -> str:
+    """The name of a labelled set's figure (CONFUSION or WRONG) by the submitted models: confusion_dig_mnist."""
+    return f"{figure}_{set_name}"
+
+
+def per_class_name(set_name: str) -> str:
+    """The per-class table of a labelled set (an extra set, a judged set's half, the holdout) by the submitted
+    models: per_class_<set>.csv."""
+    return f"per_class_{set_name}.csv"
 
 
 class RunStatus(StrEnum):

@@ -36,6 +36,7 @@ class RunRecord:
     git_commit: str | None = None
     argv: list[str] = field(default_factory=list)
     continued: list[dict[str, str]] = field(default_factory=list)  # each resume or merge: at, command
+    init_from: dict[str, str] = field(default_factory=dict)  # with init_from: unit -> the model.keras it started from
     other: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, written back as found
 
     @classmethod

@@ -1,58 +1,70 @@
 """Figures and a static report.html for a finished run folder: what a person looks at instead of reading.
 
-figures/confusion.png        the OOF confusion matrix (counts), titled with the OOF accuracy
-figures/learning_curves.png  train and held-out loss and accuracy per epoch, one colour per unit
-figures/wrong.png            the most confidently wrong OOF images, each titled true, predicted, confidence
-report.html                  run facts, metrics, per-class table, resolved config and the figures, the PNGs
-                             embedded as base64 data URIs so the one file can be mailed or opened anywhere
+figures/confusion.png          the OOF confusion matrix (counts), titled with the OOF accuracy
+figures/learning_curves.png    train and held-out loss and accuracy per epoch, one colour per unit
+figures/wrong.png              the most confidently wrong OOF images, each titled true, predicted, confidence
+figures/confusion_<set>.png    the same two for every labelled set the run predicted (an extra set such as
+figures/wrong_<set>.png          Dig-MNIST, a judged set's halves, the holdout), by the submitted models
+per_class_<set>.csv            precision, recall, F1 and support per class of each such set
+report.html                    run facts, metrics, per-class tables, resolved config and the figures, the PNGs
+                               embedded as base64 data URIs so the one file can be mailed or opened anywhere
 
-The run folder stores no pixels, so the train images (aligned with folds.csv rows) come in as an argument.
-Figures are drawn on matplotlib `Figure` objects (the Agg renderer, no pyplot, no display) and every file is
-written under a temporary name and renamed.
+A run without fold models has no OOF, so no OOF figures or table: its labelled sets are what it shows. The run
+folder stores no pixels, so the train images (aligned with folds.csv rows) and the labelled sets come in as
+arguments. The figures are drawn in common/runs/figures.py; every file is written under a temporary name and
+renamed.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from common import runs
+from common.data.files import Dataset
 from common.ground.errors import UserError
-from common.ground.spec import N_CLASSES
-from common.runs.layout import HISTORY_CSV, OOF, PER_CLASS_CSV, figure_name
-from common.runs.metrics import accuracy
+from common.runs.aligned import shared_sets
+from common.runs.figures import confusion_figure, learning_curves_figure, png_bytes, wrong_gallery_figure
+from common.runs.layout import (
+    CONFUSION,
+    HISTORY_CSV,
+    LEARNING_CURVES,
+    OOF,
+    PER_CLASS_CSV,
+    WRONG,
+    figure_name,
+    per_class_name,
+    set_figure,
+)
+from common.runs.metrics import accuracy, per_class_table
 
-DPI = 100
-GALLERY_SIZE = 36
-GALLERY_COLUMNS = 6
 FIGURE_TITLES = {
-    "confusion": "OOF confusion matrix",
-    "learning_curves": "Learning curves",
-    "wrong": "Most confidently wrong OOF predictions",
+    CONFUSION: "OOF confusion matrix",
+    LEARNING_CURVES: "Learning curves",
+    WRONG: "Most confidently wrong OOF predictions",
 }
-FIGURES = tuple(FIGURE_TITLES)
+FIGURES = tuple(FIGURE_TITLES)  # a run with OOF; each labelled set adds its confusion matrix and gallery
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """A labelled set the run predicted (an extra set, a judged set's half, the holdout): its images and labels,
+    and the probabilities of the run's submitted models (its <set>.npy, the rows of the half)."""
+
+    source: str  # the extra set it is, or is cut from
+    images: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+
 
 # ---------------------------------------------------------------------------
-# Choosing what to show
+# Figures and per-class tables (drawn in common/runs/figures.py)
 # ---------------------------------------------------------------------------
-
-
-def most_confidently_wrong(labels: np.ndarray, probabilities: np.ndarray, limit: int = GALLERY_SIZE) -> np.ndarray:
-    """Row indexes of wrong predictions, the most confident first (ties keep row order); at most `limit`."""
-    predicted = probabilities.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != labels)
-    confidence = probabilities[wrong, predicted[wrong]]
-    order = np.argsort(-confidence, kind="stable")
-    return wrong[order][:limit]
 
 
 def unit_histories(folder: Path) -> dict[str, pd.DataFrame]:
@@ -61,103 +73,36 @@ def unit_histories(folder: Path) -> dict[str, pd.DataFrame]:
     return {file.parent.name: pd.read_csv(file) for file in files}
 
 
-# ---------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------
-
-
-def png_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)  # the layout is constrained: "tight" would draw it twice
-    return buffer.getvalue()
-
-
-def confusion_figure(labels: np.ndarray, probabilities: np.ndarray) -> Figure:
-    """Counts of true (rows) against predicted (columns) classes, 0-9."""
-    figure = Figure(figsize=(7, 6), layout="constrained")
-    ax = figure.subplots()
-    ConfusionMatrixDisplay.from_predictions(
-        labels,
-        probabilities.argmax(axis=1),
-        labels=list(range(N_CLASSES)),
-        ax=ax,
-        cmap="Blues",
-        colorbar=False,
-        values_format="d",
-        text_kw={"fontsize": 8},
-    )
-    ax.set_title(f"OOF confusion matrix: accuracy {accuracy(labels, probabilities):.5f} ({len(labels)} rows)")
-    return figure
-
-
-def validation_legend(histories: dict[str, pd.DataFrame]) -> str:
-    """What the validation marks are: a dashed line of dots when some unit scored its fold every epoch (early
-    stopping), else one dot per unit, after its last epoch."""
-    scored = [history["val_loss"].notna().sum() for history in histories.values() if "val_loss" in history]
-    if scored and max(scored) > 1:
-        return "validation (held-out fold), dots each epoch"
-    return "validation (held-out fold), one dot after the last epoch"
-
-
-def learning_curves_figure(histories: dict[str, pd.DataFrame], empty_note: str = "") -> Figure:
-    """Loss and accuracy per epoch; each unit has one colour, train a solid line and its held-out fold's scores
-    dots (joined by a dashed line where there are several); a legend says which is which."""
-    figure = Figure(figsize=(12, 4.5), layout="constrained")
-    axes = figure.subplots(1, 2)
-    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for unit, history in histories.items():
-            (line,) = ax.plot(history["epoch"], history[metric], label=unit)
-            if f"val_{metric}" in history:
-                ax.plot(history["epoch"], history[f"val_{metric}"], "o--", color=line.get_color(), markersize=3)
-        ax.set(title=metric, xlabel="epoch", ylabel=metric)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    if histories:
-        styles = [
-            Line2D([], [], color="grey", label="train, each epoch"),
-            Line2D([], [], color="grey", marker="o", linestyle="--", markersize=3, label=validation_legend(histories)),
-        ]
-        axes[0].legend(handles=styles, fontsize=8, loc="best")
-        columns = 1 + len(histories) // 16
-        axes[1].legend(title="unit", fontsize=7, ncols=columns, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    else:
-        figure.suptitle(empty_note or "no unit of this run has a history.csv")
-    return figure
-
-
-def wrong_gallery_figure(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> Figure:
-    """A grid of the most confidently wrong OOF images, each titled true, predicted and confidence."""
-    rows = most_confidently_wrong(labels, probabilities)
-    n_rows = max(1, -(-len(rows) // GALLERY_COLUMNS))
-    figure = Figure(figsize=(1.6 * GALLERY_COLUMNS, 1.8 * n_rows + 0.4), layout="constrained")
-    axes = figure.subplots(n_rows, GALLERY_COLUMNS, squeeze=False).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, row in zip(axes, rows, strict=False):
-        predicted = int(probabilities[row].argmax())
-        ax.imshow(images[row, :, :, 0], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"true {labels[row]} pred {predicted}\n{probabilities[row, predicted]:.3f}", fontsize=9)
-    wrong_total = int((probabilities.argmax(axis=1) != labels).sum())
-    what = f"{len(rows)} most confidently wrong of {wrong_total}" if wrong_total else "no wrong OOF predictions"
-    figure.suptitle(f"OOF errors: {what} (title: true, predicted, confidence)")
-    return figure
-
-
-def write_figures(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray | None) -> dict[str, bytes]:
+def write_figures(
+    run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: np.ndarray | None, sets: dict[str, LabelledSet]
+) -> dict[str, bytes]:
     """Draws and writes figures/*.png; returns each PNG's bytes by figure name. Without OOF (a run without fold
-    models) there is no confusion matrix or gallery of OOF errors."""
+    models) there is no OOF confusion matrix or gallery of OOF errors; every labelled set has its own."""
     note = "a blend trains nothing: its sources' reports have their learning curves" if run.is_blend else ""
-    figures = {"learning_curves": learning_curves_figure(unit_histories(run.folder), note)}
+    figures = {LEARNING_CURVES: learning_curves_figure(unit_histories(run.folder), note)}
     if oof is not None:
         figures = {
-            "confusion": confusion_figure(labels, oof),
+            CONFUSION: confusion_figure(labels, oof),
             **figures,
-            "wrong": wrong_gallery_figure(images, labels, oof),
+            WRONG: wrong_gallery_figure(images, labels, oof),
         }
+    for name, scored in sets.items():
+        what = f"{name} (the submitted models)"
+        figures[set_figure(CONFUSION, name)] = confusion_figure(scored.labels, scored.probabilities, what)
+        gallery = wrong_gallery_figure(scored.images, scored.labels, scored.probabilities, what)
+        figures[set_figure(WRONG, name)] = gallery
     pngs = {name: png_bytes(figure) for name, figure in figures.items()}
     for name, data in pngs.items():
         runs.atomic_write_bytes(run.folder / figure_name(name), data)
     return pngs
+
+
+def write_set_tables(run: runs.Run, sets: dict[str, LabelledSet]) -> dict[str, pd.DataFrame]:
+    """per_class_<set>.csv of every labelled set; returns the tables by set name."""
+    tables = {name: per_class_table(scored.labels, scored.probabilities) for name, scored in sets.items()}
+    for name, table in tables.items():
+        runs.atomic_write_bytes(run.folder / per_class_name(name), table.to_csv(index=False).encode())
+    return tables
 
 
 # ---------------------------------------------------------------------------
@@ -200,16 +145,18 @@ def facts_table(run: runs.Run) -> str:
 
 
 def no_oof_note(metrics: runs.Metrics) -> str:
+    """What a run without OOF says first: it has none, what it is scored on, and what it shows instead."""
     return (
-        f"This run has no OOF predictions (no fold models): it is scored on {metrics.scored_on}, and has no OOF"
-        " confusion matrix, per-class table or gallery of OOF errors."
+        f"This run has no OOF predictions (no fold models): it is scored on {metrics.scored_on}. So it has no OOF"
+        " confusion matrix, per-class table or gallery of OOF errors: each labelled set below shows them for its"
+        " submitted models."
     )
 
 
 def metrics_frame(metrics: runs.Metrics) -> pd.DataFrame:
     """One row per score: the submitted models' own (on the signal that judges them), the OOF ensemble, each
     extra set (by the fold models, the full-data models and all of them, when a run has both), each fold (with
-    seconds), each seed."""
+    seconds), each seed, and each full-data model's seconds."""
     submitted = metrics.submitted
     rows = [(f"submitted models ({submitted.judged_by}: ranks the run)", submitted.accuracy, None)]
     rows += [("OOF ensemble", metrics.oof_accuracy, None)] if metrics.oof_accuracy is not None else []
@@ -221,7 +168,10 @@ def metrics_frame(metrics: runs.Metrics) -> pd.DataFrame:
         ]
     rows += [(f"fold {f}", m["accuracy"], m.get("seconds")) for f, m in metrics.folds.items()]
     rows += [(f"seed {s} (OOF over folds)", acc, None) for s, acc in metrics.seeds.items()]
-    return pd.DataFrame(rows, columns=["", "accuracy", "seconds"])
+    full = {name: unit for name, unit in metrics.units.items() if not runs.UnitKey.parse(name).holds_out}
+    rows += [(f"full-data model {name} (holds no rows out)", None, u.get("seconds")) for name, u in full.items()]
+    # float columns: a missing value is NaN, which the formatters leave blank (to_html prints a None as "None")
+    return pd.DataFrame(rows, columns=["", "accuracy", "seconds"]).astype({"accuracy": float, "seconds": float})
 
 
 def per_class_frame(folder: Path, metrics: runs.Metrics) -> pd.DataFrame:
@@ -238,36 +188,59 @@ def number(decimals: int):
 
 
 def table_html(frame: pd.DataFrame, decimals: dict[str, int]) -> str:
+    frame = frame.dropna(axis="columns", how="all")  # no seconds column where no row has seconds
     if frame.empty:
         return "<p>not recorded</p>"
     formatters = {column: number(places) for column, places in decimals.items() if column in frame}
     return frame.to_html(index=False, formatters=formatters, na_rep="")
 
 
-def figure_html(name: str, png: bytes) -> str:
+def figure_html(name: str, png: bytes, title: str) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return f'<h3>{FIGURE_TITLES[name]}</h3>\n<img alt="{name}" src="data:image/png;base64,{data}">'
+    return f'<h3>{html.escape(title)}</h3>\n<img alt="{name}" src="data:image/png;base64,{data}">'
 
 
-def report_html(run: runs.Run, pngs: dict[str, bytes]) -> str:
+PER_CLASS_DECIMALS = {"precision": 4, "recall": 4, "f1": 4}
+
+
+def set_section(name: str, scored: LabelledSet, table: pd.DataFrame, pngs: dict[str, bytes], judges: bool) -> list[str]:
+    """A labelled set's section: what it is, its accuracy, per-class table, confusion matrix and gallery of
+    errors; `judges`: whether it is the signal that ranks the run."""
+    rows = f"{len(scored.labels)} rows" + (f" of {scored.source}" if scored.source != name else "")
+    mark = ": the score that ranks the run" if judges else ""
+    return [
+        f"<h2>{html.escape(name)} (the submitted models)</h2>",
+        f"<p>{html.escape(rows)}, accuracy {accuracy(scored.labels, scored.probabilities):.5f}{mark}</p>",
+        "<h3>Per class</h3>",
+        table_html(table, PER_CLASS_DECIMALS),
+        figure_html(set_figure(CONFUSION, name), pngs[set_figure(CONFUSION, name)], "Confusion matrix"),
+        figure_html(set_figure(WRONG, name), pngs[set_figure(WRONG, name)], "Most confidently wrong predictions"),
+    ]
+
+
+def report_html(
+    run: runs.Run, pngs: dict[str, bytes], sets: dict[str, LabelledSet], tables: dict[str, pd.DataFrame]
+) -> str:
     """The whole page; every value from the run folder is escaped."""
     metrics = run.require_finished(": it has no scores to report yet").metrics()
     config = run.config_file.read_text()
     oof = f"OOF accuracy {metrics.oof_accuracy:.5f}" if metrics.oof_accuracy is not None else "no OOF accuracy"
     headline = f"<p><b>Submitted: {html.escape(run.submitted_text(metrics))}</b> ({oof})</p>"
-    note = "" if run.has_array(OOF) else f"<p>{html.escape(no_oof_note(metrics))}</p>"
+    with_oof = run.has_array(OOF)
+    per_class = table_html(per_class_frame(run.folder, metrics), PER_CLASS_DECIMALS)
+    judge = metrics.submitted.signal
     sections = [
         f"<h1>{html.escape(run.run_id)}</h1>",
         headline,
-        note,
+        "" if with_oof else f"<p>{html.escape(no_oof_note(metrics))}</p>",
         "<h2>Run</h2>",
         facts_table(run),
         "<h2>Accuracy</h2>",
         table_html(metrics_frame(metrics), {"accuracy": 5, "seconds": 1}),
-        "<h2>Per class (OOF)</h2>",
-        table_html(per_class_frame(run.folder, metrics), {"precision": 4, "recall": 4, "f1": 4}),
+        *(["<h2>Per class (OOF)</h2>", per_class] if with_oof else []),
         "<h2>Figures</h2>",
-        *(figure_html(name, png) for name, png in pngs.items()),
+        *(figure_html(name, pngs[name], FIGURE_TITLES[name]) for name in FIGURES if name in pngs),
+        *(line for name in sets for line in set_section(name, sets[name], tables[name], pngs, name == judge)),
         "<h2>Resolved config</h2>",
         f"<pre>{html.escape(config)}</pre>",
     ]
@@ -296,19 +269,40 @@ def check_alignment(run: runs.Run, images: np.ndarray, labels: np.ndarray, oof: 
         raise UserError(f"{run.folds_file}: line {row + 2}: label {expected[row]}, but the images say {labels[row]}")
 
 
-def write_report(folder: Path, images: np.ndarray, labels: np.ndarray) -> Path:
-    """Writes figures/*.png and a self-contained report.html into the run folder; returns report.html."""
+def labelled_sets(run: runs.Run, data: Dataset | None) -> dict[str, LabelledSet]:
+    """Every labelled set of `data` that the run predicted (its <set>.npy), the halves of judged sets too."""
+    sets = {}
+    for name, (source, rows) in (data.set_rows() if data is not None else {}).items():
+        if not run.has_array(source):
+            continue
+        table, probabilities = data.extras[source], run.array(source)
+        if len(probabilities) != len(table.labels):
+            raise UserError(
+                f"{run.array_file(source)}: {len(probabilities)} rows, but {source} has {len(table.labels)}"
+            )
+        sets[name] = LabelledSet(source, table.images[rows], table.labels[rows], probabilities[rows])
+    return sets
+
+
+def write_report(folder: Path, images: np.ndarray, labels: np.ndarray, data: Dataset | None = None) -> Path:
+    """Writes figures/*.png, each labelled set's per_class_<set>.csv and a self-contained report.html into the
+    run folder; returns report.html. `data`: the labelled sets the run was scored on (its extra sets, and the
+    holdout), or None for none."""
     run = runs.load_run(folder)
     oof = run.array(OOF) if run.has_array(OOF) else None
     check_alignment(run, images, labels, oof)
-    pngs = write_figures(run, images, labels, oof)
-    runs.atomic_write_bytes(run.report_file, report_html(run, pngs).encode())
+    sets = labelled_sets(run, data)
+    pngs = write_figures(run, images, labels, oof, sets)
+    tables = write_set_tables(run, sets)
+    runs.atomic_write_bytes(run.report_file, report_html(run, pngs, sets, tables).encode())
     return run.report_file
 
 
-def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The images and labels of a run's folds.csv rows (extra_train rows included), from the competition's files."""
+def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, Dataset]:
+    """The images and labels of a run's folds.csv rows (extra_train rows included), from the competition's files,
+    and the labelled sets it was scored on (its holdout among them): what write_report takes."""
     from common.data.files import load_dataset
     from common.ground.spec import get_spec
 
-    return run.training_images(load_dataset(get_spec(run.competition), data_dir))
+    data = load_dataset(get_spec(run.competition), data_dir)
+    return *run.training_images(data), shared_sets([run], data)
