@@ -13,7 +13,7 @@ import pytest
 
 from common.data.files import Source, load_dataset, locate, parse_table
 from common.ground.errors import UserError
-from common.ground.spec import CompetitionSpec, get_spec
+from common.ground.spec import COMPETITIONS, CompetitionSpec, get_spec
 from tests.conftest import csv_bytes, pixel_frame, real_rows
 
 TINY = CompetitionSpec(name="tiny", slug="tiny-comp", test_id_column="id", submission_columns=("id", "label"))
@@ -196,6 +196,14 @@ def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
     assert data.train.images.shape[1:] == (28, 28, 1)
     assert set(np.unique(data.train.labels)) == set(range(10))
     assert "sklearn_test" in data.extras and len(data.test_ids) == len(data.sample)
+
+
+def test_the_competitions_are_one_table_and_an_offline_ones_writer_is_the_data_floors():
+    from common.data.synthetic import WRITERS
+
+    assert {name: spec.name for name, spec in COMPETITIONS.items()} == {n: n for n in ("kannada", "mnist", "digits")}
+    offline = {name: spec.writer for name, spec in COMPETITIONS.items() if not spec.on_kaggle}
+    assert offline == {"digits": "sklearn_digits"} and set(offline.values()) <= set(WRITERS)
 
 
 @pytest.mark.parametrize(

@@ -100,8 +100,8 @@ def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
         if found:
             return refreshed(spec, found)
     target = dirs[0] if data_dir else PROJECT_ROOT / "data" / spec.slug
-    if spec.make_files is not None:
-        return Source(spec.make_files(target))
+    if spec.writer is not None:
+        return Source(write_offline_files(spec, target))
     if kaggle_credentials_present():
         return download(spec, target)
     looked = ", ".join(str(d) for d in dirs)
@@ -116,7 +116,7 @@ def refreshed(spec: CompetitionSpec, found: Source) -> Source:
     that lacks a file the competition has now (an older version wrote it). Files anywhere else are the user's: a
     missing member stays an error there."""
     own = PROJECT_ROOT / "data" / spec.slug
-    if spec.make_files is None or found.path != own / spec.zip_name:
+    if spec.writer is None or found.path != own / spec.zip_name:
         return found
     members = {spec.train_file, spec.test_file, spec.sample_file, *spec.extra_sets.values()}
     try:
@@ -125,7 +125,14 @@ def refreshed(spec: CompetitionSpec, found: Source) -> Source:
                 return found
     except (zipfile.BadZipFile, OSError):
         return found  # reading it says what is wrong, as for any other zip
-    return Source(spec.make_files(own))
+    return Source(write_offline_files(spec, own))
+
+
+def write_offline_files(spec: CompetitionSpec, folder: Path) -> Path:
+    """An offline competition's zip, written into `folder` by the writer its spec names."""
+    from common.data.synthetic import WRITERS  # late: its OpenCV and scikit-learn take seconds to import
+
+    return WRITERS[spec.writer](folder)
 
 
 def kaggle_credentials_present() -> bool:

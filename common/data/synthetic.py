@@ -54,3 +54,7 @@ def write_sklearn_digits_competition(folder: Path) -> Path:
         for name, frame in files.items():
             archive.writestr(name, frame.to_csv(index=False))
     return target
+
+
+# The writers of offline competitions' files, by the name a spec gives as its `writer` (common/ground/spec.py).
+WRITERS = {"sklearn_digits": write_sklearn_digits_competition}
