@@ -17,7 +17,7 @@ from typing import NoReturn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
-from common.ground.config import ENSEMBLES
+from common.ground.config import ENSEMBLES, GROWABLE
 from common.ground.errors import UserError, exit_status
 from common.ground.spec import COMPETITIONS
 from common.training.backend import backend_name, quiet_stderr
@@ -94,7 +94,6 @@ def fold_argument(text: str) -> int | str:
 
 
 RUN_HELP = "run id or unique prefix (default: the latest run; docs/usage.md, 'Which run a command takes')"
-GROWABLE = ("seeds", "full_models")  # what --resume may add to a run (more units; nothing else changes)
 
 
 def train(argv: list[str]) -> None:

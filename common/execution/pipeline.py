@@ -25,7 +25,7 @@ from common.data.folds import same_folds
 from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
 from common.execution.summary import print_summary
 from common.ground.checks import check_run_config
-from common.ground.config import Config
+from common.ground.config import GROWABLE, Config
 from common.ground.errors import Terminated, UserError
 from common.ground.spec import CompetitionSpec
 from common.runs.ensemble import averaged_sets, write_ensemble_files
@@ -211,7 +211,7 @@ def resumable_run(root: Path, competition: str, run_id: str, options: RunOptions
         run = runs.find_run(root, competition, run_id)
     if run.is_blend:
         raise UserError(f"--resume {run.run_id}: a blend trains nothing; blend its sources again to change it")
-    growth = {name: value for name in GROWTH if (value := getattr(options, name)) is not None}
+    growth = {name: value for name in GROWABLE if (value := getattr(options, name)) is not None}
     for name, value in growth.items():
         if value <= getattr(run.cfg, name):
             raise UserError(
@@ -226,13 +226,10 @@ def resumable_run(root: Path, competition: str, run_id: str, options: RunOptions
     return run
 
 
-GROWTH = ("seeds", "full_models")  # what --resume may add to a run: RunOptions' and Config's names alike
-
-
 def grown_config(cfg: Config, options: RunOptions) -> Config:
     """A resumed run's config with the seeds and full-data models asked for (their units' seeds do not depend on
     the counts, so the units it has stay members)."""
-    return replace(cfg, **{name: value for name in GROWTH if (value := getattr(options, name)) is not None})
+    return replace(cfg, **{name: value for name in GROWABLE if (value := getattr(options, name)) is not None})
 
 
 def check_same_folds(folder: Path, train: TrainSet) -> None:
@@ -354,7 +351,7 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
     if resumed:
         check_same_folds(resumed.folder, train)
         runs.reopen_run(resumed.folder, argv)
-        if any(getattr(cfg, name) != getattr(resumed.cfg, name) for name in GROWTH):  # its units stay members
+        if any(getattr(cfg, name) != getattr(resumed.cfg, name) for name in GROWABLE):  # its units stay members
             runs.grow_run(resumed.folder, cfg.to_dict())
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)

@@ -24,6 +24,8 @@ DISTORTIONS = (
 )  # per-image albumentations transforms with no batched form (common/training/batches.py)
 CONFIG_DIR = PROJECT_ROOT / "configs"
 ENSEMBLES = ("folds", "full", "all")  # Config.ensemble: fold models, full-data models, or both
+# The keys --resume may grow (more units; nothing else changes): Config's names, and RunOptions' and run.py's.
+GROWABLE = ("seeds", "full_models")
 
 
 # Field metadata: "help" says what a key does and "group" where docs/configuration.md lists it
