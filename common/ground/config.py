@@ -18,10 +18,12 @@ from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
 from common.ground.spec import COMPETITIONS
 
-DISTORTIONS = (
-    "elastic",
-    "grid",
-)  # per-image albumentations transforms with no batched form (common/training/batches.py)
+# `distort`'s names: per-image albumentations transforms with no batched form, each as (transform, its arguments);
+# common/training/batches.py builds them (black borders, p = 0.5 each).
+DISTORTIONS: dict[str, tuple[str, dict[str, float]]] = {
+    "elastic": ("ElasticTransform", {"alpha": 8.0, "sigma": 3.0}),
+    "grid": ("GridDistortion", {"num_steps": 4, "distort_limit": 0.2}),
+}
 CONFIG_DIR = PROJECT_ROOT / "configs"
 ENSEMBLES = ("folds", "full", "all")  # Config.ensemble: fold models, full-data models, or both
 # The keys --resume may grow (more units; nothing else changes): Config's names, and RunOptions' and run.py's.
@@ -137,8 +139,9 @@ class Config:
     distort: str = setting(
         "",
         AUGMENT,
-        "Per-image albumentations distortions on top of the affine, comma-separated: `elastic`, `grid`"
-        " (p = 0.5 each, in worker processes).",
+        "Per-image albumentations distortions on top of the affine, comma-separated: "
+        + ", ".join(f"`{name}`" for name in DISTORTIONS)
+        + " (p = 0.5 each, in worker processes).",
     )
     tta: int = setting(
         0,

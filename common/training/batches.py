@@ -18,19 +18,19 @@ import cv2
 import keras
 import numpy as np
 
-from common.ground.config import Config
+from common.ground.config import DISTORTIONS, Config
 
 
 def build_distortions(names: list[str]) -> A.Compose | None:
-    """The albumentations pipeline for `distort`; None when there is nothing to apply."""
-    available = {
-        "elastic": lambda: A.ElasticTransform(alpha=8.0, sigma=3.0, border_mode=cv2.BORDER_CONSTANT, p=0.5),
-        "grid": lambda: A.GridDistortion(num_steps=4, distort_limit=0.2, border_mode=cv2.BORDER_CONSTANT, p=0.5),
-    }
+    """The albumentations pipeline for `distort` (its table: DISTORTIONS); None when there is nothing to apply."""
     if not names:
         return None
+    transforms = [DISTORTIONS[name] for name in names]
     # strict=True: albumentations 2 otherwise ignores misspelt arguments silently.
-    return A.Compose([available[name]() for name in names], strict=True)
+    return A.Compose(
+        [getattr(A, kind)(**arguments, border_mode=cv2.BORDER_CONSTANT, p=0.5) for kind, arguments in transforms],
+        strict=True,
+    )
 
 
 class TrainBatches(keras.utils.PyDataset):
