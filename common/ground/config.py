@@ -26,6 +26,9 @@ DISTORTIONS: dict[str, tuple[str, dict[str, float]]] = {
 }
 CONFIG_DIR = PROJECT_ROOT / "configs"
 ENSEMBLES = ("folds", "full", "all")  # Config.ensemble: fold models, full-data models, or both
+# `tta`'s views: the image, then these one-pixel (dy, dx) shifts in this order, the cheapest views that keep a
+# digit's shape exactly (common/training/augment.py; the notebook's copy is tested against it).
+TTA_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
 # The keys --resume may grow (more units; nothing else changes): Config's names, and RunOptions' and run.py's.
 GROWABLE = ("seeds", "full_models")
 
@@ -146,7 +149,8 @@ class Config:
     tta: int = setting(
         0,
         AUGMENT,
-        "Test-time augmentation: each prediction averaged over the image and this many one-pixel shifts (0-8),"
+        "Test-time augmentation: each prediction averaged over the image and this many one-pixel shifts"
+        f" (0-{len(TTA_SHIFTS)}),"
         " for the held-out fold, the test set, extra sets, `predict` and the Kaggle notebook.",
     )
     init_from: str = setting(
@@ -229,8 +233,8 @@ class Config:
             raise UserError("config: freeze_convs needs init_from (the run whose convolutional layers to keep)")
         if self.threads < 0:
             raise UserError(f"config: threads must be 0 (this machine's cores) or positive, got {self.threads}")
-        if not 0 <= self.tta <= 8:
-            raise UserError(f"config: tta must be between 0 and 8 (one-pixel shifts), got {self.tta}")
+        if not 0 <= self.tta <= len(TTA_SHIFTS):
+            raise UserError(f"config: tta must be between 0 and {len(TTA_SHIFTS)} (one-pixel shifts), got {self.tta}")
         unknown = sorted(set(self.distortions) - set(DISTORTIONS))
         if unknown:
             raise UserError(f"config: distort {unknown[0]!r} is unknown (expected any of {', '.join(DISTORTIONS)})")

@@ -108,7 +108,7 @@ def read_test(path: Path, facts: dict) -> tuple[np.ndarray, np.ndarray]:
     return ids, images
 
 
-# The run's test-time views: the image, then one-pixel shifts in this order (common/training/augment.py's TTA_SHIFTS).
+# The run's test-time views: the image, then one-pixel shifts in this order (common/ground/config.py's TTA_SHIFTS).
 TTA_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 

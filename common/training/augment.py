@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common.ground.config import Config
+from common.ground.config import TTA_SHIFTS, Config
 
 # The order of the columns of a parameter table (batch, 7): each image's own affine transform.
 PARAMETERS = ("rotate", "scale_x", "scale_y", "shear_x", "shear_y", "shift_x", "shift_y")
@@ -150,8 +150,6 @@ class RandomAffine(keras.layers.Layer):
 # ---------------------------------------------------------------------------
 # Test-time augmentation: one-pixel shifts, the cheapest views that keep a digit's shape exactly
 # ---------------------------------------------------------------------------
-
-TTA_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
 def shift_images(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
