@@ -3,7 +3,7 @@
 python -m bench.tta mnist [RUN] [--data-dir DIR]
 
 Loads each unit's saved model, predicts its own held-out fold on the image and on every one-pixel shift of
-common/training/augment.py's TTA_SHIFTS, and scores the OOF ensemble with 0, 1, ..., 8 shifted views added (the
+common/ground/config.py's TTA_SHIFTS, and scores the OOF ensemble with 0, 1, 2, ... shifted views added (every
 `tta` config value). Nothing is retrained, so the comparison is exact: the same models, the same rows.
 Results: bench/results/tta-<competition>-<UTC stamp>.md and .json.
 """
@@ -25,11 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.harness.results import finished_run_parser, markdown_table  # noqa: E402
 from common import runs  # noqa: E402
 from common.data.files import load_dataset  # noqa: E402
+from common.ground.config import TTA_SHIFTS  # noqa: E402
 from common.ground.errors import exit_status  # noqa: E402
-from common.ground.spec import get_spec  # noqa: E402
+from common.ground.spec import N_CLASSES, get_spec  # noqa: E402
 from common.runs.metrics import accuracy  # noqa: E402
 from common.runs.units import all_units  # noqa: E402
-from common.training.augment import TTA_SHIFTS, tta_views  # noqa: E402
+from common.training.augment import tta_views  # noqa: E402
 
 
 def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, float]:
@@ -38,7 +39,7 @@ def view_probabilities(run: runs.Run, images: np.ndarray) -> tuple[np.ndarray, f
     import keras
 
     folds = run.folds()
-    per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), 10), np.float64)
+    per_view = np.zeros((1 + len(TTA_SHIFTS), len(folds), N_CLASSES), np.float64)
     units = [key for key in all_units(run.cfg) if key.holds_out]  # the fold models: OOF is theirs alone
     models = {path.parent: path for path in run.unit_files(runs.MODEL_KERAS)}  # each unit's saved model
     start = time.perf_counter()
@@ -82,7 +83,9 @@ def write_results(run: runs.Run, rows: list[dict], seconds_per_view: float, comm
 
 
 def tta_parser() -> argparse.ArgumentParser:
-    return finished_run_parser("python -m bench.tta", "OOF accuracy of a finished run with 0-8 test-time shifts.")
+    return finished_run_parser(
+        "python -m bench.tta", f"OOF accuracy of a finished run with 0-{len(TTA_SHIFTS)} test-time shifts."
+    )
 
 
 def tta_bench(argv: list[str]) -> Path:

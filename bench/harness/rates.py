@@ -14,6 +14,7 @@ import numpy as np
 from common import runs
 from common.ground.config import Config
 from common.ground.errors import UserError
+from common.ground.spec import N_CLASSES
 from common.runs.units import all_units, is_complete, load_unit
 
 SPEED_ROUNDS = 5  # rounds of the model alone and the trainer, taking turns (bench/speed.py)
@@ -37,7 +38,7 @@ def random_batches(cfg: Config, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """`steps` batches of random uint8 images and labels: a training step's time does not depend on the pixels."""
     rng = np.random.default_rng(0)
     n = steps * cfg.batch_size
-    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
+    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, N_CLASSES, n)
 
 
 def model_alone_fit(cfg: Config, hardware, images: np.ndarray, labels: np.ndarray) -> Callable[[], Any]:
@@ -45,7 +46,7 @@ def model_alone_fit(cfg: Config, hardware, images: np.ndarray, labels: np.ndarra
     from common.training.models import create_model
     from common.training.train import compile_for_training
 
-    one_hot = np.eye(10, dtype=np.float32)[labels]
+    one_hot = np.eye(N_CLASSES, dtype=np.float32)[labels]
     alone = compile_for_training(create_model(cfg.model, cfg), cfg, len(images) // cfg.batch_size, hardware)
     return lambda: alone.fit(images, one_hot, batch_size=cfg.batch_size, shuffle=False, verbose=0)
 

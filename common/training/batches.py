@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from common.ground.config import DISTORTIONS, Config
+from common.ground.spec import N_CLASSES
 
 
 def build_distortions(names: list[str]) -> A.Compose | None:
@@ -42,7 +43,7 @@ class TrainBatches(keras.utils.PyDataset):
         # albumentations holds the GIL, so processes; a daemonic process (a Dask worker) may not start them.
         processes = workers > 1 and not multiprocessing.current_process().daemon
         super().__init__(workers=workers, use_multiprocessing=processes, max_queue_size=16)
-        self.images, self.one_hot = images, np.eye(10, dtype=np.float32)[labels]
+        self.images, self.one_hot = images, np.eye(N_CLASSES, dtype=np.float32)[labels]
         self.batch_size = min(cfg.batch_size, len(images))
         self.seed, self.epoch = seed, 0
         self.distortions = distortions

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.ground.spec import N_CLASSES
 from common.runs import Run
 
 
@@ -19,7 +20,7 @@ def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> 
 
     from common.training.train import predict_probabilities
 
-    total = np.zeros((len(images), 10), np.float64)
+    total = np.zeros((len(images), N_CLASSES), np.float64)
     for file in files:
         total += predict_probabilities(keras.models.load_model(file, compile=False), images, tta)
     return (total / len(files)).astype(np.float32)
@@ -28,7 +29,7 @@ def predict_with_models(files: list[Path], images: np.ndarray, tta: int = 0) -> 
 def predict_ensemble(run: Run, images: np.ndarray) -> np.ndarray:
     """(n, 10) float32: the run's own ensemble on `images`. A trained run's models are averaged; a blend's
     sources' are, each source with its weight in the blend (Run.members)."""
-    total = np.zeros((len(images), 10), np.float64)
+    total = np.zeros((len(images), N_CLASSES), np.float64)
     for member in run.members():
         total += member.weight * predict_with_models(member.model_files, images, member.tta)
     return total.astype(np.float32)
