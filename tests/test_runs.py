@@ -128,3 +128,16 @@ def test_runs_under_lists_every_competitions_runs(tmp_path):
     runs.start_run(other, {"epochs": 1}, ["mnist"])
     assert [run.folder for run in runs.runs_under(tmp_path)] == [first.folder, other]
     assert runs.runs_under(tmp_path / "nothing") == []
+
+
+def test_the_mean_of_a_group_of_units_and_none_when_one_of_them_lacks_the_set(tmp_path):
+    from common.runs.units import UnitKey, mean_of_units
+
+    arrays = {UnitKey(0, 0): [[0.2, 0.8]], UnitKey(0, 1): [[0.6, 0.4]], UnitKey(None, 0): [[1.0, 0.0]]}
+    for key, probabilities in arrays.items():
+        runs.unit_dir(tmp_path, key).mkdir(parents=True)
+        runs.save_array(runs.unit_dir(tmp_path, key) / "test.npy", np.array(probabilities, np.float32))
+    folds = [UnitKey(0, 1), UnitKey(0, 0)]
+    assert np.allclose(mean_of_units(tmp_path, "test", folds), [[0.4, 0.6]])
+    assert np.allclose(mean_of_units(tmp_path, "test", list(arrays)), [[0.6, 0.4]])
+    assert mean_of_units(tmp_path, "dig_mnist", folds) is None and mean_of_units(tmp_path, "test", []) is None

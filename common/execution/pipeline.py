@@ -120,12 +120,12 @@ def write_ensemble(folder: Path, cfg: Config, data: Dataset, train: TrainSet) ->
     held_out = {key: unit.probabilities[runs.VALID] for key, unit in units.items() if key.holds_out}
     oof = oof_from_units(train.folds, held_out) if held_out else None
     names = [runs.TEST, *data.extras]
-    averaged = averaged_sets(units, names, cfg.ensemble)
+    averaged = averaged_sets(folder, list(units), names, cfg.ensemble)
     extras = data.scored_sets(averaged)
     seconds = {key: unit.seconds for key, unit in units.items()}
     note_mixed_hardware(units)
     scores = run_metrics(train.labels, train.folds, held_out, oof, seconds, extras)
-    scores |= scores_by_group(data, units, names)
+    scores |= scores_by_group(folder, data, list(units), names)
     scores |= scores_by_origin(train, oof) if oof is not None else {}
     if HOLDOUT_SET in data.extras and held_out:  # the estimate adds the ensemble's gain on the holdout to OOF
         unit_holdout = {key: unit.probabilities[HOLDOUT_SET] for key, unit in units.items()}
@@ -145,12 +145,12 @@ def submitted_models(data: Dataset, cfg: Config, keys: list[UnitKey], scores: di
     return submitted_score(data.spec, cfg.ensemble, names, oof, scores["extra_accuracy"], fold_models)
 
 
-def scores_by_group(data: Dataset, units: dict[UnitKey, UnitOutput], names: list[str]) -> dict:
+def scores_by_group(folder: Path, data: Dataset, keys: list[UnitKey], names: list[str]) -> dict:
     """With both fold and full-data models: each extra set (the holdout too) scored by the fold models, the
     full-data models and all of them, so one run measures which ensemble to submit."""
-    if len({key.group for key in units}) < 2:
+    if len({key.group for key in keys}) < 2:
         return {}
-    scored = {group: data.scored_sets(averaged_sets(units, names, group)) for group in runs.ENSEMBLE_GROUPS}
+    scored = {group: data.scored_sets(averaged_sets(folder, keys, names, group)) for group in runs.ENSEMBLE_GROUPS}
     return {"extra_accuracy_by_group": accuracy_by_group(scored)}
 
 

@@ -12,7 +12,7 @@ from common.runs.layout import OOF, PER_CLASS_CSV, TEST, array_name
 from common.runs.metrics import per_class_table
 from common.runs.record import Metrics
 from common.runs.submission import write_run_submission
-from common.runs.units import UnitKey, UnitOutput
+from common.runs.units import UnitKey, mean_of_units
 
 
 def write_ensemble_files(
@@ -29,7 +29,12 @@ def write_ensemble_files(
     write_run_submission(folder, data, arrays[TEST])
 
 
-def averaged_sets(units: dict[UnitKey, UnitOutput], names: list[str], ensemble: str) -> dict[str, np.ndarray]:
-    """Each set's probabilities, averaged over the units that `ensemble` (a Config.ensemble value) names."""
-    chosen = runs.ensemble_keys(list(units), ensemble)
-    return {name: np.mean([units[key].probabilities[name] for key in chosen], axis=0) for name in names}
+def averaged_sets(folder: Path, keys: list[UnitKey], names: list[str], ensemble: str) -> dict[str, np.ndarray]:
+    """Each set's probabilities, averaged over the saved units of `keys` that `ensemble` (a Config.ensemble value)
+    names."""
+    chosen = runs.ensemble_keys(keys, ensemble)
+    averaged = {name: mean_of_units(folder, name, chosen) for name in names}
+    lacking = [name for name, mean in averaged.items() if mean is None]
+    if lacking:  # the pipeline averages complete units only, and every unit predicts every set
+        raise ValueError(f"{folder}: no {lacking[0]} predictions of every {ensemble} unit of {keys}")
+    return averaged

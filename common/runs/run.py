@@ -34,7 +34,7 @@ from common.runs.layout import (
     unit_keys,
 )
 from common.runs.record import BlendConfig, Metrics, RunConfig, RunRecord, decode_config
-from common.runs.units import submitted_shape
+from common.runs.units import mean_of_units, submitted_shape
 from common.runs.writing import read_record
 
 
@@ -157,11 +157,11 @@ class Run:
         """An extra set's (or the test set's) probabilities averaged over one group of the run's units (`folds`,
         `full` or `all`, the values of `ensemble`) rather than over its submitted ensemble."""
         keys = [] if self.is_blend else ensemble_keys(self.unit_keys(), group)
-        files = [self.unit_dir(key) / array_name(name) for key in keys]
-        if not files or not all(path.is_file() for path in files):
+        mean = mean_of_units(self.folder, name, keys)
+        if mean is None:
             what = "a blend has no units of its own" if self.is_blend else f"it has no {group} models predicting it"
             raise UserError(f"run {self.run_id}: no {name} predictions of its {group} models ({what})")
-        return np.mean([np.load(path) for path in files], axis=0)
+        return mean
 
     def model_files(self) -> list[Path]:
         """The model.keras of every unit of the run's ensemble (Run.ensemble_keys), in unit order; UserError when

@@ -29,7 +29,16 @@ from common.runs.layout import (
 )
 from common.runs.writing import save_array, write_json
 
-__all__ = ["UnitKey", "UnitOutput", "all_units", "is_complete", "load_unit", "save_unit", "unit_config"]
+__all__ = [
+    "UnitKey",
+    "UnitOutput",
+    "all_units",
+    "is_complete",
+    "load_unit",
+    "mean_of_units",
+    "save_unit",
+    "unit_config",
+]
 
 TIMINGS = ("epoch_seconds", "predict_seconds", "images_trained")  # unit.json keys of UnitOutput's own fields
 
@@ -114,6 +123,15 @@ def load_unit(folder: Path, key: UnitKey | tuple[int, int]) -> UnitOutput:
     facts = {k: v for k, v in record.items() if k not in ("seconds", "sets", *TIMINGS)}
     history = pd.read_csv(source / HISTORY_CSV)
     return UnitOutput(probabilities, history, record["seconds"], None, facts, **timings)
+
+
+def mean_of_units(folder: Path, name: str, keys: list[UnitKey]) -> np.ndarray | None:
+    """Array `name` (the test set, an extra set) averaged over the units `keys` of the run in `folder`, in key
+    order: the one way an ensemble is formed from saved units. None when `keys` is empty or one of them lacks it."""
+    files = [unit_dir(folder, key) / array_name(name) for key in sorted(keys)]
+    if not files or not all(path.is_file() for path in files):
+        return None
+    return np.mean([np.load(path) for path in files], axis=0)
 
 
 def backend_of(record: dict[str, Any]) -> str:

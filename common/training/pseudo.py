@@ -20,6 +20,7 @@ from common import runs
 from common.data.folds import same_folds
 from common.ground.config import Config
 from common.ground.errors import UserError
+from common.runs.units import mean_of_units
 from common.training.transfer import find_source_run
 
 
@@ -49,11 +50,13 @@ def pseudo_labels(cfg: Config, fold: int | None, test_images: np.ndarray) -> tup
     if not cfg.pseudo_from or fold is None:
         return test_images[:0], np.zeros(0, np.int64)
     source = Path(cfg.pseudo_from)
-    files = runs.unit_files(source, runs.array_name(runs.TEST), fold)
-    if not files:
+    probabilities = mean_of_units(source, runs.TEST, [key for key in runs.unit_keys(source) if key.fold == fold])
+    if probabilities is None:
         raise UserError(f"pseudo_from: {source / runs.UNITS} has no test predictions of fold {fold}")
-    probabilities = np.mean([np.load(file) for file in files], axis=0)
     if len(probabilities) != len(test_images):
-        raise UserError(f"pseudo_from: {files[0]} has {len(probabilities)} rows, test.csv {len(test_images)}")
+        raise UserError(
+            f"pseudo_from: fold {fold}'s test.npy in {source / runs.UNITS} has {len(probabilities)} rows, test.csv"
+            f" {len(test_images)}"
+        )
     sure = probabilities.max(axis=1) >= cfg.pseudo_threshold
     return test_images[sure], probabilities[sure].argmax(axis=1).astype(np.int64)
