@@ -1,7 +1,7 @@
 """Code competitions (Kannada-MNIST): a finished run's notebook folder, as the `kernel` command writes it in
 Kaggle's own kernel-metadata.json and dataset-metadata.json formats, and the calls that submit it: the dataset
 of its models, the notebook, its output file submitted to the competition: what --dry-run shows
-(notebook_send.py makes the calls)."""
+(notebook_send.py writes the folder with the `kernel` command's write_kernel, and makes the calls)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from common.runs.notebook import DATASET_DIR, DATASET_METADATA, KERNEL_METADATA,
 
 OUTPUT_FILE = NOTEBOOK_SUBMISSION  # what the notebook writes into /kaggle/working, and what is submitted
 POLL_SECONDS = 15.0
-
-# write_kernel(root, spec, run_id, dest) -> the notebook folder; run.py hands in the `kernel` command's.
 
 
 def print_at_once(line: str) -> None:
