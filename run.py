@@ -199,15 +199,16 @@ def kernel(argv: list[str]) -> None:
     parser.add_argument("--transductive", action="store_true", help=TRANSDUCTIVE_HELP)
     parser.add_argument("--adabn", action="store_true", help=ADABN_HELP)
     args = parser.parse_args(argv)
+    from common.commands.kernel import kernel
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT, choose_run
-    from common.runs.notebook import NotebookLevers, next_steps, write_kernel
+    from common.runs.notebook import NotebookLevers
 
     levers = NotebookLevers.from_flags(args.transductive, args.adabn)
     root, spec = args.out or DEFAULT_ROOT, get_spec(args.competition)
     choice = choose_run(root, spec.name, args.run)
     print(choice.line)
-    print(next_steps(write_kernel(root, spec, choice.run.run_id, args.dest, levers)))
+    print(kernel(root, spec, choice.run.run_id, args.dest, levers))
 
 
 def merge(argv: list[str]) -> None:
@@ -218,7 +219,7 @@ def merge(argv: list[str]) -> None:
     from common.ground.spec import get_spec
 
     with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
-        from common.execution.pipeline import merge_run
+        from common.commands.merge import merge_run
 
     merge_run(get_spec(args.competition), args.run, args.data_dir, args.out)
 

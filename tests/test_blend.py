@@ -193,7 +193,8 @@ def test_compare_lists_a_blend_and_tests_it_against_a_source(blended, digits_dir
 
 @pytest.mark.slow  # the module's two tiny runs and their blend
 def test_merge_and_resume_refuse_a_blend_in_one_line(blended, digits_dir):
-    from common.execution.pipeline import RunOptions, merge_run, run_competition
+    from common.commands.merge import merge_run
+    from common.execution.pipeline import RunOptions, run_competition
     from common.ground.config import load_config
 
     root, _, folder = blended

@@ -17,10 +17,11 @@ import pytest
 
 import run as cli
 from common import runs
+from common.commands.merge import merge_run
 from common.data.files import load_dataset
 from common.data.trainset import HOLDOUT_SET, NO_FOLD, prepare_train_set
 from common.execution import pipeline
-from common.execution.pipeline import RunOptions, merge_run, run_competition
+from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config import Config, load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec

@@ -1,4 +1,5 @@
-"""common/runs/notebook.py: the notebook folder, and its script run end to end on a Kaggle-like /kaggle/input."""
+"""common/runs/notebook.py and common/commands/kernel.py: the notebook folder, what to type next, and its script run
+end to end on a Kaggle-like /kaggle/input."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.commands.kernel import next_steps
 from common.ground.errors import UserError
 from common.ground.spec import PIXEL_COLUMNS, get_spec
-from common.runs.notebook import USERNAME_PLACEHOLDER, NotebookLevers, next_steps, write_kernel
+from common.runs.notebook import USERNAME_PLACEHOLDER, NotebookLevers, write_kernel
 from tests.conftest import pixel_frame
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here

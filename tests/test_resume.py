@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from common import runs
-from common.execution.pipeline import RunOptions, merge_run, run_competition
+from common.commands.merge import merge_run
+from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec

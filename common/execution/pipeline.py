@@ -358,23 +358,3 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
     runs.start_run(folder, cfg.to_dict(), argv, label=label)
     runs.write_folds(folder, folds_table(train))
     return folder
-
-
-def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, out_root: Path | None = None) -> Path:
-    """Finalises a run whose units were trained separately; refuses with the list of missing units."""
-    start = time.perf_counter()
-    run = runs.find_run(out_root or runs.DEFAULT_ROOT, spec.name, run_id)
-    if run.is_blend:
-        raise UserError(f"merge {run.run_id}: a blend has no units to merge (it is finished when it is written)")
-    cfg = run.cfg
-    data, train = prepare_train_set(load_dataset(spec, data_dir), cfg)
-    check_same_folds(run.folder, train)
-    missing = missing_units(run.folder, cfg)
-    if missing:
-        raise UserError(
-            f"run {run.run_id}: {len(missing)} of {len(all_units(cfg))} units missing: {describe_units(missing)}"
-        )
-    runs.reopen_run(run.folder, ["merge", spec.name, run_id])
-    with run_log(run.folder):
-        finalise(run.folder, cfg, data, train, start)
-    return run.folder

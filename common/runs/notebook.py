@@ -13,14 +13,13 @@ Code competitions (Kannada-MNIST) take no uploaded CSV: Kaggle reruns a notebook
         f<K>-s<S>.keras        every unit's model (a blend's: <source run id>-f<K>-s<S>.keras)
 
 The same folder runs here: `python predict.py INPUT_ROOT` reads INPUT_ROOT/<slug>/test.csv and dataset/.
-`python run.py kernel COMP` writes it; `python run.py submit kannada` writes it and sends it through the
-kaggle package's API. It lives with the run folder, below the commands, so both can use it.
+`python run.py kernel COMP` writes it (common/commands/kernel.py); `python run.py submit kannada` writes it and
+sends it through the kaggle package's API. It lives with the run folder, below the commands, so both can use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from slugify import slugify  # python-slugify, the kaggle package's own dependen
 
 from common import runs
 from common.ground.config import load_transductive
-from common.ground.spec import CompetitionSpec, get_spec
+from common.ground.spec import CompetitionSpec
 from common.runs import PROJECT_ROOT, Member, Run, atomic_write_bytes, write_json
 from common.runs.units import unit_backends
 
@@ -231,31 +230,3 @@ def write_kernel(
     write_script(folder, run)
     write_json(folder / KERNEL_METADATA, kernel_metadata(spec, run, username))
     return folder
-
-
-def next_steps(folder: Path) -> str:
-    """What to type next, printed by `run.py kernel`."""
-    metadata = json.loads((folder / KERNEL_METADATA).read_text())
-    facts = json.loads((folder / DATASET_DIR / FACTS_FILE).read_text())
-    slug, kernel_id = facts["slug"], metadata["id"]
-    edit = (
-        f"  0. replace {USERNAME_PLACEHOLDER!r} with your Kaggle username in kernel-metadata.json and "
-        f"{DATASET_DIR}/dataset-metadata.json (or set KAGGLE_USERNAME and run this again)\n"
-        if kernel_id.startswith(f"{USERNAME_PLACEHOLDER}/")
-        else ""
-    )
-    everything = (
-        f"  all of it, through the kaggle package: python run.py submit {facts['competition']} {facts['run_id']}"
-        " [--dry-run]\n  or by hand:\n"
-        if get_spec(facts["competition"]).code_competition
-        else ""
-    )
-    return (
-        f"kernel folder: {folder}\n{everything}{edit}"
-        f"  1. kaggle datasets create -p {folder / DATASET_DIR}\n"
-        f"  2. kaggle kernels push -p {folder}\n"
-        f"  3. once it has run: kaggle competitions submit {slug} -k {kernel_id} -v VERSION -f {NOTEBOOK_SUBMISSION} "
-        f'-m "{metadata["title"]}"  (VERSION as printed by step 2; or the notebook\'s Submit button)\n'
-        f"  try it here first: python {folder / SCRIPT_NAME} INPUT_ROOT  (a folder holding {slug}/{facts['test_file']};"
-        f" it writes {folder / NOTEBOOK_SUBMISSION})"
-    )
