@@ -143,14 +143,13 @@ def report(argv: list[str]) -> None:
     parser.add_argument("run", nargs="?", help=RUN_HELP)
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
+    from common.commands.report import report
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT, choose_run
-    from common.runs.report import report_images, write_report
 
     choice = choose_run(args.out or DEFAULT_ROOT, get_spec(args.competition).name, args.run)
     print(choice.line)
-    run = choice.run.require_finished()
-    print(f"report: {write_report(run.folder, *report_images(run, args.data_dir))}")
+    print(f"report: {report(choice.run.require_finished(), args.data_dir)}")
 
 
 TRANSDUCTIVE_HELP = (

@@ -165,15 +165,15 @@ def blended(tmp_path_factory, digits_dir) -> tuple[Path, list[Path], Path]:
 
 @pytest.mark.slow  # the module's two tiny runs and their blend
 def test_a_blend_has_a_typed_config_and_its_own_report(blended, digits_dir, capsys):
+    from common.commands.report import report
     from common.runs import RunKind, load_run
-    from common.runs.report import report_images, write_report
 
     _, trained, folder = blended
     run = load_run(folder)
     assert run.kind is RunKind.BLEND and run.blend.sources == tuple(f.name for f in trained)
     assert run.blend.weights == (0.75, 0.25) and run.blend.folds_from == trained[0].name
     assert run.report_file.is_file() and (folder / "figures" / "learning_curves.png").is_file()  # blend wrote them
-    page = write_report(folder, *report_images(run, str(digits_dir))).read_text()  # `run.py report` on a blend
+    page = report(run, str(digits_dir)).read_text()  # `run.py report` on a blend
     assert "blend of" in page and f"{trained[1].name} (weight 0.250)" in page and "kind: blend" in page
 
 

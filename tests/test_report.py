@@ -1,4 +1,5 @@
-"""common/runs/report.py: figures and report.html written from a fake finished run folder."""
+"""common/runs/report.py and common/commands/report.py: figures and report.html written from a fake finished run
+folder; the command's train images and labelled sets."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import pytest
 from PIL import Image
 
 from common import runs
+from common.commands.report import report_images
 from common.data.files import Dataset, Table, judged_rows
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs import UnitKey, unit_dir
 from common.runs.figures import learning_curves_figure, most_confidently_wrong, wrong_gallery_figure
 from common.runs.metrics import oof_from_units, per_class_table, run_metrics
-from common.runs.report import FIGURES, report_images, write_report
+from common.runs.report import FIGURES, write_report
 
 N_ROWS = 60
 N_FOLDS = 2

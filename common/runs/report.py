@@ -11,8 +11,8 @@ report.html                    run facts, metrics, per-class tables, resolved co
 
 A run without fold models has no OOF, so no OOF figures or table: its labelled sets are what it shows. The run
 folder stores no pixels, so the train images (aligned with folds.csv rows) and the labelled sets come in as
-arguments. The figures are drawn in common/runs/figures.py; every file is written under a temporary name and
-renamed.
+arguments (the pipeline's, at a run's end; common/commands/report.py reads them for `run.py report`). The figures
+are drawn in common/runs/figures.py; every file is written under a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import pandas as pd
 from common import runs
 from common.data.files import Dataset
 from common.ground.errors import UserError
-from common.runs.aligned import shared_sets
 from common.runs.figures import confusion_figure, learning_curves_figure, png_bytes, wrong_gallery_figure
 from common.runs.layout import (
     CONFUSION,
@@ -296,13 +295,3 @@ def write_report(folder: Path, images: np.ndarray, labels: np.ndarray, data: Dat
     tables = write_set_tables(run, sets)
     runs.atomic_write_bytes(run.report_file, report_html(run, pngs, sets, tables).encode())
     return run.report_file
-
-
-def report_images(run: runs.Run, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, Dataset]:
-    """The images and labels of a run's folds.csv rows (extra_train rows included), from the competition's files,
-    and the labelled sets it was scored on (its holdout among them): what write_report takes."""
-    from common.data.files import load_dataset
-    from common.ground.spec import get_spec
-
-    data = load_dataset(get_spec(run.competition), data_dir)
-    return *run.training_images(data), shared_sets([run], data)
