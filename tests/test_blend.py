@@ -44,7 +44,7 @@ def run_folders(root: Path) -> list[str]:
 
 def test_blend_is_the_weighted_mean_and_a_finished_run(tmp_path, digits_dir, train_labels):
     rows_a = np.arange(0, 800)
-    rows_b = np.random.default_rng(0).permutation(np.arange(400, 1300))  # overlapping rows, another order
+    rows_b = np.random.default_rng(0).permutation(rows_a)  # the same rows, in another order
     a = write_digits_run(tmp_path, RUN_A, rows_a, train_labels, seed=10)
     b = write_digits_run(tmp_path, RUN_B, rows_b, train_labels, seed=20)
 
@@ -52,11 +52,11 @@ def test_blend_is_the_weighted_mean_and_a_finished_run(tmp_path, digits_dir, tra
 
     assert "-blend-" in folder.name
     folds = pd.read_csv(folder / "folds.csv")
-    np.testing.assert_array_equal(folds["row"], np.arange(400, 800))
-    np.testing.assert_array_equal(folds["label"], train_labels[400:800])
-    np.testing.assert_array_equal(folds["fold"], np.arange(400, 800) % 4)  # the first run's folds
-    oof_b = np.load(b / "oof.npy")[pd.Index(rows_b).get_indexer(np.arange(400, 800))]
-    expected_oof = 0.75 * np.load(a / "oof.npy")[400:800] + 0.25 * oof_b
+    np.testing.assert_array_equal(folds["row"], rows_a)
+    np.testing.assert_array_equal(folds["label"], train_labels[rows_a])
+    np.testing.assert_array_equal(folds["fold"], rows_a % 4)  # the first run's folds
+    oof_b = np.load(b / "oof.npy")[pd.Index(rows_b).get_indexer(rows_a)]
+    expected_oof = 0.75 * np.load(a / "oof.npy") + 0.25 * oof_b
     np.testing.assert_allclose(np.load(folder / "oof.npy"), expected_oof, rtol=1e-6)
     for name in ("test", "sklearn_test"):
         expected = 0.75 * np.load(a / f"{name}.npy") + 0.25 * np.load(b / f"{name}.npy")
@@ -65,7 +65,7 @@ def test_blend_is_the_weighted_mean_and_a_finished_run(tmp_path, digits_dir, tra
     metrics = json.loads((folder / "metrics.json").read_text())
     config = load_run(folder).blend
     assert config.sources == (RUN_A, RUN_B) and config.weights == (0.75, 0.25)
-    blended_accuracy = (expected_oof.argmax(axis=1) == train_labels[400:800]).mean()
+    blended_accuracy = (expected_oof.argmax(axis=1) == train_labels[rows_a]).mean()
     assert metrics["oof_accuracy"] == pytest.approx(blended_accuracy)
     assert set(metrics["extra_accuracy"]) == {"sklearn_test"} and len(metrics["per_class"]) == 11
     assert set(metrics["inputs"]) == {RUN_A, RUN_B}
@@ -99,9 +99,10 @@ def test_blend_refuses_bad_inputs_before_writing_anything(tmp_path, digits_dir, 
         ([RUN_A], None, "at least 2 runs"),
         ([RUN_A, "20260101-000002"], None, "not finished"),
         ([RUN_A, "20260101-000003"], None, "299 rows, expected 300"),
-        ([RUN_A, RUN_B], None, "no train row in common"),
+        ([RUN_A, RUN_B], None, f"different train rows \\({RUN_A}: 600, {RUN_B}: 600; 0 in common\\)"),
         ([RUN_A, "20260101-000004"], [1.0], "2 runs"),
         ([RUN_A, "20260101-000004"], [1.0, -1.0], "non-negative"),
+        ([RUN_A, "20260101-000004"], ["oof", "1"], "one number per run, or 'oof' alone, got 'oof'"),
         ([RUN_A, "20260101-000000-default"], None, "named twice"),
     ]
     for run_ids, weights, message in cases:

@@ -87,7 +87,8 @@ def run_row(run: Run, keys: list[str]) -> dict:
 def compare_table(root: Path, competition: str) -> pd.DataFrame:
     """Every run of the competition, best submitted-models' score first; unfinished runs last, unscored."""
     runs = list_runs(root, competition)
-    table = pd.DataFrame([run_row(run, differing_keys(runs)) for run in runs])
+    rows = [run_row(run, differing_keys(runs)) for run in runs]
+    table = whole_numbers_kept(pd.DataFrame(rows), rows)
     if table.empty:
         return table
     table["_unfinished"] = table["status"] != "finished"
@@ -99,6 +100,16 @@ def compare_table(root: Path, competition: str) -> pd.DataFrame:
     return table.drop(columns="_unfinished").assign(wall_seconds=wall).reset_index(drop=True)
 
 
+def whole_numbers_kept(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """Integer settings stay integers (3, not 3.0) beside a run that lacks them, such as a blend: pandas would
+    make the column float."""
+    for column in table.columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            table[column] = table[column].astype("Int64")
+    return table
+
+
 def format_table(table: pd.DataFrame) -> str:
     def score(value: float) -> str:
         return "-" if pd.isna(value) else f"{value:.5f}"
@@ -108,7 +119,10 @@ def format_table(table: pd.DataFrame) -> str:
 
     formatters = {column: score for column in table.columns if column.endswith("_accuracy") or column == SCORE}
     formatters["wall_seconds"] = seconds
-    return table.to_string(index=False, na_rep="-", formatters=formatters)
+    # pandas leaves <NA> in a nullable integer column whatever na_rep says: spell those columns out first.
+    whole = [column for column in table.columns if isinstance(table[column].dtype, pd.Int64Dtype)]
+    shown = table.assign(**{c: ["-" if pd.isna(v) else str(v) for v in table[c]] for c in whole})
+    return shown.to_string(index=False, na_rep="-", formatters=formatters)
 
 
 def print_compare(root: Path, competition: str) -> Path:
