@@ -331,7 +331,8 @@ def blend_runs(
     config = runs.BlendConfig(sources, tuple(map(float, weight)), chosen[0].run_id, rank, fit.on if fit else "")
     command = argv or blend_command(competition, run_ids, weights, rank)
     hardware = "none (averages saved probabilities)"
-    runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=runs.RunKind.BLEND)
+    kind = runs.RunKind.BLEND
+    runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=kind, data_files=files.files)
     write_blend(folder, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
     published = publish_submission(folder)  # the competition's submission.csv: the latest run's

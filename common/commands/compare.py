@@ -171,6 +171,16 @@ def fold_notes(aligned: AlignedOOF, names: tuple[str, str]) -> list[str]:
     return notes
 
 
+def data_files_note(a: Run, b: Run) -> list[str]:
+    """A note when the runs read other competition files (by size and SHA-256: the same bytes in another folder
+    are the same data); runs from before the record kept them say nothing."""
+    files = [run.record.data_files for run in (a, b)]
+    if not all(files) or len({frozenset((f.size, f.sha256) for f in entries) for entries in files}) == 1:
+        return []
+    shown = ["; ".join(f"{f.path} ({f.size} bytes, SHA-256 {f.sha256[:12]})" for f in entries) for entries in files]
+    return [f"note: the runs read different data files: A {shown[0]}; B {shown[1]}"]
+
+
 def verdict(result: McNemarResult) -> str:
     gap = abs(result.acc_a - result.acc_b)
     if result.only_a + result.only_b == 0:
@@ -259,9 +269,10 @@ def compare_pair(
     signal, header = judged_lines(a, b)
     extra = extra_set_lines(competition, a, b, data_dir, group, first=signal)
     if not has_oof([a, b]):
-        return "\n".join(header + without_oof(a, b, extra))
+        return "\n".join(header + without_oof(a, b, extra) + data_files_note(a, b))
     oof = oof_lines(a, b)
-    return "\n".join(header + (extra + oof if extra and signal not in ("", OOF) else oof + extra))
+    tests = extra + oof if extra and signal not in ("", OOF) else oof + extra
+    return "\n".join(header + tests + data_files_note(a, b))
 
 
 def without_oof(a: Run, b: Run, extra: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.data.sources import DataFile
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.runs.layout import BLEND_LABEL, CONFIG_YAML, FULL_GROUP, OOF, RunKind, RunStatus, UnitKey
@@ -37,6 +38,7 @@ class RunRecord:
     argv: list[str] = field(default_factory=list)
     continued: list[dict[str, str]] = field(default_factory=list)  # each resume or merge: at, command
     init_from: dict[str, str] = field(default_factory=dict)  # with init_from: unit -> the model.keras it started from
+    data_files: tuple[DataFile, ...] = ()  # the competition files it read: path, size, SHA-256 (none: older runs)
     other: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, written back as found
 
     @classmethod
@@ -52,11 +54,13 @@ class RunRecord:
         values["kind"] = RunKind(kind) if kind in set(RunKind) else RunKind.of_label(values["label"])
         hardware = values.get("hardware", [])
         values["hardware"] = [hardware] if isinstance(hardware, str) else list(hardware)  # old runs: one string
+        values["data_files"] = tuple(DataFile.from_dict(entry) for entry in values.get("data_files", ()))
         other = {key: value for key, value in data.items() if key not in known}
         return cls(**values, other=other)
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "other"}
+        values["data_files"] = [entry.to_dict() for entry in self.data_files]
         return values | self.other
 
 
