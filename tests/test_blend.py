@@ -227,7 +227,7 @@ def test_weights_oof_fits_on_other_folds_and_scores_each_fold_out_of_fold(tmp_pa
     (folder,) = [tmp_path / "digits" / name for name in run_folders(tmp_path) if "-blend-" in name]
     metrics = json.loads((folder / "metrics.json").read_text())
     oofs, labels, folds = [np.load(f / "oof.npy") for f in (a, b)], train_labels[rows], rows % 4
-    weights = np.array(metrics["weights"])
+    weights = np.array(load_run(folder).blend.weights)
     grid = [np.array([w, 1 - w]) for w in np.linspace(0, 1, 201)]
     assert log_loss(oofs, labels, weights) <= min(log_loss(oofs, labels, w) for w in grid) + 1e-6
     assert weights[0] > 0.7 and weights.sum() == pytest.approx(1.0)
@@ -242,6 +242,8 @@ def test_weights_oof_fits_on_other_folds_and_scores_each_fold_out_of_fold(tmp_pa
         cross_fitted[held] = fold_weights[0] * oofs[0][held] + fold_weights[1] * oofs[1][held]
     np.testing.assert_allclose(np.load(folder / "oof.npy"), cross_fitted, atol=1e-6)
     assert metrics["oof_accuracy"] == pytest.approx((cross_fitted.argmax(1) == labels).mean())
+    # The fold models are judged on OOF: the blend's own score is the cross-fitted one, not the fit's own rows'.
+    assert metrics["submitted"]["signal"] == "oof" and metrics["submitted"]["accuracy"] == metrics["oof_accuracy"]
     expected_test = weights[0] * np.load(a / "test.npy") + weights[1] * np.load(b / "test.npy")
     np.testing.assert_allclose(np.load(folder / "test.npy"), expected_test, atol=1e-6)
     assert "weights fitted on OOF by scipy.optimize.minimize (SLSQP)" in out
@@ -290,9 +292,13 @@ def test_weights_oof_without_oof_fits_on_the_shared_holdout(tmp_path, digits_dir
     (folder,) = [tmp_path / "digits" / name for name in run_folders(tmp_path) if "-blend-" in name]
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["weights_fit"]["on"] == "train_holdout" and metrics["weights_fit"]["cv_folds"] == 5
-    assert metrics["weights"][0] > 0.7 and "oof_accuracy" not in metrics
+    assert load_run(folder).blend.weights[0] > 0.7 and metrics["oof_accuracy"] is None
     blended = np.load(folder / "train_holdout.npy")
     assert metrics["extra_accuracy"]["train_holdout"] == pytest.approx((blended.argmax(1) == held).mean())
+    submitted = metrics["submitted"]  # full-data models, judged on the holdout: its cross-fitted score
+    assert (
+        submitted["signal"] == "train_holdout" and submitted["accuracy"] == metrics["extra_accuracy"]["train_holdout"]
+    )
     assert "cross-validated over 5 stratified parts of the holdout" in out
 
 
@@ -340,6 +346,10 @@ def test_rank_blend_averages_each_classs_rank_and_cannot_predict_images(tmp_path
     assert status == 0, err
     assert "(--rank: each class's rank over a set's rows averaged, not its probabilities)" in out
     (folder,) = [tmp_path / "digits" / name for name in run_folders(tmp_path) if "-blend-" in name]
+    # Its sources were made to be submitted, so it is the competition's latest though its models cannot predict.
+    latest = tmp_path / "digits" / "submission.csv"
+    assert f"{folder / 'submission.csv'} (also {latest})" in out and "submitted:   10 models of 2 runs" in out
+    assert latest.read_bytes() == (folder / "submission.csv").read_bytes()
 
     def ranks(array: np.ndarray) -> np.ndarray:  # pandas' ranks, scaled to the rows, each row to sum 1
         frame = pd.DataFrame(array).rank(axis=0) / len(array)
@@ -360,16 +370,21 @@ def test_rank_blend_averages_each_classs_rank_and_cannot_predict_images(tmp_path
 
 def test_compare_keeps_integer_settings_whole_beside_a_blend(tmp_path, digits_dir, train_labels, capsys):
     rows = np.arange(0, 600)
-    write_digits_run(tmp_path, RUN_A, rows, train_labels, seed=1, config={"width": 8})
-    write_digits_run(tmp_path, RUN_B, rows, train_labels, seed=2, config={"width": 16})
+    write_digits_run(tmp_path, RUN_A, rows, train_labels, seed=1, config={"batch_size": 32, "width": 8})
+    write_digits_run(tmp_path, RUN_B, rows, train_labels, seed=2, config={"batch_size": 64, "width": 16})
     assert (
         run_command(capsys, "blend", "digits", RUN_A, RUN_B, "--data-dir", str(digits_dir), "--out", str(tmp_path))[0]
         == 0
     )
     status, out, _ = run_command(capsys, "compare", "digits", "--out", str(tmp_path))
     header, *lines = out.split("\n\n")[0].splitlines()
-    end = header.index(" width") + len(" width")  # pandas right-aligns the column under its name
-    assert status == 0 and sorted(line[:end].split()[-1] for line in lines) == ["-", "16", "8"]
+
+    def column(name: str) -> list[str]:  # pandas right-aligns a column under its name
+        end = header.index(f" {name}") + len(f" {name}")
+        return sorted(line[:end].split()[-1] for line in lines)
+
+    assert status == 0 and column("batch_size") == ["-", "32", "64"]
+    assert column("width") == ["16", "8", "8/16"]  # the submitted models': a blend's are its sources'
 
 
 # ---------------------------------------------------------------------------

@@ -187,7 +187,8 @@ class Run:
     def members(self) -> list[Member]:
         """The trained runs whose models make this run's ensemble, with their weights (summing to 1): a blend
         of blends is followed down, and a run reached twice gets the sum of its weights."""
-        if self.is_blend and self.blend.rank:  # a rank needs the whole set: one image, or Kaggle's hidden test set, has none
+        # A rank needs the whole set: one image, or Kaggle's hidden test set, has none.
+        if self.is_blend and self.blend.rank:
             raise UserError(
                 f"blend {self.run_id} averages ranks over each set's rows (--rank), which its sources' models cannot"
                 " do image by image: to predict or write a notebook, blend the runs without --rank"
