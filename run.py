@@ -257,18 +257,28 @@ def blend(argv: list[str]) -> None:
     parser = command_parser(
         "blend",
         "Average several finished runs' probabilities (OOF, test, extra sets) into a new 'blend' run folder "
-        "with its own metrics and submission.csv.",
+        "with its own metrics and submission.csv. The runs must have scored the same train rows: runs that "
+        "did not (another max_train_rows, seed with it, holdout or extra_train) are refused.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="two or more run ids (a unique prefix, or 'latest')")
-    parser.add_argument("--weights", type=float, nargs="+", metavar="W", help="one weight per run (default: equal)")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        metavar="W",
+        help="one weight per run (default: equal); or 'oof': weights fitted on the runs' OOF (their holdout when "
+        "they have no OOF) with scipy's SLSQP, scored by cross-validation over the folds",
+    )
+    parser.add_argument(
+        "--rank", action="store_true", help="average each class's rank over a set's rows instead of probabilities"
+    )
     parser.add_argument("--data-dir", help="folder holding the competition zip or its CSVs")
     args = parser.parse_args(argv)
     from common.commands.blend import blend_runs
     from common.ground.spec import get_spec
     from common.runs import DEFAULT_ROOT
 
-    competition = get_spec(args.competition).name
-    blend_runs(args.out or DEFAULT_ROOT, competition, args.runs, args.weights, args.data_dir, argv=["blend", *argv])
+    competition, root = get_spec(args.competition).name, args.out or DEFAULT_ROOT
+    blend_runs(root, competition, args.runs, args.weights, args.data_dir, rank=args.rank, argv=["blend", *argv])
 
 
 def zoo(argv: list[str]) -> None:

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import pytest
 
-import common.data.files
+import common.data.sources
 import common.runs
 import run
 from common.data.files import load_dataset
@@ -185,7 +185,11 @@ CASES = [
     Case(
         "missing file",
         nothing,
-        ("no digit-recognizer.zip or train.csv found", "{data}", "kaggle competitions download -c digit-recognizer"),
+        (
+            "--data-dir {data} holds no digit-recognizer files (digit-recognizer.zip or train.csv",
+            "it is empty",
+            "kaggle competitions download -c digit-recognizer -p {data}",
+        ),
         competition="mnist",
     ),
     Case(
@@ -384,7 +388,7 @@ def nothing_else_to_find(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
     for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(common.data.files, "PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setattr(common.data.sources, "PROJECT_ROOT", tmp_path / "project")
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +125,10 @@ def test_smoke_run_from_the_command_line(tmp_path, digits_dir):
     latest = out / "digits" / "submission.csv"
     assert f"submission:  {folder / 'submission.csv'} (not {latest}: a smoke run (--preset smoke))" in result.stdout
     assert not latest.exists()
+    zipped = digits_dir / "sklearn-digits.zip"  # run.json records the file it read
+    sha256 = hashlib.sha256(zipped.read_bytes()).hexdigest()
+    expected = [{"path": str(zipped.resolve()), "size": zipped.stat().st_size, "sha256": sha256}]
+    assert json.loads((folder / "run.json").read_text())["data_files"] == expected
 
 
 def test_help_lists_every_sub_command():

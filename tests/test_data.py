@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.data.files import Source, load_dataset, locate, parse_table
+from common.data.files import load_dataset, parse_table
+from common.data.sources import Source, locate
 from common.ground.errors import UserError
 from common.ground.spec import COMPETITIONS, CompetitionSpec, get_spec
 from tests.conftest import csv_bytes, pixel_frame, real_rows
@@ -177,7 +178,7 @@ def test_changed_file_is_read_again_not_served_stale(tmp_path):
 
 
 def test_the_tools_own_digits_files_are_written_again_when_an_older_version_wrote_them(tmp_path, monkeypatch):
-    monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr("common.data.sources.PROJECT_ROOT", tmp_path)
     own = tmp_path / "data" / "sklearn-digits"
     older = write_competition(own) / "tiny-comp.zip"  # no sklearn_test.csv, as before the set was renamed
     older.rename(own / "sklearn-digits.zip")
@@ -190,7 +191,7 @@ def test_the_tools_own_digits_files_are_written_again_when_an_older_version_wrot
 
 
 def test_digits_competition_is_written_on_first_use(tmp_path, monkeypatch):
-    monkeypatch.setattr("common.data.files.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
+    monkeypatch.setattr("common.data.sources.PROJECT_ROOT", tmp_path / "project")  # no data/ of an earlier run
     data = load_dataset(get_spec("digits"), tmp_path)
     assert (tmp_path / "sklearn-digits.zip").is_file()
     assert data.train.images.shape[1:] == (28, 28, 1)

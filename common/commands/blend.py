@@ -1,16 +1,29 @@
 """Blending: a weighted mean of several finished runs' probabilities, written as a run folder of its own.
 
-OOF rows are aligned through folds.csv's `row` column (only rows every run scored are kept), test rows and
-extra sets (the holdout too, when every run held out the same rows) line up by position. When a run has no OOF
-(no fold models), the blend has none either: it blends and scores the holdout, the extra sets and the test set. The blend's folder has the same files as a trained run (minus units/, plus a
-config.yaml of kind blend naming its sources and weights), so `compare`, `report`, `submit`, `predict` and
-`kernel` treat it like any other run; the last two through its sources' saved models, weighted.
+Every run must have scored the same train rows (folds.csv's `row`, in any order; OOF rows are aligned through
+it): a blend scored on the few rows that a small run shares with a large one would be graded on a sample none of
+its runs was, so such runs are refused. Test rows and extra sets (the holdout too, when every run held out the same
+rows) line up by position. When a run has no OOF (no fold models), the blend has none either: it blends and scores
+the holdout, the extra sets and the test set.
+
+Weights are equal, given (--weights W ...), or fitted (--weights oof): non-negative and summing to 1, they minimise
+the blend's log-loss on the runs' OOF (on their shared holdout when they have no OOF) with scipy's SLSQP. A fitted
+blend's OOF (or holdout) is cross-fitted, each fold's rows blended with weights fitted on the other folds, so its
+score is the fit's cross-validated one and never grades the fit on its own rows; the test set and the extra sets
+take the weights fitted on every row. With --rank each run's probabilities are replaced, set by set, by each class's
+rank over the set's rows before they are averaged.
+
+The blend's folder has the same files as a trained run (minus units/, plus a config.yaml of kind blend naming its
+sources and weights), so `compare`, `report`, `submit`, `predict` and `kernel` treat it like any other run; the
+last two through its sources' saved models, weighted (a rank blend has no such form: they refuse it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +31,24 @@ import pandas as pd
 
 from common import runs
 from common.data.files import Dataset, load_dataset
-from common.data.trainset import folds_rows
+from common.data.folds import make_folds
+from common.data.trainset import HOLDOUT_SET, folds_rows
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec, get_spec
-from common.runs.aligned import AlignedOOF, aligned_oof, has_oof, shared_sets
+from common.runs.aligned import AlignedOOF, aligned_oof, has_oof, read_oof, shared_sets
 from common.runs.ensemble import write_ensemble_files
 from common.runs.latest import publish_submission, submission_line
 from common.runs.metrics import accuracy, per_class_table, submitted_score
 from common.runs.report import write_report
 from common.runs.units import submitted_keys
+from common.runs.weights import Fit, cross_fit, ranked, weighted_mean
 
 NO_OOF_BLEND = (
     "(no OOF: a run without fold models has none, so the blend averages and scores the holdout, the extra sets and"
     " the test set only)"
 )
+FIT = "oof"  # --weights oof: fit the weights
+HOLDOUT_CV_FOLDS = 5  # fitting on a holdout: the stratified parts it is cut into to cross-validate the fit
 
 # ---------------------------------------------------------------------------
 # Checking the inputs (all before the new run folder exists)
@@ -48,6 +65,20 @@ def resolve_runs(root: Path, competition: str, run_ids: Sequence[str]) -> list[r
     if repeated:
         raise UserError(f"run {repeated} is named twice: name each run once and use --weights to favour one")
     return [run.require_finished() for run in chosen]
+
+
+def weight_request(weights: Sequence[str | float] | None, n_runs: int) -> np.ndarray | str:
+    """--weights as asked: equal (none given), the given numbers normalised, or FIT."""
+    if weights is not None and [str(w) for w in weights] == [FIT]:
+        return FIT
+    return normalised_weights(None if weights is None else [as_weight(w) for w in weights], n_runs)
+
+
+def as_weight(value: str | float) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"--weights: expected one number per run, or '{FIT}' alone, got {value!r}") from None
 
 
 def normalised_weights(weights: Sequence[float] | None, n_runs: int) -> np.ndarray:
@@ -71,6 +102,22 @@ def same_rows(chosen: list[runs.Run], name: str, expected: int) -> list[np.ndarr
     return arrays
 
 
+def aligned_rows(chosen: list[runs.Run]) -> AlignedOOF | None:
+    """The runs' OOF lined up row by row (None when some run has none), refused unless every run scored the very
+    same train rows."""
+    if not has_oof(chosen):
+        return None
+    rows = [np.sort(read_oof(run)[0]["row"].to_numpy()) for run in chosen]
+    if any(not np.array_equal(own, rows[0]) for own in rows[1:]):
+        counts = ", ".join(f"{run.run_id}: {len(own)}" for run, own in zip(chosen, rows, strict=True))
+        shared = len(reduce(np.intersect1d, rows))
+        raise UserError(
+            f"blend: the runs scored different train rows ({counts}; {shared} in common): blend runs that trained"
+            " on the same rows (the same max_train_rows and seed, holdout and extra_train)"
+        )
+    return aligned_oof(chosen)
+
+
 def check_train_labels(
     aligned: AlignedOOF, data: Dataset, first: runs.Run
 ) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
@@ -84,23 +131,63 @@ def check_train_labels(
 
 
 # ---------------------------------------------------------------------------
-# Blending and writing
+# Blending: ranks, weights fitted out of fold
 # ---------------------------------------------------------------------------
 
 
-def scored_extras(data: Dataset, names: list[str], sets: dict, arrays: dict) -> dict[str, tuple]:
+def input_sets(chosen: list[runs.Run], data: Dataset, aligned: AlignedOOF | None) -> dict[str, list[np.ndarray]]:
+    """Set name -> each run's probabilities on it: the test set, every shared extra set, and OOF when aligned."""
+    sets = {runs.TEST: same_rows(chosen, runs.TEST, len(data.test.images))}
+    sets |= {name: same_rows(chosen, name, len(table.labels)) for name, table in data.extras.items()}
+    if aligned is None and len(sets) == 1:
+        raise UserError("blend: some runs have no OOF (no fold models), and they share no holdout or extra set")
+    return sets | ({runs.OOF: aligned.probabilities} if aligned is not None else {})
+
+
+def fitted(sets: dict[str, list[np.ndarray]], aligned: AlignedOOF | None, data: Dataset) -> Fit:
+    """--weights oof: fitted on OOF, cross-validated over the first run's folds (the blend's folds.csv); runs
+    without OOF on their shared holdout, cross-validated over stratified parts of it."""
+    if aligned is not None:
+        return cross_fit(runs.OOF, sets[runs.OOF], aligned.labels, aligned.folds[0])
+    if HOLDOUT_SET not in data.extras:
+        raise UserError(
+            f"--weights {FIT}: the runs have no OOF (no fold models) and no holdout in common to fit weights on;"
+            " give --weights W ... (one per run), or blend runs with fold models or the same holdout"
+        )
+    labels = data.extras[HOLDOUT_SET].labels
+    rarest = int(np.bincount(labels)[np.unique(labels)].min())
+    if rarest < 2:
+        raise UserError(f"--weights {FIT}: the holdout's {len(labels)} rows are too few to cross-validate a fit")
+    folds = make_folds(labels, min(HOLDOUT_CV_FOLDS, rarest), seed=0)
+    return cross_fit(HOLDOUT_SET, sets[HOLDOUT_SET], labels, folds)
+
+
+def blended_arrays(
+    sets: dict[str, list[np.ndarray]], request: np.ndarray | str, aligned: AlignedOOF | None, data: Dataset, rank: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray, Fit | None]:
+    """(the blend's array of every set, its weights, the fit when --weights oof asked for one)."""
+    inputs = {name: [ranked(a) for a in arrays] for name, arrays in sets.items()} if rank else sets
+    fit = fitted(inputs, aligned, data) if isinstance(request, str) else None
+    weights = fit.weights if fit else request
+    arrays = {name: weighted_mean(arrays, weights) for name, arrays in inputs.items()}
+    return arrays | ({fit.on: fit.cross_fitted} if fit else {}), weights, fit
+
+
+# ---------------------------------------------------------------------------
+# Scoring and writing
+# ---------------------------------------------------------------------------
+
+
+def scored_extras(data: Dataset, sets: dict, arrays: dict) -> dict[str, tuple]:
     """Set name -> (labels, each run's probabilities, the blend's) for every shared extra set and, as a trained
     run scores them (Dataset.scored_sets), the picking and reporting halves of each judged set."""
+    names = list(data.extras)
     blended = data.scored_sets({name: arrays[name] for name in names})
     per_run = [data.scored_sets({name: sets[name][i] for name in names}) for i in range(len(sets[runs.TEST]))]
     return {
         name: (labels, [scored[name][1] for scored in per_run], probabilities)
         for name, (labels, probabilities) in blended.items()
     }
-
-
-def weighted_mean(arrays: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-    return np.tensordot(weights, np.stack(arrays).astype(np.float64), axes=1).astype(np.float32)
 
 
 def blend_metrics(
@@ -140,12 +227,22 @@ def blend_metrics(
 def blend_submitted(
     chosen: list[runs.Run], spec: CompetitionSpec, oof_accuracy: float | None, extra_accuracy: dict[str, float]
 ) -> runs.Submitted:
-    """The blend submits its sources' submitted models, weighted; OOF judges them when all are fold models."""
-    members = [member.run for run in chosen for member in run.members()]
+    """The blend submits its sources' submitted models, weighted; OOF judges them when all are fold models (a
+    fitted blend's OOF, or holdout, is cross-fitted: its score there is the fit's out-of-fold one)."""
+    members = [trained for run in chosen for trained in run.trained_runs()]
     keys = [(run.run_id, key) for run in members for key in submitted_keys(run.cfg)]
     units = [f"{run_id}/{key.name}" for run_id, key in keys]
     fold_models = all(key.holds_out for _, key in keys)
     return submitted_score(spec, runs.BLEND_LABEL, units, oof_accuracy, extra_accuracy, fold_models)
+
+
+def blend_folds(
+    aligned: AlignedOOF | None, files: Dataset, first: runs.Run
+) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """The blend's folds.csv and its rows' images and labels (for its report)."""
+    if aligned is not None:
+        return check_train_labels(aligned, files, first)
+    return first.folds(), first.training_images(files)
 
 
 def write_blend(
@@ -156,61 +253,86 @@ def write_blend(
     write_ensemble_files(folder, data, arrays, folds["label"].to_numpy(), metrics)
 
 
-def print_blend(folder: Path, metrics: runs.Metrics, report: Path, published: bool) -> None:
-    extra_names = list(metrics.extra_accuracy)
+def scores_table(metrics: runs.Metrics) -> str:
+    """Each run's weight and scores and the blend's, one column per set (pandas keeps the columns apart)."""
     with_oof = metrics.oof_accuracy is not None
-    print(f"\n{'':<36}{'oof' if with_oof else '':>10}" + "".join(f"{name:>16}" for name in extra_names))
-    blended = {"oof_accuracy": metrics.oof_accuracy, "extra_accuracy": metrics.extra_accuracy}
-    rows = [*metrics.inputs.items(), ("blend", blended)]
-    for name, scores in rows:
-        extras = "".join(f"{scores['extra_accuracy'][extra]:>16.5f}" for extra in extra_names)
-        oof = f"{scores['oof_accuracy']:>10.5f}" if with_oof else f"{'':>10}"
-        print(f"{name:<36}{oof}{extras}")
-    if with_oof:
+    names = (["oof"] if with_oof else []) + list(metrics.extra_accuracy)
+
+    def scores(entry: dict) -> list[str]:
+        values = ([entry["oof_accuracy"]] if with_oof else []) + [
+            entry["extra_accuracy"][name] for name in metrics.extra_accuracy
+        ]
+        return [f"{value:.5f}" for value in values]
+
+    rows = {run_id: [f"{entry['weight']:.3f}", *scores(entry)] for run_id, entry in metrics.inputs.items()}
+    rows["blend"] = ["", *scores({"oof_accuracy": metrics.oof_accuracy, "extra_accuracy": metrics.extra_accuracy})]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["weight", *names]).to_string()
+
+
+def fit_lines(metrics: runs.Metrics, rank: bool) -> list[str]:
+    fit = metrics.weights_fit
+    lines = ["(--rank: each class's rank over a set's rows averaged, not its probabilities)"] if rank else []
+    if not fit:
+        return lines
+    on = "OOF" if fit["on"] == runs.OOF else f"the holdout ({fit['on']})"
+    parts = "folds" if fit["on"] == runs.OOF else "stratified parts of the holdout"
+    return lines + [
+        f"weights fitted on {on} by {fit['optimiser']}: the lowest log-loss, non-negative, summing to 1",
+        f"its {on} score is cross-validated over {fit['cv_folds']} {parts}: each blended with weights fitted on"
+        " the others",
+    ]
+
+
+def print_blend(folder: Path, metrics: runs.Metrics, report: Path, published: bool) -> None:
+    run = runs.load_run(folder)
+    print(f"\n{scores_table(metrics)}")
+    if metrics.oof_accuracy is not None:
         print(f"(OOF on the {metrics.n_train_rows} train rows every run scored)")
     else:
         print(NO_OOF_BLEND)
-    run = runs.load_run(folder)
+    print("\n".join(fit_lines(metrics, run.blend.rank)))
     print(f"\nsubmitted:   {run.submitted_text(metrics)}")
     print(f"run folder:  {folder}\n{submission_line(run, published)}\nreport:      {report}")
+
+
+def blend_command(competition: str, run_ids: Sequence[str], weights: Sequence | None, rank: bool) -> list[str]:
+    return ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])] + (
+        ["--rank"] if rank else []
+    )
 
 
 def blend_runs(
     root: Path,
     competition: str,
     run_ids: Sequence[str],
-    weights: Sequence[float] | None = None,
+    weights: Sequence[str | float] | None = None,
     data_dir: str | Path | None = None,
     *,
+    rank: bool = False,
     argv: list[str] | None = None,
 ) -> Path:
-    """Averages the runs' OOF, test and extra-set probabilities into a new 'blend' run folder; returns it."""
+    """Averages the runs' OOF, test and extra-set probabilities (or, with `rank`, their ranks) with the given,
+    equal or fitted (`weights` ["oof"]) weights into a new 'blend' run folder; returns it."""
     start = time.perf_counter()
     chosen = resolve_runs(root, competition, run_ids)
-    weight = normalised_weights(weights, len(chosen))
+    request = weight_request(weights, len(chosen))
     files = load_dataset(get_spec(competition), data_dir)  # every set: an extra_train run's rows come from one
     data = shared_sets(chosen, files)  # the sets every run predicted: what the blend scores
-    names = list(data.extras)
-    sets = {runs.TEST: same_rows(chosen, runs.TEST, len(data.test.images))}
-    sets |= {name: same_rows(chosen, name, len(data.extras[name].labels)) for name in names}
-    arrays = {name: weighted_mean(inputs, weight) for name, inputs in sets.items()}
-    extras = scored_extras(data, names, sets, arrays)
-    if has_oof(chosen):
-        aligned = aligned_oof(chosen)
-        folds, (images, labels) = check_train_labels(aligned, files, chosen[0])
-        arrays = {runs.OOF: weighted_mean(aligned.probabilities, weight)} | arrays
-    else:
-        aligned, folds = None, chosen[0].folds()
-        images, labels = chosen[0].training_images(files)
-        if not extras:
-            raise UserError("blend: some runs have no OOF (no fold models), and they share no holdout or extra set")
+    aligned = aligned_rows(chosen)
+    sets = input_sets(chosen, data, aligned)
+    arrays, weight, fit = blended_arrays(sets, request, aligned, data, rank)
+    folds, (images, labels) = blend_folds(aligned, files, chosen[0])
+    extras = scored_extras(data, sets, arrays)
     metrics = blend_metrics(aligned, arrays.get(runs.OOF), extras, chosen, weight, files.spec)
+    metrics = dataclasses.replace(metrics, weights_fit=fit.metrics() if fit else {})
 
     folder = runs.create_run_dir(root, competition, runs.BLEND_LABEL)
-    config = runs.BlendConfig(tuple(run.run_id for run in chosen), tuple(map(float, weight)), chosen[0].run_id)
-    command = argv or ["blend", competition, *run_ids, *(["--weights", *map(str, weights)] if weights else [])]
+    sources = tuple(run.run_id for run in chosen)
+    config = runs.BlendConfig(sources, tuple(map(float, weight)), chosen[0].run_id, rank, fit.on if fit else "")
+    command = argv or blend_command(competition, run_ids, weights, rank)
     hardware = "none (averages saved probabilities)"
-    runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=runs.RunKind.BLEND)
+    kind = runs.RunKind.BLEND
+    runs.start_run(folder, config, command, hardware, label=runs.BLEND_LABEL, kind=kind, data_files=files.files)
     write_blend(folder, folds, arrays, metrics, data)
     runs.finish_run(folder, time.perf_counter() - start)
     published = publish_submission(folder)  # the competition's submission.csv: the latest run's

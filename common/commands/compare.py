@@ -87,7 +87,8 @@ def run_row(run: Run, keys: list[str]) -> dict:
 def compare_table(root: Path, competition: str) -> pd.DataFrame:
     """Every run of the competition, best submitted-models' score first; unfinished runs last, unscored."""
     runs = list_runs(root, competition)
-    table = pd.DataFrame([run_row(run, differing_keys(runs)) for run in runs])
+    rows = [run_row(run, differing_keys(runs)) for run in runs]
+    table = whole_numbers_kept(pd.DataFrame(rows), rows)
     if table.empty:
         return table
     table["_unfinished"] = table["status"] != "finished"
@@ -99,6 +100,16 @@ def compare_table(root: Path, competition: str) -> pd.DataFrame:
     return table.drop(columns="_unfinished").assign(wall_seconds=wall).reset_index(drop=True)
 
 
+def whole_numbers_kept(table: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """Integer settings stay integers (3, not 3.0) beside a run that lacks them, such as a blend: pandas would
+    make the column float."""
+    for column in table.columns:
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            table[column] = table[column].astype("Int64")
+    return table
+
+
 def format_table(table: pd.DataFrame) -> str:
     def score(value: float) -> str:
         return "-" if pd.isna(value) else f"{value:.5f}"
@@ -108,7 +119,10 @@ def format_table(table: pd.DataFrame) -> str:
 
     formatters = {column: score for column in table.columns if column.endswith("_accuracy") or column == SCORE}
     formatters["wall_seconds"] = seconds
-    return table.to_string(index=False, na_rep="-", formatters=formatters)
+    # pandas leaves <NA> in a nullable integer column whatever na_rep says: spell those columns out first.
+    whole = [column for column in table.columns if isinstance(table[column].dtype, pd.Int64Dtype)]
+    shown = table.assign(**{c: ["-" if pd.isna(v) else str(v) for v in table[c]] for c in whole})
+    return shown.to_string(index=False, na_rep="-", formatters=formatters)
 
 
 def print_compare(root: Path, competition: str) -> Path:
@@ -155,6 +169,16 @@ def fold_notes(aligned: AlignedOOF, names: tuple[str, str]) -> list[str]:
             "predicted by models trained on different data, so part of the gap may come from the split"
         )
     return notes
+
+
+def data_files_note(a: Run, b: Run) -> list[str]:
+    """A note when the runs read other competition files (by size and SHA-256: the same bytes in another folder
+    are the same data); runs from before the record kept them say nothing."""
+    files = [run.record.data_files for run in (a, b)]
+    if not all(files) or len({frozenset((f.size, f.sha256) for f in entries) for entries in files}) == 1:
+        return []
+    shown = ["; ".join(f"{f.path} ({f.size} bytes, SHA-256 {f.sha256[:12]})" for f in entries) for entries in files]
+    return [f"note: the runs read different data files: A {shown[0]}; B {shown[1]}"]
 
 
 def verdict(result: McNemarResult) -> str:
@@ -245,9 +269,10 @@ def compare_pair(
     signal, header = judged_lines(a, b)
     extra = extra_set_lines(competition, a, b, data_dir, group, first=signal)
     if not has_oof([a, b]):
-        return "\n".join(header + without_oof(a, b, extra))
+        return "\n".join(header + without_oof(a, b, extra) + data_files_note(a, b))
     oof = oof_lines(a, b)
-    return "\n".join(header + (extra + oof if extra and signal not in ("", OOF) else oof + extra))
+    tests = extra + oof if extra and signal not in ("", OOF) else oof + extra
+    return "\n".join(header + tests + data_files_note(a, b))
 
 
 def without_oof(a: Run, b: Run, extra: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Finding the competition files, reading them fast, validating them against the spec, caching arrays.
+"""Reading the competition files (found by common/data/sources.py) fast, validating them against the spec, caching
+arrays.
 
 Arrays stay uint8 images of shape (n, 28, 28, 1) until the model's first layer.
 """
@@ -8,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,148 +16,11 @@ import numpy as np
 import pandas as pd
 
 from common.data.folds import holdout_split
+from common.data.sources import DataFile, Source, files_read, locate
 from common.ground.atomic import atomic_path
 from common.ground.errors import UserError
 from common.ground.paths import PROJECT_ROOT
 from common.ground.spec import IMAGE_SHAPE, N_CLASSES, PIXEL_COLUMNS, CompetitionSpec
-
-CACHE_VERSION = "1"  # bump when parsing or validation changes, so old caches are ignored
-
-
-# ---------------------------------------------------------------------------
-# Locating the files
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    """The competition's files: either the downloaded zip or a folder of extracted CSVs."""
-
-    path: Path
-
-    @property
-    def is_zip(self) -> bool:
-        return self.path.suffix == ".zip"
-
-    def where(self, member: str) -> str:
-        return f"{self.path}:{member}" if self.is_zip else str(self.path / member)
-
-    def file_of(self, member: str) -> Path:
-        """The file on disk that holds `member` (the zip, or the CSV itself); UserError when it is missing."""
-        file = self.path if self.is_zip else self.path / member
-        if not file.is_file():
-            raise UserError(f"{file}: file not found")
-        return file
-
-    def read_bytes(self, member: str) -> bytes:
-        if not self.is_zip:
-            return self.file_of(member).read_bytes()
-        try:
-            with zipfile.ZipFile(self.path) as archive:
-                if member not in archive.namelist():
-                    raise UserError(
-                        f"{self.path}: the zip has no member {member!r} (it has {', '.join(archive.namelist())})"
-                    )
-                return archive.read(member)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # zlib.error: damaged deflate data
-            raise UserError(f"{self.where(member)}: truncated or corrupt zip ({error})") from None
-
-    def fingerprint(self, member: str) -> str:
-        """Changes whenever the member's bytes may have changed: size and mtime of the file read."""
-        stat = self.file_of(member).stat()
-        return f"{self.path.resolve()}|{member}|{stat.st_size}|{stat.st_mtime_ns}|{CACHE_VERSION}"
-
-
-def candidate_dirs(spec: CompetitionSpec, data_dir: str | Path | None) -> list[Path]:
-    """Where to look, in order: --data-dir, $KAGGLE_DATA_DIR, data/SLUG/, /kaggle/input/SLUG/."""
-    dirs = [Path(d) for d in (data_dir, os.environ.get("KAGGLE_DATA_DIR")) if d]
-    return dirs + [PROJECT_ROOT / "data" / spec.slug, Path("/kaggle/input") / spec.slug]
-
-
-def source_in(folder: Path, spec: CompetitionSpec) -> Source | None:
-    """The competition's zip or extracted CSVs inside `folder` (or its SLUG/ subfolder), if any."""
-    if folder.is_file():  # --data-dir may name the zip itself
-        if folder.suffix != ".zip":
-            raise UserError(f"{folder}: expected a folder or the competition's .zip, not another file")
-        return Source(folder)
-    for base in (folder, folder / spec.slug):
-        if (base / spec.zip_name).is_file():
-            return Source(base / spec.zip_name)
-        if (base / spec.train_file).is_file():
-            return Source(base)
-    return None
-
-
-def locate(spec: CompetitionSpec, data_dir: str | Path | None = None) -> Source:
-    """Finds the files; makes offline ones or downloads with the kaggle package when none are found. A --data-dir
-    that does not exist is refused: a typo must not let the files of another folder (KAGGLE_DATA_DIR) stand in."""
-    if data_dir and not Path(data_dir).exists():
-        raise UserError(f"--data-dir {data_dir}: no such folder or file")
-    dirs = candidate_dirs(spec, data_dir)
-    for folder in dirs:
-        found = source_in(folder, spec)
-        if found:
-            return refreshed(spec, found)
-    target = dirs[0] if data_dir else PROJECT_ROOT / "data" / spec.slug
-    if spec.writer is not None:
-        return Source(write_offline_files(spec, target))
-    if kaggle_credentials_present():
-        return download(spec, target)
-    looked = ", ".join(str(d) for d in dirs)
-    raise UserError(
-        f"no {spec.zip_name} or {spec.train_file} found (looked in {looked}) and no Kaggle credentials: "
-        f"run `{spec.download_command}` in one of those folders, or pass --data-dir"
-    )
-
-
-def refreshed(spec: CompetitionSpec, found: Source) -> Source:
-    """`found`, or written again when it is the tool's own copy of an offline competition (data/SLUG/SLUG.zip)
-    that lacks a file the competition has now (an older version wrote it). Files anywhere else are the user's: a
-    missing member stays an error there."""
-    own = PROJECT_ROOT / "data" / spec.slug
-    if spec.writer is None or found.path != own / spec.zip_name:
-        return found
-    members = {spec.train_file, spec.test_file, spec.sample_file, *spec.extra_sets.values()}
-    try:
-        with zipfile.ZipFile(found.path) as archive:
-            if members <= set(archive.namelist()):
-                return found
-    except (zipfile.BadZipFile, OSError):
-        return found  # reading it says what is wrong, as for any other zip
-    return Source(write_offline_files(spec, own))
-
-
-def write_offline_files(spec: CompetitionSpec, folder: Path) -> Path:
-    """An offline competition's zip, written into `folder` by the writer its spec names."""
-    from common.data.synthetic import WRITERS  # late: its OpenCV and scikit-learn take seconds to import
-
-    return WRITERS[spec.writer](folder)
-
-
-def kaggle_credentials_present() -> bool:
-    home = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return True
-    return os.environ.get("KAGGLE_API_TOKEN") is not None or any(
-        (home / name).is_file() for name in ("kaggle.json", "access_token")
-    )
-
-
-def download(spec: CompetitionSpec, target: Path) -> Source:
-    """Downloads the competition zip with the official kaggle package (authenticating only now)."""
-    from kaggle.api.kaggle_api_extended import (
-        KaggleApi,  # imported late: it is slow and needs no import-time auth
-    )
-
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        api = KaggleApi()
-        api.authenticate()
-        api.competition_download_files(spec.slug, path=str(target), quiet=False)
-    except Exception as error:  # noqa: BLE001 - the kaggle package raises many types; all mean the same here
-        raise UserError(f"download failed: `{spec.download_command}`: {error}") from None
-    return Source(target / spec.zip_name)
-
 
 # ---------------------------------------------------------------------------
 # Reading and validating one CSV
@@ -281,6 +143,7 @@ class Dataset:
     test: Table
     sample: pd.DataFrame  # sample_submission.csv as given
     extras: dict[str, Table]  # labelled extra sets by report name
+    files: tuple[DataFile, ...] = ()  # the files read: path, size, SHA-256
 
     @property
     def test_ids(self) -> np.ndarray:
@@ -364,7 +227,8 @@ def load_dataset(spec: CompetitionSpec, data_dir: str | Path | None = None, cach
         name: cached_table(source, member, cache, label_column=spec.label_column)
         for name, member in spec.extra_sets.items()
     }
-    return Dataset(spec, train, test, sample, extras)
+    members = [spec.sample_file, spec.train_file, spec.test_file, *spec.extra_sets.values()]
+    return Dataset(spec, train, test, sample, extras, files_read(source, members, cache))
 
 
 def judged_half_names(name: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from common import runs
 from common.data.files import Dataset, load_dataset
 from common.data.folds import same_folds
+from common.data.sources import DataFile
 from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_train_set
 from common.execution.summary import print_summary
 from common.ground.checks import check_run_config
@@ -310,7 +311,7 @@ def run_competition(
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
-    folder = open_run_folder(root, spec, cfg, label, argv, resumed, train)
+    folder = open_run_folder(root, spec, cfg, label, argv, resumed, train, data.files)
     with run_log(folder):
         record_transfer(folder, cfg)
         wanted = [runs.as_key(options.only)] if options.only else all_units(cfg)
@@ -346,8 +347,11 @@ def log_resumed(folder: Path, cfg: Config, todo: list[UnitKey]) -> None:
     )
 
 
-def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], resumed, train: TrainSet) -> Path:
-    """The resumed run's folder, checked against the data; or a new folder with its config and folds."""
+def open_run_folder(
+    root: Path, spec, cfg: Config, label: str, argv: list[str], resumed, train: TrainSet, files: Sequence[DataFile] = ()
+) -> Path:
+    """The resumed run's folder, checked against the data; or a new folder with its config, folds and the record
+    of the data files read."""
     if resumed:
         check_same_folds(resumed.folder, train)
         runs.reopen_run(resumed.folder, argv)
@@ -355,6 +359,6 @@ def open_run_folder(root: Path, spec, cfg: Config, label: str, argv: list[str], 
             runs.grow_run(resumed.folder, cfg.to_dict())
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)
-    runs.start_run(folder, cfg.to_dict(), argv, label=label)
+    runs.start_run(folder, cfg.to_dict(), argv, label=label, data_files=files)
     runs.write_folds(folder, folds_table(train))
     return folder

@@ -69,7 +69,7 @@ def has_oof(runs: list[Run]) -> bool:
 
 def holdout_share(run: Run) -> float:
     """The share of train.csv the run held out (`holdout`); a blend's is its first trained member's."""
-    return run.members()[0].run.cfg.holdout
+    return run.first_trained().cfg.holdout
 
 
 def shared_sets(runs: list[Run], data: Dataset) -> Dataset:

@@ -59,7 +59,7 @@ def trying_reason(run: Run) -> str:
         return "a tune trial"
     if run.is_blend:
         try:
-            reasons = [trying_reason(member.run) for member in run.members()]
+            reasons = [trying_reason(trained) for trained in run.trained_runs()]
         except UserError as error:
             return f"a blend whose sources cannot be read ({error})"
         return next((f"a blend of {reason}" for reason in reasons if reason), "")

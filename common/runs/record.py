@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.data.sources import DataFile
 from common.ground.config import Config
 from common.ground.errors import UserError
 from common.runs.layout import BLEND_LABEL, CONFIG_YAML, FULL_GROUP, OOF, RunKind, RunStatus, UnitKey
@@ -37,6 +38,7 @@ class RunRecord:
     argv: list[str] = field(default_factory=list)
     continued: list[dict[str, str]] = field(default_factory=list)  # each resume or merge: at, command
     init_from: dict[str, str] = field(default_factory=dict)  # with init_from: unit -> the model.keras it started from
+    data_files: tuple[DataFile, ...] = ()  # the competition files it read: path, size, SHA-256 (none: older runs)
     other: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, written back as found
 
     @classmethod
@@ -52,11 +54,13 @@ class RunRecord:
         values["kind"] = RunKind(kind) if kind in set(RunKind) else RunKind.of_label(values["label"])
         hardware = values.get("hardware", [])
         values["hardware"] = [hardware] if isinstance(hardware, str) else list(hardware)  # old runs: one string
+        values["data_files"] = tuple(DataFile.from_dict(entry) for entry in values.get("data_files", ()))
         other = {key: value for key, value in data.items() if key not in known}
         return cls(**values, other=other)
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "other"}
+        values["data_files"] = [entry.to_dict() for entry in self.data_files]
         return values | self.other
 
 
@@ -69,11 +73,14 @@ def label_from_run_id(run_id: str) -> str:
 @dataclass(frozen=True)
 class BlendConfig:
     """A blend's config.yaml: the runs it averages (ids beside it, in the same competition folder), their
-    weights (summing to 1) and the run whose folds its folds.csv keeps."""
+    weights (summing to 1), the run whose folds its folds.csv keeps, whether it averages each class's rank over a
+    set's rows rather than probabilities, and the set its weights were fitted on ("" when they were given)."""
 
     sources: tuple[str, ...]
     weights: tuple[float, ...]
     folds_from: str
+    rank: bool = False
+    fitted_on: str = ""
 
     def __post_init__(self) -> None:
         if len(self.sources) < 2 or len(self.sources) != len(self.weights):
@@ -85,13 +92,17 @@ class BlendConfig:
             "sources": list(self.sources),
             "weights": [float(w) for w in self.weights],
             "folds_from": self.folds_from,
+            "rank": self.rank,
+            "fitted_on": self.fitted_on,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BlendConfig:
         """Also the first blends' form, {blend_of, weights, folds_from}."""
         sources = data.get("sources", data.get("blend_of", []))
-        return cls(tuple(sources), tuple(float(w) for w in data.get("weights", [])), data.get("folds_from", ""))
+        weights = tuple(float(w) for w in data.get("weights", []))
+        rank, fitted_on = bool(data.get("rank", False)), str(data.get("fitted_on") or "")
+        return cls(tuple(sources), weights, data.get("folds_from", ""), rank, fitted_on)
 
 
 RunConfig = Config | BlendConfig
@@ -169,6 +180,7 @@ class Metrics:
     ensemble_gain: float | None = None  # on the holdout: the fold ensemble over one fold model
     leaderboard_estimate: float | None = None  # OOF plus that gain
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # a blend's: run id -> weight and scores
+    weights_fit: dict[str, Any] = field(default_factory=dict)  # a fitted blend's: the set, optimiser, fold weights
 
     @property
     def score(self) -> float | None:

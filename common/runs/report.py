@@ -140,6 +140,8 @@ def facts_table(run: runs.Run) -> str:
         facts["blend of"] = ", ".join(
             f"{s} (weight {w:.3f})" for s, w in zip(blend.sources, blend.weights, strict=True)
         )
+        facts["weights"] = f"fitted on {blend.fitted_on}, scored out of fold" if blend.fitted_on else "as given"
+        facts["averages"] = "each class's rank over a set's rows" if blend.rank else "probabilities"
     return pd.Series(facts, name="").to_frame().to_html(header=False)
 
 

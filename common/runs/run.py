@@ -187,14 +187,33 @@ class Run:
     def members(self) -> list[Member]:
         """The trained runs whose models make this run's ensemble, with their weights (summing to 1): a blend
         of blends is followed down, and a run reached twice gets the sum of its weights."""
+        # A rank needs the whole set: one image, or Kaggle's hidden test set, has none.
+        if self.is_blend and self.blend.rank:
+            raise UserError(
+                f"blend {self.run_id} averages ranks over each set's rows (--rank), which its sources' models cannot"
+                " do image by image: to predict or write a notebook, blend the runs without --rank"
+            )
+        return self.weighted_runs()
+
+    def weighted_runs(self) -> list[Member]:
+        """members() without its refusal of a rank blend (whose weights are its ranks'): what reads the runs
+        beneath rather than running their models image by image."""
         if not self.is_blend:
             return [Member(self, 1.0)]
         weights: dict[Path, tuple[Run, float]] = {}
         for source, weight in zip(self.sources(), self.blend.weights, strict=True):
-            for member in source.members():
+            for member in source.weighted_runs():
                 run, total = weights.get(member.run.folder, (member.run, 0.0))
                 weights[member.run.folder] = run, total + weight * member.weight
         return [Member(run, weight) for run, weight in weights.values()]
+
+    def trained_runs(self) -> list[Run]:
+        """The trained runs whose models make this run's ensemble (itself, or a blend's followed down)."""
+        return [member.run for member in self.weighted_runs()]
+
+    def first_trained(self) -> Run:
+        """The trained run itself; for a blend, its first source's (followed down), whose settings it shares."""
+        return self.sources()[0].first_trained() if self.is_blend else self
 
     # --- the ensemble's files -----------------------------------------------------------------------------
 
@@ -218,7 +237,7 @@ class Run:
         full_width); a blend's, over its members."""
         if not self.is_blend:
             return submitted_shape(self.cfg)
-        shapes = [member.run.submitted_shape() for member in self.members()]
+        shapes = [run.submitted_shape() for run in self.trained_runs()]
         return sorted({e for epochs, _ in shapes for e in epochs}), sorted({w for _, widths in shapes for w in widths})
 
     def folds(self) -> pd.DataFrame:

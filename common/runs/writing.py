@@ -11,6 +11,7 @@ import platform
 import secrets
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from common.data.sources import DataFile
 from common.ground.atomic import atomic_path, atomic_write_bytes
 from common.ground.paths import PROJECT_ROOT
 from common.runs.layout import CONFIG_YAML, FOLDS_CSV, RUN_JSON, RunKind, RunStatus
@@ -93,9 +95,11 @@ def start_run(
     hardware: str | None = None,
     label: str = "",
     kind: RunKind | None = None,
+    data_files: Sequence[DataFile] = (),
 ) -> RunRecord:
     """Writes run.json (status running) and config.yaml; returns the record. `kind`: by default the one the
-    label implies (a study's trial label, 'blend', else a trained run); the label: by default the run id's."""
+    label implies (a study's trial label, 'blend', else a trained run); the label: by default the run id's;
+    `data_files`: the competition files it read."""
     label = label or label_from_run_id(folder.name)
     record = RunRecord(
         run_id=folder.name,
@@ -110,6 +114,7 @@ def start_run(
         versions=package_versions(),
         git_commit=git_commit(),
         argv=sys.argv,
+        data_files=tuple(data_files),
     )
     write_config(folder, config)
     write_json(folder / RUN_JSON, record.to_dict())

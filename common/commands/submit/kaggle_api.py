@@ -11,7 +11,7 @@ from typing import Any
 
 from requests import HTTPError  # the kaggle package's client raises requests' HTTPError for refusals
 
-from common.data.files import kaggle_credentials_present
+from common.data.sources import kaggle_credentials_present
 from common.ground.errors import UserError, first_line
 from common.ground.spec import COMPETITIONS, CompetitionSpec, get_spec
 from common.runs import Run

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from common.commands.submit.choice import run_to_submit
 from common.commands.submit.kaggle_api import authenticated_api, describe, refuse_offline
-from common.data.files import locate, read_csv_bytes, read_sample
+from common.data.files import read_csv_bytes, read_sample
+from common.data.sources import locate
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
 from common.runs import Run
