@@ -230,3 +230,18 @@ def test_pair_tests_each_extra_set_both_runs_predicted(tmp_path, digits_dir, mon
     monkeypatch.setattr("common.commands.compare.load_dataset", no_files)  # OOF needs no data files: only a note
     text = compare_pair(tmp_path, COMPETITION, "20260101-000000", "20260101-000001")
     assert "note: extra sets not compared: no digits files found" in text and "sklearn_test: A" not in text
+
+
+def test_compare_notes_when_two_runs_trained_on_different_steps(tmp_path):
+    fused = "tensorflow on CPU (x, 2 cores), float32, jit off, fused BatchNorm on, affine native, 2 threads"
+    jax = "jax on CPU (x, 2 cores), float32, jit on, fused BatchNorm off, affine native"
+    rows = np.arange(20)
+    for run_id, hardware in (("20260101-000000-default-aaaa", fused), ("20260101-000001-default-bbbb", fused),
+                             ("20260101-000002-default-cccc", jax)):  # fmt: skip
+        folder = write_run(tmp_path, run_id, rows, rows % 10, rows % 2, one_hot(rows % 10))
+        record = json.loads((folder / "run.json").read_text()) | {"hardware": [hardware]}
+        (folder / "run.json").write_text(json.dumps(record))
+
+    assert "different steps" not in compare_pair(tmp_path, COMPETITION, "20260101-000000", "20260101-000001")
+    out = compare_pair(tmp_path, COMPETITION, "20260101-000000", "20260101-000002")
+    assert f"note: the runs trained on different steps: A {fused}; B {jax}" in out.splitlines()

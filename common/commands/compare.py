@@ -181,6 +181,15 @@ def data_files_note(a: Run, b: Run) -> list[str]:
     return [f"note: the runs read different data files: A {shown[0]}; B {shown[1]}"]
 
 
+def hardware_note(a: Run, b: Run) -> list[str]:
+    """A note when the runs' training steps ran on other hardware or kernels (backend, device, precision, jit,
+    fused BatchNorm, affine kernel, threads: run.json's `hardware`), which can move a score by a few rows."""
+    trained = [run.record.hardware for run in (a, b)]
+    if not all(trained) or trained[0] == trained[1]:
+        return []
+    return [f"note: the runs trained on different steps: A {'; '.join(trained[0])}; B {'; '.join(trained[1])}"]
+
+
 def verdict(result: McNemarResult) -> str:
     gap = abs(result.acc_a - result.acc_b)
     if result.only_a + result.only_b == 0:
@@ -269,10 +278,10 @@ def compare_pair(
     signal, header = judged_lines(a, b)
     extra = extra_set_lines(competition, a, b, data_dir, group, first=signal)
     if not has_oof([a, b]):
-        return "\n".join(header + without_oof(a, b, extra) + data_files_note(a, b))
+        return "\n".join(header + without_oof(a, b, extra) + data_files_note(a, b) + hardware_note(a, b))
     oof = oof_lines(a, b)
     tests = extra + oof if extra and signal not in ("", OOF) else oof + extra
-    return "\n".join(header + tests + data_files_note(a, b))
+    return "\n".join(header + tests + data_files_note(a, b) + hardware_note(a, b))
 
 
 def without_oof(a: Run, b: Run, extra: list[str]) -> list[str]:
