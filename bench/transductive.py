@@ -106,7 +106,11 @@ def notebook_answers(kernel: Path, inputs: Path, work: Path) -> tuple[np.ndarray
     work.mkdir(parents=True)
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(kernel / SCRIPT_NAME), str(inputs)], check=False, cwd=work, capture_output=True, text=True
+        [sys.executable, str(kernel / SCRIPT_NAME), str(inputs), str(work)],
+        check=False,
+        cwd=work,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise UserError(f"transductive: the notebook {kernel / SCRIPT_NAME} failed: {done.stderr.strip()[-500:]}")

@@ -24,11 +24,12 @@ TINY = ["max_train_rows=300", "epochs=1", "model=mlp", "folds=2", "extra_train=s
 
 @pytest.fixture(scope="module")
 def extra_runs(digits_dir, tmp_path_factory):
-    """Two tiny digits runs that also train on sklearn_test.csv (seeds 1 and 2): the root and their folders."""
+    """Two tiny digits runs that also train on sklearn_test.csv, on the same rows (one seed) with two dropouts, so
+    that they can be blended: the root and their folders."""
     root = tmp_path_factory.mktemp("runs")
     folders = []
-    for seed in (1, 2):
-        cfg, label = load_config("digits", "smoke", overrides=[*TINY, f"seed={seed}"])
+    for dropout in (0.1, 0.2):
+        cfg, label = load_config("digits", "smoke", overrides=[*TINY, f"dropout={dropout}"])
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
             folders.append(run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), root)))
