@@ -9,18 +9,19 @@ python run.py mnist --folds 5 --seeds 3 --epochs 30 lr=0.002
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+from common.ground.quiet import load_keras_quietly, quiet_environment
+
+quiet_environment()  # before any library loads: TensorFlow's and XLA's C++ logs off the terminal
 
 from common.ground.config import ENSEMBLES, GROWABLE
-from common.ground.errors import UserError, exit_status
+from common.ground.errors import UserError, exit_process, exit_status
 from common.ground.spec import COMPETITIONS
-from common.training.backend import backend_name, quiet_stderr
+from common.training.backend import backend_name
 
 SUB_COMMANDS = """sub-commands (python run.py COMMAND --help for each):
   compare COMP [A B]      every run best first; or does run A beat run B (McNemar)
@@ -122,8 +123,8 @@ def train(argv: list[str]) -> None:
     only = (None if args.fold == FULL_DATA_FOLD else args.fold, args.seed) if args.seed is not None else None
     if not args.resume:  # a resumed run keeps its own config
         check_run_config(spec, cfg, chosen_keys(args.config, args.overrides, spec.name))  # before Keras and data
-    with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
-        from common.execution.pipeline import RunOptions, run_competition  # late: TensorFlow takes seconds to load
+    load_keras_quietly()  # late: TensorFlow takes seconds to load
+    from common.execution.pipeline import RunOptions, run_competition
 
     run_competition(
         spec, cfg, label, argv, RunOptions(args.data_dir, args.out, args.resume, only, args.scheduler, **growth)
@@ -217,8 +218,8 @@ def merge(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     from common.ground.spec import get_spec
 
-    with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
-        from common.commands.merge import merge_run
+    load_keras_quietly()
+    from common.commands.merge import merge_run
 
     merge_run(get_spec(args.competition), args.run, args.data_dir, args.out)
 
@@ -354,8 +355,8 @@ def tune(argv: list[str]) -> None:
         "--save-preset", action="store_true", help="also write the best trial's preset into configs/presets/"
     )
     args = parser.parse_intermixed_args(argv)
-    with quiet_stderr():  # TensorFlow's C++ start-up chatter; import errors still raise
-        from common.commands.tune import StudyRequest, run_study
+    load_keras_quietly()
+    from common.commands.tune import StudyRequest, run_study
 
     options = {key: getattr(args, key) for key in ("space", "study", "storage", "objective", "judged_weight", "trials")}
     options |= {key: getattr(args, key) for key in ("timeout", "scheduler", "preset", "config", "data_dir", "out")}
@@ -390,4 +391,4 @@ def dispatch(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_process(main(sys.argv[1:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,14 +133,33 @@ def test_units_trained_on_other_hardware_are_accepted_and_said(caplog):
     assert "different hardware" not in caplog.text
 
 
-@pytest.mark.parametrize("label, hint", [("default", "continue with --resume "), ("tune-s-3", "continues its study")])
+@pytest.mark.parametrize(
+    "label, hint", [("default", "continue with python run.py"), ("tune-s-3", "continues its study")]
+)
 def test_ctrl_c_says_how_to_go_on_for_a_run_and_for_a_studys_trial(tmp_path, label, hint):
     from common import runs
     from common.execution.pipeline import continue_hint
 
     folder = runs.create_run_dir(tmp_path, "digits", label)
     runs.start_run(folder, {"folds": 2}, ["digits"], label=label)
-    assert hint in continue_hint(folder) and ("--resume" in continue_hint(folder)) == (label == "default")
+    said = continue_hint(folder, f"python run.py digits --resume {folder.name}")
+    assert hint in said and ("--resume" in said) == (label == "default")
+
+
+@pytest.mark.parametrize(
+    "options, flags",
+    [
+        ({}, []),
+        ({"data_dir": "my data", "out_root": Path("/tmp/runs")}, ["--data-dir", "'my data'", "--out", "/tmp/runs"]),
+        ({"scheduler": "local:2", "only": (None, 1)}, ["--scheduler", "local:2", "--fold", "all", "--seed", "1"]),
+        ({"only": (0, 0)}, ["--fold", "0", "--seed", "0"]),
+    ],
+)
+def test_the_resume_command_repeats_the_data_folders_executor_and_unit_the_run_was_started_with(options, flags):
+    from common.execution.pipeline import resume_command
+
+    command = resume_command("kannada", Path("submissions/kannada/20261207-101010-default"), RunOptions(**options))
+    assert command == " ".join(["python run.py kannada --resume 20261207-101010-default", *flags])
 
 
 @pytest.mark.parametrize("label, published, why", [("default", True, ""), ("tune-s-t3", False, "a tune trial")])

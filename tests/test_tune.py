@@ -3,6 +3,7 @@ search space (2 folds of 1 epoch of the MLP on 200 rows), in this process (Tenso
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def test_a_dead_trial_of_a_shared_storage_fails_when_its_heartbeat_is_stale(digi
 
 def test_sigterm_between_trials_writes_the_study_so_far_and_says_how_to_continue(digits_dir, tmp_path, capsys):
     """Outside a trial (no run's own handler then), SIGTERM still stops the study cleanly: exit status 143, the
-    study's files written, and the line saying the same command continues it."""
+    study's files written, and one line saying that the same command, in full, continues it."""
     import os
     import signal
     import time
@@ -184,6 +185,8 @@ def test_sigterm_between_trials_writes_the_study_so_far_and_says_how_to_continue
         assert run.main(tune_args(space, out, digits_dir, "--trials", "1")) == 143
     err = capsys.readouterr().err
     folder = out / "digits" / "tune" / "digits-tiny"
-    assert f"stopped: the same command continues the study ({folder})" in err and "terminated" in err
+    command = shlex.join(["python", "run.py", *tune_args(space, out, digits_dir, "--trials", "1")])
+    stops = [line for line in err.splitlines() if "terminated" in line or "interrupted" in line]
+    assert stops == [f"terminated: continue the study ({folder}) with {command}"]
     assert (folder / "trials.md").is_file() and (folder / "study.db").is_file()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the previous handler is back

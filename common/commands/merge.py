@@ -9,7 +9,15 @@ from pathlib import Path
 from common import runs
 from common.data.files import load_dataset
 from common.data.trainset import prepare_train_set
-from common.execution.pipeline import check_same_folds, describe_units, finalise, missing_units, run_log
+from common.execution.pipeline import (
+    RunOptions,
+    check_same_folds,
+    describe_units,
+    finalise,
+    missing_units,
+    resume_command,
+    run_log,
+)
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
 from common.runs.units import all_units
@@ -30,6 +38,6 @@ def merge_run(spec: CompetitionSpec, run_id: str, data_dir: str | None = None, o
             f"run {run.run_id}: {len(missing)} of {len(all_units(cfg))} units missing: {describe_units(missing)}"
         )
     runs.reopen_run(run.folder, ["merge", spec.name, run_id])
-    with run_log(run.folder):
+    with run_log(run.folder, resume_command(spec.name, run.folder, RunOptions(data_dir, out_root))):
         finalise(run.folder, cfg, data, train, start)
     return run.folder

@@ -11,6 +11,7 @@ Workers on other machines must be able to import this project: start them from i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -27,9 +28,9 @@ from common.data.files import load_dataset
 from common.data.trainset import prepare_train_set
 from common.ground.config import Config
 from common.ground.errors import UserError, first_line
+from common.ground.quiet import QUIET_ENVIRONMENT, load_keras_quietly
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, UnitOutput
-from common.training.unit import fit_units
 
 log = logging.getLogger("digits")
 
@@ -57,15 +58,11 @@ def worker_environment(threads: int) -> dict[str, str]:
     """Each worker runs a unit with the run's own thread count (`threads` in config.yaml), as a local run does,
     so its results are the same; local workers then share the cores. TensorFlow reads these when it starts."""
     threads = str(threads)
-    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet = {name: os.environ.get(name, value) for name, value in QUIET_ENVIRONMENT.items()}  # what the user set
     # Several local workers may share one GPU (a unit of these small CNNs keeps an H200 mostly idle): each takes
     # GPU memory as it needs it, instead of JAX's 75% at start or TensorFlow's all of it.
     sharing = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    return {
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": threads,
-        "TF_CPP_MIN_LOG_LEVEL": quiet,
-    } | sharing
+    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads} | quiet | sharing
 
 
 @contextmanager
@@ -83,6 +80,7 @@ def connect(address: str, threads: int = 1) -> Iterator[Client]:
                     memory_limit=0,
                     dashboard_address=None,
                     env=worker_environment(threads),
+                    silence_logs=logging.ERROR,  # its warnings are Dask's business (a slow worker teardown killed)
                 )
                 stack.enter_context(cluster)
                 client = stack.enter_context(Client(cluster))
@@ -93,7 +91,26 @@ def connect(address: str, threads: int = 1) -> Iterator[Client]:
                 f"--scheduler {address}: cannot connect (expected tcp://HOST:PORT or local:N): {first_line(error)}"
             ) from None
         wait_for_a_worker(client, address)
-        yield client
+        try:
+            yield client
+        except (KeyboardInterrupt, GeneratorExit):
+            if n_workers:
+                close_at_once_if_stopping(cluster)
+            raise
+
+
+def close_at_once_if_stopping(cluster: LocalCluster) -> None:
+    """After Ctrl-C or SIGTERM, every local worker is given 0.4 s to end, then killed (Dask's own close, all at
+    once), not the 4 s a plain close gives the unit each one trains: those units are trained again on resume. A
+    killed worker not yet reaped in the time left (a busy machine) is reaped by the cluster's close."""
+    from common.training.signals import run_is_stopping  # late: it loads Keras, and workers import this module
+
+    async def close_all() -> None:
+        workers = list(cluster.workers.values())
+        await asyncio.gather(*(worker.close(timeout=0.5) for worker in workers), return_exceptions=True)
+
+    if run_is_stopping():
+        cluster.sync(close_all)
 
 
 def wait_for_a_worker(client: Client, address: str) -> None:
@@ -117,7 +134,9 @@ ONE_UNIT_AT_A_TIME = threading.Lock()
 def train_unit_task(competition: str, data_dir: str | None, cfg_values: dict, key: UnitKey) -> UnitOutput:
     """Runs on a worker: loads the competition there, trains the unit `key`, returns its outputs."""
     die_once_if_asked()
+    load_keras_quietly()  # first, before anything loads TensorFlow: its start-up lines off the worker's stderr
     from common.training.backend import setup_hardware
+    from common.training.unit import fit_units
 
     cfg = Config(**cfg_values)
     with ONE_UNIT_AT_A_TIME, keras_private_python_random():

@@ -32,4 +32,7 @@ def train_here(
         epochs = unit_config(cfg, group[0]).epochs
         names = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
         progress = TqdmCallback(epochs=epochs, verbose=0, leave=False, desc=f"unit {names}")
-        yield from zip(group, fit_units(cfg, group, train, data, hardware, progress, folder), strict=True)
+        try:
+            yield from zip(group, fit_units(cfg, group, train, data, hardware, progress, folder), strict=True)
+        finally:  # a unit stopped (Ctrl-C) clears its bar too, before the line that says how to continue
+            progress.on_train_end()

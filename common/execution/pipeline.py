@@ -8,6 +8,7 @@ report) by the same code whether it ran in one go, was resumed, or had its units
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from common.data.trainset import HOLDOUT_SET, TrainSet, folds_table, prepare_tra
 from common.execution.summary import print_summary
 from common.ground.checks import check_run_config
 from common.ground.config import GROWABLE, Config
-from common.ground.errors import Terminated, UserError
+from common.ground.errors import UserError, stop_message, stopped
 from common.ground.spec import CompetitionSpec
 from common.runs.ensemble import averaged_sets, write_ensemble_files
 from common.runs.latest import publish_submission
@@ -241,9 +242,10 @@ def check_same_folds(folder: Path, train: TrainSet) -> None:
 
 
 @contextmanager
-def run_log(folder: Path) -> Iterator[None]:
+def run_log(folder: Path, resume: str) -> Iterator[None]:
     """Log lines go to the run's train.log and, above the progress bars (tqdm's logging redirect), to stderr.
-    Ctrl-C or SIGTERM inside stops the run at once and logs how to continue it (common/training/signals.py)."""
+    Ctrl-C or SIGTERM inside stops the run at once (common/training/signals.py): the stop carries how to continue
+    it (`resume`, the command), which train.log records and run.py prints as the stop's one line."""
     handlers = [logging.FileHandler(folder / runs.TRAIN_LOG), logging.StreamHandler(sys.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for handler in handlers:
@@ -253,20 +255,33 @@ def run_log(folder: Path) -> Iterator[None]:
         with signals_stop_the_run(), logging_redirect_tqdm(loggers=[log]):
             yield
     except KeyboardInterrupt as stop:
-        log.info("%s: %s", "terminated" if isinstance(stop, Terminated) else "interrupted", continue_hint(folder))
-        raise
+        stop = stopped(stop, continue_hint(folder, resume))
+        log.removeHandler(handlers[1])  # the terminal gets the line once, from run.py
+        log.info("%s", stop_message(stop))
+        raise stop from None
     finally:
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
 
 
-def continue_hint(folder: Path) -> str:
+def continue_hint(folder: Path, resume: str) -> str:
     """How to go on after Ctrl-C: a study's trial continues with its study's own command, any other run with
-    --resume (its finished units are kept either way)."""
+    `resume` (its finished units are kept either way)."""
     if runs.load_run(folder).is_trial:
         return "this trial stays unfinished; the same `run.py tune` command continues its study with new trials"
-    return f"continue with --resume {folder.name}"
+    return f"continue with {resume}"
+
+
+def resume_command(competition: str, folder: Path, options: RunOptions) -> str:
+    """The whole command that continues a run: its id, and the data, run folders, executor and unit it was
+    started with."""
+    only = runs.as_key(options.only) if options.only else None
+    words = ["python", "run.py", competition, "--resume", folder.name]
+    flags = [("--data-dir", options.data_dir), ("--out", options.out_root), ("--scheduler", options.scheduler)]
+    if only:
+        flags += [("--fold", "all" if only.fold is None else only.fold), ("--seed", only.seed)]
+    return shlex.join([*words, *[str(part) for flag in flags if flag[1] is not None for part in flag]])
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +327,7 @@ def run_competition(
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
     folder = open_run_folder(root, spec, cfg, label, argv, resumed, train, data.files)
-    with run_log(folder):
+    with run_log(folder, resume_command(spec.name, folder, options)):
         record_transfer(folder, cfg)
         wanted = [runs.as_key(options.only)] if options.only else all_units(cfg)
         todo = [key for key in wanted if not is_complete(folder, key)]

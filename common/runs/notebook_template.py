@@ -20,14 +20,19 @@ BatchNorm statistics are first re-estimated on the test images themselves (no la
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# TensorFlow's and XLA's C++ logs after start-up (`failed call to cuInit` where there is no GPU): fatal ones only.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 RUN_ID = ""  # set by write_kernel: picks this run's dataset when several are attached
 FACTS_FILE = "ensemble.json"
@@ -120,11 +125,29 @@ def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return moved
 
 
-def keras_module():
+@contextmanager
+def quiet_stderr():
+    """File descriptor 2 to /dev/null while TensorFlow loads: its C++ start-up lines (oneDNN, CUDA libraries) come
+    before its logging reads TF_CPP_MIN_LOG_LEVEL. An import error still raises, and shows, once it is back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
     try:
-        import keras
-    except ImportError:  # older images ship Keras only inside TensorFlow
-        from tensorflow import keras
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def keras_module():
+    with quiet_stderr():
+        try:
+            import keras
+        except ImportError:  # older images ship Keras only inside TensorFlow
+            from tensorflow import keras
+        if importlib.util.find_spec("tensorflow") is not None:  # Keras loads it on any backend: here, quietly
+            import tensorflow  # noqa: F401
     return keras
 
 

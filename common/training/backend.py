@@ -14,14 +14,12 @@ import json
 import logging
 import os
 import platform
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.ground.config import Config
 from common.ground.errors import UserError
+from common.ground.quiet import load_keras_quietly, quiet_stderr
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -112,20 +110,6 @@ def cpu_has_bfloat16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])
 
 
-@contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """File descriptor 2 to /dev/null for a while: C++ libraries write there directly, past sys.stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class KerasPredictRetracing(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" warning about Keras' predict function, a false alarm
     here: every unit (and every saved model `predict` loads) is a new model whose predict function traces once,
@@ -148,8 +132,7 @@ def start_backend_quietly() -> None:
     """Loads Keras and lets its backend look for GPUs with file descriptor 2 silenced: TensorFlow's start-up lines
     and, on a machine without a GPU, its failed CUDA probe (`failed call to cuInit ... UNKNOWN ERROR (303)`) are
     not the user's business. What the backend prints afterwards, a real warning, still reaches them."""
-    with quiet_stderr():
-        import keras  # noqa: F401 - the import itself is what is silenced
+    load_keras_quietly()
     gpus(backend_name(), deterministic=False)  # the probe runs once per process; quiet on TensorFlow
     quiet_false_alarms()
 

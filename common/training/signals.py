@@ -79,6 +79,11 @@ def signals_stop_the_run() -> Iterator[None]:
             signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
 
+def run_is_stopping() -> bool:
+    """Whether a stop signal came for the run now open (its raise may be under way, or lost)."""
+    return PENDING.number is not None
+
+
 class StopAtBatchEnd(keras.callbacks.Callback):
     """Raises, at the end of every batch of the Keras loops it is given to, a stop signal whose first raise
     was lost."""

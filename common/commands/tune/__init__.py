@@ -11,7 +11,6 @@ trial's keys as a preset in the study folder, and in configs/presets/ with --sav
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import optuna
@@ -22,6 +21,7 @@ from common.commands.tune.report import markdown, save_plots, selection_gap, tri
 from common.commands.tune.setup import Setup, StudyRequest, prepare
 from common.commands.tune.storage import opened_study
 from common.commands.tune.trials import run_trials
+from common.ground.errors import stopped
 from common.training.signals import signals_stop_the_run
 
 __all__ = ["StudyRequest", "run_study"]
@@ -49,8 +49,7 @@ def run_study(request: StudyRequest) -> Path:
     with opened_study(setup) as study, signals_stop_the_run():  # SIGTERM between trials too, not only inside one
         try:
             run_trials(study, setup)
-        except KeyboardInterrupt:  # Ctrl-C and SIGTERM (Terminated)
+        except KeyboardInterrupt as stop:  # Ctrl-C and SIGTERM (Terminated): run.py prints the stop's one line
             write_outputs(study, setup)  # the study so far; the same command continues it
-            print(f"stopped: the same command continues the study ({setup.folder})", file=sys.stderr)
-            raise
+            raise stopped(stop, f"continue the study ({setup.folder}) with {setup.command()}") from None
         return write_outputs(study, setup)
