@@ -21,6 +21,7 @@ from common.ground.errors import UserError
 from common.ground.spec import PIXEL_COLUMNS, get_spec
 from common.runs.notebook import USERNAME_PLACEHOLDER, NotebookLevers, write_kernel
 from tests.conftest import pixel_frame
+from tests.test_quiet_start import startup_lines, user_environment
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
 
@@ -125,10 +126,13 @@ def kaggle_layout(tmp_path: Path, dataset: Path, script: Path, test: pd.DataFram
 
 
 def run_script(inputs: Path, work: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    """The notebook's script as Kaggle runs it: outside the project, without TF_CPP_MIN_LOG_LEVEL; it prints no
+    library start-up line (TensorFlow's, as it loads)."""
+    env = {k: v for k, v in user_environment().items() if k != "PYTHONPATH"}
     command = [sys.executable, "predict.py", str(inputs)]
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert startup_lines(done.stdout + done.stderr) == [], done.stderr[-2000:]
     return done
 
 
