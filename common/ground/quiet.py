@@ -12,7 +12,6 @@ here as well, instead of later, aloud. Errors still reach the user: they raise i
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -43,11 +42,14 @@ def quiet_stderr() -> Iterator[None]:
 
 
 def load_keras_quietly() -> None:
-    """Imports Keras, and TensorFlow where it is installed, with file descriptor 2 silenced; an import error
-    still raises (and is shown) once it is back."""
+    """Imports Keras, and TensorFlow where it is installed, with file descriptor 2 silenced; Keras' import error
+    still raises (and is shown) once it is back. A TensorFlow that fails to import is left out, as Keras itself
+    leaves it out on the other backends (`keras.src.utils.module_utils.tensorflow.available`)."""
     quiet_environment()
     with quiet_stderr():
         import keras  # noqa: F401 - the import itself is what is silenced
 
-        if importlib.util.find_spec("tensorflow") is not None:
+        try:
             import tensorflow  # noqa: F401
+        except ImportError:
+            pass
