@@ -29,6 +29,7 @@ from common.runs.metrics import accuracy
 from common.runs.units import UnitKey, all_units, is_complete
 from common.training import train as training
 from common.training.unit import unit_config, unit_seed
+from tests.test_quiet_start import run_digits, startup_lines
 
 DIGITS = get_spec("digits")
 TINY = ["epochs=1", "model=small", "width=8", "max_train_rows=200", "holdout=0.1", "deterministic=true"]
@@ -300,14 +301,17 @@ def test_an_interrupted_run_resumes_its_missing_full_data_model_then_merges(both
 
 
 @pytest.mark.slow
-def test_dask_trains_full_data_models(full_run, digits_dir, tmp_path):
-    cfg, label = load_config("digits", "smoke", overrides=FULL)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "write_report", lambda *args: "skipped")
-        options = RunOptions(str(digits_dir), tmp_path, scheduler="local:1")
-        folder = run_competition(DIGITS, cfg, label, ["digits", "--scheduler", "local:1"], options)
-    assert is_complete(folder, (None, 0))
-    assert np.array_equal(np.load(folder / "test.npy"), np.load(full_run.folder / "test.npy"))
+def test_dask_trains_full_data_models_as_a_user_runs_it_and_its_workers_stay_quiet(full_run, digits_dir, tmp_path):
+    """`run.py ... --scheduler local:1` as typed in a user's shell: the full-data model the worker trains predicts
+    what the one trained in this process predicts, and no start-up line (TensorFlow's as each worker loads it,
+    Dask's warnings) reaches the terminal."""
+    done = run_digits(tmp_path, digits_dir, *FULL, "--preset", "smoke", "--scheduler", "local:1")
+    assert "dask local:1" in done.stdout
+    assert startup_lines(done.stdout + done.stderr) == []
+    assert "WARNING" not in done.stderr and "distributed." not in done.stderr
+    (run,) = runs.list_runs(tmp_path / "runs", "digits")
+    assert is_complete(run.folder, (None, 0))
+    assert np.array_equal(np.load(run.folder / "test.npy"), np.load(full_run.folder / "test.npy"))
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""No library start-up log reaches the user: on the JAX backend, in Dask workers (and in the notebook, test_kernel.py).
+"""No library start-up log reaches the user: on the JAX backend (in Dask workers, test_full_data.py; in the notebook,
+test_kernel.py).
 
 TensorFlow writes its start-up lines from C++ while it loads, past TF_CPP_MIN_LOG_LEVEL; each test runs the real
 command as a user does, without the TF_CPP_MIN_LOG_LEVEL the test session sets (conftest.py).
@@ -32,6 +33,7 @@ def startup_lines(text: str) -> list[str]:
 
 
 def run_digits(tmp_path: Path, digits_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`run.py digits` on tiny settings (`args` after them), in a user's environment, into tmp_path/runs."""
     command = [sys.executable, str(ROOT / "run.py"), "digits", *TINY, *args]
     command += ["--data-dir", str(digits_dir), "--out", str(tmp_path / "runs")]
     done = subprocess.run(command, env=user_environment(**env), capture_output=True, text=True, check=False)
@@ -48,15 +50,6 @@ def test_a_jax_run_shows_no_tensorflow_start_up_line(tmp_path, digits_dir):
     assert "jax on" in done.stdout  # the summary's hardware line: it did train on JAX
     assert startup_lines(done.stdout + done.stderr) == []
     assert "WARNING" not in done.stderr
-
-
-@pytest.mark.slow
-def test_a_dask_run_shows_no_start_up_line_from_its_workers(tmp_path, digits_dir):
-    """Local workers write to this terminal: TensorFlow's start-up lines as each loads it, Dask's warnings."""
-    done = run_digits(tmp_path, digits_dir, "--scheduler", "local:1")
-    assert "dask local:1" in done.stdout
-    assert startup_lines(done.stdout + done.stderr) == []
-    assert "WARNING" not in done.stderr and "distributed." not in done.stderr
 
 
 def test_a_worker_imports_the_task_module_without_loading_keras():
