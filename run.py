@@ -285,7 +285,7 @@ def blend(argv: list[str]) -> None:
 def zoo(argv: list[str]) -> None:
     parser = command_parser(
         "zoo",
-        "Train several registered models (the recipes model=<name>) on the same fixed 90/10 "
+        "Train several registered models (the competition's config with model=<name>) on the same fixed 90/10 "
         "split of train.csv for the same epochs and write a comparison table "
         "(submissions/<competition>/zoo/zoo.md and zoo.csv).",
     )

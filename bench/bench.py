@@ -9,8 +9,9 @@ whose schedule does not fit in the budget is cut there. The accuracy "at T minut
 finished within T minutes of training; each recipe's gain over the reference recipe (`--reference`, by default
 `reference` when it is listed) is tested with McNemar's exact test (p >= 0.05: a tie). Speed is reported as
 images per second and as the model's training FLOP/s over the machine's float32 matmul rate, measured in the
-same run. Recipes and the split are common/commands/recipes.py (the model zoo, `python run.py zoo`, uses them too);
-the training under the budget and the report are bench/harness/budget.py and budget_report.py.
+same run. Recipes are bench/harness/recipes.py, the split common/commands/fixed_split.py (the model zoo, `python
+run.py zoo`, trains on it too); the training under the budget and the report are bench/harness/budget.py and
+budget_report.py.
 Results: bench/results/<competition>-<UTC stamp>.json and .md, rewritten after each recipe (bench/README.md).
 """
 
@@ -24,8 +25,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
 
 from bench.harness.budget import BenchOptions, reference_name, run_bench  # noqa: E402
+from bench.harness.recipes import parse_recipes, recipe_configs  # noqa: E402
 from bench.harness.results import RESULTS_DIR  # noqa: E402
-from common.commands.recipes import parse_recipes, recipe_configs  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 

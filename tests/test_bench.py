@@ -16,7 +16,8 @@ from bench.harness import budget
 from bench.harness.budget import BenchOptions, BudgetCallback, Trained, reference_name, run_bench
 from bench.harness.budget_report import comparisons, point_at, winners
 from bench.harness.flops import forward_flops
-from common.commands.recipes import FixedSplit, Recipe, fixed_split, parse_recipes, recipe_config, recipe_configs
+from bench.harness.recipes import Recipe, parse_recipes, recipe_config, recipe_configs
+from common.commands.fixed_split import FixedSplit, fixed_split
 from common.data.files import load_dataset
 from common.data.folds import HOLDOUT_SEED
 from common.ground.errors import UserError

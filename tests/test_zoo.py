@@ -1,4 +1,4 @@
-"""common/commands/zoo.py: the recipes model=<name>, several models on one fixed split of the offline digits
+"""common/commands/zoo.py: the configs model=<name>, several models on one fixed split of the offline digits
 competition, one table."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_zoo_markdown_and_printed_table_show_every_model(zoo):
 def test_unknown_model_is_a_user_error_before_anything_is_written(tmp_path, digits_dir):
     with pytest.raises(UserError, match="unknown model 'resnet9000': expected one of .*lenet5"):
         run_zoo(DIGITS, ["mlp", "resnet9000"], epochs=1, data_dir=str(digits_dir), out_root=tmp_path)
-    with pytest.raises(UserError, match="listed twice"):
+    with pytest.raises(UserError, match="^zoo: --models names mlp twice$"):
         run_zoo(DIGITS, ["mlp", "mlp"], epochs=1, data_dir=str(digits_dir), out_root=tmp_path)
     with pytest.raises(UserError, match="epochs must be a positive integer"):
         run_zoo(DIGITS, ["mlp"], epochs=0, data_dir=str(digits_dir), out_root=tmp_path)

@@ -25,17 +25,10 @@ from tqdm.auto import tqdm
 
 from bench.harness.budget_report import HOLDOUT, results_document, write_results
 from bench.harness.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops, matmul_gflops
+from bench.harness.recipes import REFERENCE_RECIPE, Recipe
 from bench.harness.results import RESULTS_DIR, machine_description
 from common import runs
-from common.commands.recipes import (
-    REFERENCE_RECIPE,
-    FixedSplit,
-    Recipe,
-    RecipeModel,
-    capped_rows,
-    prepare_split,
-    train_recipe_model,
-)
+from common.commands.fixed_split import FixedSplit, SplitModel, capped_rows, prepare_split, train_split_model
 from common.data.folds import HOLDOUT_SEED
 from common.ground.config import Config
 from common.ground.errors import UserError
@@ -229,14 +222,14 @@ def train_recipe(recipe: Recipe, cfg: Config, split: FixedSplit, options: BenchO
     budget = math.inf if options.budget_minutes is None else options.budget_minutes * 60
     with tqdm(total=cfg.epochs, desc=recipe.name, unit="epoch", leave=False) as bar:
         callback = BudgetCallback(budget, cfg.batch_size, signal_sets(split), bar=bar, cuts=signal_cuts(split))
-        trained = train_recipe_model(cfg, split, options.max_train_rows, callbacks=[callback])
+        trained = train_split_model(cfg, split, options.max_train_rows, callbacks=[callback])
     summary = recipe_summary(recipe, cfg, trained, callback)
     del trained
     keras.backend.clear_session()  # the next recipe starts from a clean graph
     return Trained(summary, callback.predicted)
 
 
-def recipe_summary(recipe: Recipe, cfg: Config, trained: RecipeModel, callback: BudgetCallback) -> dict[str, Any]:
+def recipe_summary(recipe: Recipe, cfg: Config, trained: SplitModel, callback: BudgetCallback) -> dict[str, Any]:
     flops = forward_flops(trained.model)
     overall = callback.steps_done * cfg.batch_size / max(callback.trained, 1e-9)
     steady = steady_images_per_second(callback.curve, overall)

@@ -1,7 +1,8 @@
 """The model zoo (python run.py zoo COMPETITION): every registered model (or those named) trained on one fixed
 stratified 90/10 split of train.csv, over the competition's own schedule, into one table.
 
-Each model is the recipe `model=<name>` (common/commands/recipes.py) trained once, as a run trains a unit;
+Each model is the competition's config with `model=<name>`, trained once on the split of
+common/commands/fixed_split.py, as a run trains a unit;
 submissions/<competition>/zoo/zoo.md and zoo.csv are rewritten after each model, keeping the rows of models
 trained earlier (a later run of a model replaces its row).
 """
@@ -18,7 +19,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from common import runs
-from common.commands.recipes import Recipe, RecipeModel, prepare_split, recipe_configs, train_recipe_model
+from common.commands.fixed_split import SplitModel, checked_config, prepare_split, train_split_model
+from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.spec import CompetitionSpec
 from common.runs.metrics import accuracy
@@ -29,12 +31,17 @@ ZOO_HOLDOUT = 0.1
 COUNT_COLUMNS = ("parameters", "images_per_second", "train_rows")  # shown with thousands separators
 
 
-def zoo_recipes(models: Sequence[str] | None) -> list[Recipe]:
-    """One recipe `model=<name>` per model (every registered model, in registration order, when none given)."""
-    return [Recipe(name, None, (f"model={name}",)) for name in (list(models) if models else list(MODELS))]
+def zoo_configs(competition: str, models: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Config]:
+    """Each model's config, `model=<name>` on the competition's and `overrides` (every registered model, in
+    registration order, when none given); checked before anything trains."""
+    names = list(models) if models else list(MODELS)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UserError(f"zoo: --models names {twice[0]} twice")
+    return {name: checked_config(competition, None, [*overrides, f"model={name}"]) for name in names}
 
 
-def zoo_row(trained: RecipeModel, model_name: str, labels: dict[str, np.ndarray]) -> dict[str, Any]:
+def zoo_row(trained: SplitModel, model_name: str, labels: dict[str, np.ndarray]) -> dict[str, Any]:
     """A model's row of the zoo table: accuracies after its last epoch, size and speed. `labels` are the truth
     of the holdout ("valid") and of each extra set."""
     result = trained.result
@@ -92,17 +99,17 @@ def run_zoo(
     """Trains each model on the same fixed split (90/10 of a stratified `max_train_rows` subset, or of all rows);
     writes the table after each model (earlier rows of other models kept), prints it; returns the zoo folder."""
     overrides = [f"epochs={epochs}"] if epochs is not None else []
-    resolved = recipe_configs(spec.name, zoo_recipes(models), overrides)  # bad names and values fail first
+    configs = zoo_configs(spec.name, models, overrides)  # bad names and values fail first
     if max_train_rows < 0:
         raise UserError(f"zoo: --max-train-rows must be 0 (all) or positive, got {max_train_rows}")
-    seed = resolved[0][1].seed  # the split the zoo has always used: the config's seed
+    seed = next(iter(configs.values())).seed  # the split the zoo has always used: the config's seed
     split = prepare_split(spec.name, ZOO_HOLDOUT, max_train_rows, seed, data_dir)
     labels = {"valid": split.holdout[1]} | {name: table.labels for name, table in split.data.extras.items()}
     folder = (out_root or runs.DEFAULT_ROOT) / spec.name / ZOO_TABLE
     rows: list[dict[str, Any]] = []
-    for recipe, cfg in tqdm(resolved, desc=f"zoo {spec.name}", unit="model"):
-        trained = train_recipe_model(cfg, split)
-        rows.append(zoo_row(trained, recipe.name, labels))
+    for name, cfg in tqdm(configs.items(), desc=f"zoo {spec.name}", unit="model"):
+        trained = train_split_model(cfg, split)
+        rows.append(zoo_row(trained, name, labels))
         del trained
         keras.backend.clear_session()  # the next model starts from a clean graph
         write_zoo_table(folder, spec.name, merged_table(folder, rows))  # after each model: Ctrl-C keeps them

@@ -1,5 +1,5 @@
-"""common/commands/recipes.py: recipes (a name and config overrides), the fixed split they train on, and one
-recipe trained on it through the trainer a run uses."""
+"""common/commands/fixed_split.py: the fixed split the zoo and the benchmark train on, and one config trained on
+it through the trainer a run uses."""
 
 from __future__ import annotations
 
@@ -7,16 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.commands.recipes import (
-    Recipe,
-    capped_rows,
-    fixed_split,
-    parse_recipes,
-    prepare_split,
-    recipe_config,
-    recipe_configs,
-    train_recipe_model,
-)
+from common.commands.fixed_split import capped_rows, checked_config, fixed_split, prepare_split, train_split_model
 from common.data.folds import HOLDOUT_SEED, holdout_split
 from common.ground.errors import UserError
 
@@ -30,40 +21,13 @@ def test_capped_rows_is_a_stratified_subset_of_the_training_rows():
     assert np.array_equal(capped_rows(labels, train, 100, 50), capped)  # the smaller cap wins
 
 
-def test_recipes_are_presets_default_or_named_overrides():
-    recipes = parse_recipes("reference, default,wide:width=48,epochs=20,ref10:preset=reference,epochs=10,reference2:")
-    assert recipes == [
-        Recipe("reference", "reference"),
-        Recipe("default"),
-        Recipe("wide", None, ("width=48", "epochs=20")),
-        Recipe("ref10", "reference", ("epochs=10",)),
-        Recipe("reference2"),  # not a preset: the competition's config under its own name
-    ]
-    assert parse_recipes("reference:epochs=10") == [Recipe("reference", "reference", ("epochs=10",))]
-    assert [recipe.spelled() for recipe in recipes] == [
-        "reference",
-        "default",
-        "wide:width=48,epochs=20",
-        "ref10:preset=reference,epochs=10",
-        "reference2",
-    ]
-    with pytest.raises(UserError, match="starts with 'epochs=3': give a name first"):
-        parse_recipes("epochs=3,default")
-    with pytest.raises(UserError, match="needs a name before ':'"):
-        parse_recipes(":width=48")
-
-
-def test_a_recipes_config_is_the_competitions_then_preset_then_overrides():
-    wide = recipe_config("digits", parse_recipes("wide:width=48,epochs=20")[0], ["epochs=3", "lr=0.01"])
-    assert (wide.model, wide.width, wide.epochs, wide.lr) == ("small", 48, 20, 0.01)  # the recipe's own win
-    short = recipe_config("digits", parse_recipes("reference:epochs=10")[0])
-    assert (short.model, short.schedule, short.epochs) == ("deotte", "exponential", 10)
-    resolved = recipe_configs("digits", parse_recipes("default,fast"), ["epochs=2"])
-    assert [(recipe.name, cfg.epochs) for recipe, cfg in resolved] == [("default", 2), ("fast", 2)]
-    with pytest.raises(UserError, match="unknown preset 'nosuch'"):
-        recipe_config("digits", Recipe("x", "nosuch"))
+def test_a_checked_config_is_the_competitions_then_preset_then_overrides():
+    cfg = checked_config("digits", "reference", ["epochs=10"])
+    assert (cfg.model, cfg.schedule, cfg.epochs) == ("deotte", "exponential", 10)
     with pytest.raises(UserError, match="unknown model 'nosuch'"):
-        recipe_config("digits", Recipe("x", None, ("model=nosuch",)))
+        checked_config("digits", None, ["model=nosuch"])
+    with pytest.raises(UserError, match="model mlp does not use width"):
+        checked_config("digits", None, ["model=mlp", "width=48"])
 
 
 def test_the_benchmarks_split_is_the_config_holdout_and_the_zoos_is_of_a_subset():
@@ -96,11 +60,11 @@ class EpochsSeen(keras.callbacks.Callback):
 
 
 @pytest.mark.slow  # trains a tiny model for 2 epochs
-def test_a_recipe_trains_through_the_runs_trainer_with_the_callbacks_given(digits_dir):
-    cfg = recipe_config("digits", parse_recipes("tiny:model=small,width=8,epochs=2,tta=2")[0])
+def test_a_config_trains_through_the_runs_trainer_with_the_callbacks_given(digits_dir):
+    cfg = checked_config("digits", None, ["model=small", "width=8", "epochs=2", "tta=2"])
     split = prepare_split("digits", 0.1, 400, HOLDOUT_SEED, str(digits_dir))
     seen = EpochsSeen()
-    trained = train_recipe_model(cfg, split, max_train_rows=100, callbacks=[seen])
+    trained = train_split_model(cfg, split, max_train_rows=100, callbacks=[seen])
     keras.backend.clear_session()
     assert seen.epochs == [0, 1] and trained.train_rows == 100 and len(trained.result.history) == 2
     assert list(trained.result.probabilities) == ["valid", *split.data.extras]  # the holdout, then each extra set
@@ -109,11 +73,11 @@ def test_a_recipe_trains_through_the_runs_trainer_with_the_callbacks_given(digit
     assert trained.model.count_params() > 0 and trained.hardware
 
 
-def test_a_recipe_trains_on_train_csv_rows_alone_and_only_predicts_the_judged_set(digits_dir, monkeypatch):
-    """The leak test of the recipes: the arrays handed to the trainer are the split's rows of train.csv, none of
+def test_a_config_trains_on_train_csv_rows_alone_and_only_predicts_the_extra_sets(digits_dir, monkeypatch):
+    """The leak test of the split: the arrays handed to the trainer are the split's rows of train.csv, none of
     its holdout; the extra sets (Kannada's Dig-MNIST, judged on its halves; digits' sklearn_test here) are only
     predicted."""
-    import common.commands.recipes as recipes
+    import common.commands.fixed_split as fixed
 
     handed = {}
 
@@ -121,9 +85,9 @@ def test_a_recipe_trains_on_train_csv_rows_alone_and_only_predicts_the_judged_se
         handed.update(train=job.train, valid=job.valid, predict=job.predict)
         return None, None
 
-    monkeypatch.setattr(recipes, "train_unit", recording)
+    monkeypatch.setattr(fixed, "train_unit", recording)
     split = prepare_split("digits", 0.1, 400, HOLDOUT_SEED, str(digits_dir))
-    train_recipe_model(recipe_config("digits", parse_recipes("default")[0]), split, max_train_rows=300)
+    train_split_model(checked_config("digits", None, []), split, max_train_rows=300)
     images, labels = handed["train"]
     rows = capped_rows(split.data.train.labels, split.train_rows, 300)
     assert np.array_equal(images, split.data.train.images[rows]) and np.array_equal(
