@@ -7,7 +7,9 @@ import json
 import random
 import socket
 import time
+from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,12 +20,14 @@ from common.ground.config import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, all_units, is_complete
+from tests.dask_kill_once import MARKER_ENV
 
 DIGITS = get_spec("digits")
 TINY = ["max_train_rows=300", "epochs=1", "folds=2", "model=mlp"]
 # Workers train with the run's own thread count (config `threads`), as this process does: the same arrays, but for
 # float rounding (up to 1.2e-7 measured since the step warps through TensorFlow's own affine kernel).
 TOLERANCE = 1e-6
+KILL_ONCE = Path(__file__).with_name("dask_kill_once.py")  # the first unit to start kills its worker
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +40,10 @@ def two_runs(digits_dir, tmp_path_factory):
         patch.setenv("DIGIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         patch.setattr(pipeline, "write_report", lambda *args: "skipped")  # figures take half a minute; not tested here
         here = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
-        patch.setenv(distributed.KILL_ENV, str(marker))  # the worker processes inherit it
+        patch.setenv(MARKER_ENV, str(marker))  # the worker processes inherit it
         options = RunOptions(str(digits_dir), out, scheduler="local:2")
-        cluster = run_competition(DIGITS, cfg, label, ["digits", "--scheduler", "local:2"], options)
+        with dask.config.set({"distributed.worker.preload": [str(KILL_ONCE)]}):  # the workers get the config
+            cluster = run_competition(DIGITS, cfg, label, ["digits", "--scheduler", "local:2"], options)
     return here, cluster, marker, cfg
 
 

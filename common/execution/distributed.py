@@ -15,11 +15,9 @@ import asyncio
 import logging
 import os
 import random
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 from distributed import Client, Future, LocalCluster, as_completed
 from distributed.scheduler import KilledWorker
@@ -36,7 +34,6 @@ log = logging.getLogger("digits")
 
 CONNECT_TIMEOUT = "20s"  # for the scheduler to answer, and then for its first worker to be there
 RETRIES = 2  # a task that raises is run again this many times (a dead worker is retried by Dask anyway)
-KILL_ENV = "DIGITS_TEST_KILL_MARKER"  # tests only: see die_once_if_asked
 
 
 # ---------------------------------------------------------------------------
@@ -133,7 +130,6 @@ ONE_UNIT_AT_A_TIME = threading.Lock()
 
 def train_unit_task(competition: str, data_dir: str | None, cfg_values: dict, key: UnitKey) -> UnitOutput:
     """Runs on a worker: loads the competition there, trains the unit `key`, returns its outputs."""
-    die_once_if_asked()
     load_keras_quietly()  # first, before anything loads TensorFlow: its start-up lines off the worker's stderr
     from common.training.backend import setup_hardware
     from common.training.unit import fit_units
@@ -162,18 +158,6 @@ def keras_private_python_random() -> Iterator[None]:
         yield
     finally:
         seed_generator.python_random, rng_utils.random = saved
-
-
-def die_once_if_asked() -> None:
-    """Test hook: the first task to find $DIGITS_TEST_KILL_MARKER's file missing creates it and kills its worker."""
-    marker = os.environ.get(KILL_ENV)
-    if not marker:
-        return
-    try:
-        Path(marker).open("x").close()
-    except FileExistsError:
-        return
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------
