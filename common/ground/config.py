@@ -78,9 +78,7 @@ class Config:
         CV,
         "The models that test.npy, the submission and the extra sets' scores average: `folds`, `full` (the"
         " full-data models) or `all` (every model the run has). With both kinds, metrics.json scores each choice"
-        " on the holdout and extra sets (`extra_accuracy_by_group`). Measured (docs/results.md): one full-data model"
-        " of 20 epochs beat the five fold models and all six on Kannada's Dig-MNIST (Kannada's default sets `full`);"
-        " on mnist's holdout one of 24 epochs tied with them.",
+        " on the holdout and extra sets (`extra_accuracy_by_group`).",
     )
     max_train_rows: int = setting(0, CV, "0 = every row of train.csv; otherwise a stratified subset of that many rows.")
     holdout: float = setting(
@@ -174,11 +172,8 @@ class Config:
     mixed_precision: str = setting(
         "auto",
         HARDWARE,
-        "`auto` (float32: bfloat16 bought these CNNs no speed on an H200, and on an AMX Xeon CPU 1.1x at width 16 and"
-        " 0.8x at width 32 and in a whole run; 1.4x on an AVX512-BF16 EPYC. A whole Kannada run in bfloat16 tied"
-        " float32 on OOF and Dig-MNIST, so set it where `python -m bench.speed` shows it faster), `on` (bfloat16"
-        " where the device has it, float16 on older GPUs), `off`, `bfloat16` or `float16`. Probabilities stay"
-        " float32.",
+        "`auto` (float32), `on` (bfloat16 where the device has it, float16 on older GPUs), `off`, `bfloat16` or"
+        " `float16`; `python -m bench.speed` times the choices on this machine. Probabilities stay float32.",
     )
     xla: str = setting(
         "auto", HARDWARE, "`auto`, `on` or `off`: Keras `jit_compile` (auto: on with JAX, on GPUs with TensorFlow)."
