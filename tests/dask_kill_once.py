@@ -12,15 +12,15 @@ MARKER_ENV = "DIGITS_TEST_KILL_MARKER"
 
 
 def dask_setup(worker) -> None:
-    from common.execution import distributed
+    from common.training import unit  # train_unit_task imports fit_units from here when a unit starts
 
-    fit_unit = distributed.fit_unit
+    fit_units = unit.fit_units
 
-    def fit_unit_or_die(*args, **kwargs):
+    def fit_units_or_die(*args, **kwargs):
         try:
             Path(os.environ[MARKER_ENV]).open("x").close()
         except FileExistsError:
-            return fit_unit(*args, **kwargs)
+            return fit_units(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    distributed.fit_unit = fit_unit_or_die
+    unit.fit_units = fit_units_or_die

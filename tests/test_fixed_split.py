@@ -26,7 +26,7 @@ def test_a_checked_config_is_the_competitions_then_preset_then_overrides():
     assert (cfg.model, cfg.schedule, cfg.epochs) == ("deotte", "exponential", 10)
     with pytest.raises(UserError, match="unknown model 'nosuch'"):
         checked_config("digits", None, ["model=nosuch"])
-    with pytest.raises(UserError, match="model mlp does not use width"):
+    with pytest.raises(UserError, match="model mlp does not read width"):
         checked_config("digits", None, ["model=mlp", "width=48"])
 
 
