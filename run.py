@@ -99,8 +99,9 @@ RUN_HELP = "run id or unique prefix (default: the latest run; docs/usage.md, 'Wh
 
 def train(argv: list[str]) -> None:
     from common.ground.checks import check_run_config
-    from common.ground.config import chosen_keys, load_config
+    from common.ground.config_files import chosen_keys, load_config
     from common.ground.spec import get_spec
+    from common.runs.layout import UnitKey
 
     args = train_parser().parse_intermixed_args(argv)
     spec = get_spec(args.competition)
@@ -120,7 +121,7 @@ def train(argv: list[str]) -> None:
 
     if (args.fold is None) != (args.seed is None):
         raise UserError("--fold and --seed go together: they name one unit")
-    only = (None if args.fold == FULL_DATA_FOLD else args.fold, args.seed) if args.seed is not None else None
+    only = UnitKey(None if args.fold == FULL_DATA_FOLD else args.fold, args.seed) if args.seed is not None else None
     if not args.resume:  # a resumed run keeps its own config
         check_run_config(spec, cfg, chosen_keys(args.config, args.overrides, spec.name))  # before Keras and data
     load_keras_quietly()  # late: TensorFlow takes seconds to load

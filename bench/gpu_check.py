@@ -109,7 +109,7 @@ def run_step(name: str, args: list[str], out: Path, options: argparse.Namespace,
 def throughput(tiny: bool, log) -> dict[str, Any]:
     """Images per second of the default mnist model alone and inside the trainer (bench/speed.py)."""
     from bench.harness.rates import model_rates
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
 
     cfg, _ = load_config("digits" if tiny else "mnist", overrides=["model=mlp"] if tiny else [])
     try:

@@ -35,7 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.harness.rates import SPEED_ROUNDS, model_alone_fit, model_rates, random_batches, unit_rows  # noqa: E402
 from bench.harness.results import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
-from common.ground.config import Config, load_config  # noqa: E402
+from common.ground.config import Config  # noqa: E402
+from common.ground.config_files import load_config
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.paths import PROJECT_ROOT  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402

@@ -66,7 +66,7 @@ class Side:
 def model_facts(args: argparse.Namespace) -> dict[str, Any]:
     """The model's forward FLOPs per image, images per epoch and the machine's matmul rate (GFLOP/s)."""
     from bench.harness.flops import forward_flops, matmul_gflops
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
     from common.training.backend import cpu_has_bfloat16
     from common.training.models import create_model
 

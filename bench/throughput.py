@@ -31,7 +31,8 @@ from bench.harness.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops, layer_fl
 from bench.harness.rates import model_rates  # noqa: E402
 from bench.harness.results import RESULTS_DIR, machine_description, markdown_table, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
-from common.ground.config import Config, load_config  # noqa: E402
+from common.ground.config import Config  # noqa: E402
+from common.ground.config_files import load_config
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import COMPETITIONS, get_spec  # noqa: E402
 from common.training.backend import setup_hardware  # noqa: E402

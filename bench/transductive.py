@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.harness.results import RESULTS_DIR, markdown_table, provenance, write_result_files  # noqa: E402
 from common import runs  # noqa: E402
 from common.data.files import Dataset, load_dataset  # noqa: E402
-from common.ground.config import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
+from common.ground.config_files import TRANSDUCTIVE_TYPES, load_transductive, parse_overrides  # noqa: E402
 from common.ground.errors import UserError, exit_status  # noqa: E402
 from common.ground.spec import PIXEL_COLUMNS, CompetitionSpec, get_spec  # noqa: E402
 from common.runs.notebook import NOTEBOOK_SUBMISSION, SCRIPT_NAME, NotebookLevers, write_kernel  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.run_fakes import fake_metrics
+from tests.run_fakes import fake_metrics, fake_record
 
 RUN_ID = "20260101-000000-default-abcd"
 
@@ -30,7 +30,7 @@ def make_run(
     folder = root / competition / run_id
     folder.mkdir(parents=True)
     finished = pd.Timestamp(run_id[:15]).isoformat() if status == "finished" else ""
-    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "status": status, "finished": finished}))
+    (folder / "run.json").write_text(json.dumps(fake_record(folder, status, finished=finished)))
     (folder / "config.yaml").write_text("folds: 2\n")
     (folder / "metrics.json").write_text(json.dumps(metrics or fake_metrics(0.987654)))
     raw = submission if isinstance(submission, bytes) else submission.to_csv(index=False).encode()

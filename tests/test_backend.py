@@ -108,7 +108,11 @@ def test_a_jax_run_is_predicted_and_packaged_on_tensorflow(jax_run, digits_dir, 
 @pytest.mark.parametrize(
     ("env", "args", "message"),
     [
-        ({"KERAS_BACKEND": "theano"}, ["digits"], "KERAS_BACKEND='theano': unknown Keras backend"),
+        (
+            {"KERAS_BACKEND": "torch"},
+            ["digits"],
+            "KERAS_BACKEND='torch': this tool trains on the tensorflow or jax backend",
+        ),
         # The other three load a backend in the subprocess: seconds each.
         pytest.param(
             {"KERAS_BACKEND": "jax"},

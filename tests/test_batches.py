@@ -70,7 +70,7 @@ def test_a_run_with_distortions_trains_through_worker_processes(digits_dir, tmp_
     import json
 
     from common.execution.pipeline import RunOptions, run_competition
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
     from common.ground.spec import get_spec
 
     overrides = ["max_train_rows=300", "epochs=1", "model=mlp", "distort=elastic,grid"]

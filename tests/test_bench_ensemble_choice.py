@@ -12,7 +12,7 @@ from common import runs
 from common.data.files import load_dataset
 from common.data.trainset import HOLDOUT_SET
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.spec import get_spec
 from common.runs.aligned import shared_sets
 from common.runs.metrics import accuracy

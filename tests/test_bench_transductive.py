@@ -45,7 +45,7 @@ def test_each_half_is_scored_plain_and_with_each_variant(
     judged_digits, digits_dir, tmp_path, capsys, monkeypatch, figures_left_out
 ):
     from common.execution.pipeline import RunOptions, run_competition
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
 
     root, out = tmp_path / "runs", tmp_path / "results"
     cfg, label = load_config("digits", "smoke", None, TINY)

@@ -10,7 +10,7 @@ import pytest
 
 from bench.tta import main
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.spec import get_spec
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here

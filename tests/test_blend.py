@@ -400,7 +400,7 @@ def blended(tmp_path_factory, digits_dir) -> tuple[Path, list[Path], Path]:
     second with other dropout (so other weights) and predicting with one test-time shift, blended 3:1. Trained once
     for this file."""
     from common.execution.pipeline import RunOptions, run_competition
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
 
     root = tmp_path_factory.mktemp("runs")
     trained = []
@@ -446,7 +446,7 @@ def test_compare_lists_a_blend_and_tests_it_against_a_source(blended, digits_dir
 def test_merge_and_resume_refuse_a_blend_in_one_line(blended, digits_dir):
     from common.commands.merge import merge_run
     from common.execution.pipeline import RunOptions, run_competition
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
 
     root, _, folder = blended
     with pytest.raises(UserError, match="a blend has no units to merge") as refused:

@@ -14,7 +14,7 @@ from common.commands.compare import compare_pair, compare_table, mcnemar, print_
 from common.ground.errors import UserError
 from common.runs import load_run
 from common.runs.aligned import aligned_oof
-from tests.run_fakes import fake_metrics
+from tests.run_fakes import fake_metrics, fake_record
 
 COMPETITION = "digits"
 BASE_CONFIG = {"folds": 5, "seeds": 1, "epochs": 12, "lr": 0.005, "dropout": 0.2, "model": "small"}
@@ -42,9 +42,8 @@ def write_run(
     one's metrics.json, by default its OOF accuracy as its fold models' own score)."""
     folder = root / competition / run_id
     folder.mkdir(parents=True)
-    record = {"run_id": run_id, "status": status, "started": "2026-01-02T03:04:05+00:00"}
-    if status == "finished":
-        record["wall_seconds"] = 12.5
+    wall_seconds = 12.5 if status == "finished" else None
+    record = fake_record(folder, status, started="2026-01-02T03:04:05+00:00", wall_seconds=wall_seconds)
     (folder / "run.json").write_text(json.dumps(record))
     (folder / "config.yaml").write_text(yaml.safe_dump(BASE_CONFIG | (config or {})))
     pd.DataFrame({"row": rows, "label": labels, "fold": folds}).to_csv(folder / "folds.csv", index=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.ground.config import Config, available_presets, load_config, parse_overrides
+from common.ground.config import Config
+from common.ground.config_files import available_presets, load_config, parse_overrides
 from common.ground.errors import UserError
 from common.ground.spec import COMPETITIONS
 
@@ -112,7 +113,7 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_chosen_keys_are_what_the_user_set_by_hand(tmp_path):
-    from common.ground.config import chosen_keys
+    from common.ground.config_files import chosen_keys
 
     own = tmp_path / "mine.yaml"
     own.write_text("dropout: 0.3\n")

@@ -16,7 +16,7 @@ import pytest
 
 from common.execution import distributed, pipeline
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, all_units, is_complete

@@ -14,7 +14,7 @@ from bench.tta import main as tta_main
 from common.data.files import load_dataset
 from common.data.trainset import folds_rows
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 

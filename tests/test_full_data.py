@@ -22,7 +22,8 @@ from common.data.files import load_dataset
 from common.data.trainset import HOLDOUT_SET, NO_FOLD, prepare_train_set
 from common.execution import pipeline
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import Config, load_config
+from common.ground.config import Config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.metrics import accuracy
@@ -153,8 +154,8 @@ def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_
     assert {"test.npy", "sklearn_test.npy", "train_holdout.npy", "submission.csv", "metrics.json"} <= names
     assert "oof.npy" not in names and "per_class.csv" not in names
     assert [key.name for key in runs.unit_keys(folder)] == ["all-s0"]
-    assert not (runs.unit_dir(folder, (None, 0)) / "valid.npy").exists()
-    history = pd.read_csv(runs.unit_dir(folder, (None, 0)) / "history.csv")
+    assert not (runs.unit_dir(folder, UnitKey(None, 0)) / "valid.npy").exists()
+    history = pd.read_csv(runs.unit_dir(folder, UnitKey(None, 0)) / "history.csv")
     assert len(history) == 1 and "val_loss" not in history
     folds = runs.load_run(folder).folds()
     assert len(folds) == 200 and (folds["fold"] == NO_FOLD).all()
@@ -170,7 +171,7 @@ def test_a_run_without_fold_models_is_scored_on_its_holdout_and_extra_sets(full_
     note = "this run has no fold models (folds 0): no OOF; it is scored on "
     (line,) = [line for line in full_run.summary.splitlines() if line.startswith(note)]
     assert sorted(line.removeprefix(note).split(" and ")) == ["sklearn_test", "train_holdout"]
-    unit_test = np.load(runs.unit_dir(folder, (None, 0)) / "test.npy")
+    unit_test = np.load(runs.unit_dir(folder, UnitKey(None, 0)) / "test.npy")
     assert np.array_equal(np.load(folder / "test.npy"), unit_test)
 
 
@@ -230,9 +231,9 @@ def test_oof_comes_from_fold_models_and_the_submission_from_the_ensemble(both_ru
     folds = runs.load_run(folder).folds()["fold"].to_numpy()
     oof = np.load(folder / "oof.npy")
     for fold in (0, 1):
-        assert np.allclose(oof[folds == fold], np.load(runs.unit_dir(folder, (fold, 0)) / "valid.npy"))
-    assert not (runs.unit_dir(folder, (None, 0)) / "valid.npy").exists()
-    assert len(pd.read_csv(runs.unit_dir(folder, (None, 0)) / "history.csv")) == 2  # full_epochs
+        assert np.allclose(oof[folds == fold], np.load(runs.unit_dir(folder, UnitKey(fold, 0)) / "valid.npy"))
+    assert not (runs.unit_dir(folder, UnitKey(None, 0)) / "valid.npy").exists()
+    assert len(pd.read_csv(runs.unit_dir(folder, UnitKey(None, 0)) / "history.csv")) == 2  # full_epochs
     first_conv = {key: conv_filters(runs.unit_dir(folder, key) / runs.MODEL_KERAS) for key in all_units(both_run.cfg)}
     assert first_conv == {UnitKey(0, 0): 8, UnitKey(1, 0): 8, UnitKey(None, 0): 12}  # small: width // 2, at least 8
     units = {key: np.load(runs.unit_dir(folder, key) / "test.npy") for key in all_units(both_run.cfg)}
@@ -267,7 +268,7 @@ def copy_run(trained: Trained, root: Path) -> Path:
 @pytest.mark.slow
 def test_more_full_data_models_grow_a_finished_run(full_run, digits_dir, tmp_path):
     folder = copy_run(full_run, tmp_path)
-    first = runs.unit_dir(folder, (None, 0)) / "unit.json"
+    first = runs.unit_dir(folder, UnitKey(None, 0)) / "unit.json"
     mtime = first.stat().st_mtime_ns
     with pytest.raises(UserError, match="--full-models 1: the run has 1 already; ask for more"):
         run_competition(DIGITS, full_run.cfg, "", [], RunOptions(str(digits_dir), tmp_path, folder.name, full_models=1))
@@ -275,7 +276,7 @@ def test_more_full_data_models_grow_a_finished_run(full_run, digits_dir, tmp_pat
     assert run_competition(DIGITS, full_run.cfg, "", ["digits"], grown) == folder
     run = runs.load_run(folder)
     assert run.finished and run.cfg.full_models == 2 and first.stat().st_mtime_ns == mtime
-    tests = [np.load(runs.unit_dir(folder, (None, s)) / "test.npy") for s in (0, 1)]
+    tests = [np.load(runs.unit_dir(folder, UnitKey(None, s)) / "test.npy") for s in (0, 1)]
     assert np.allclose(np.load(folder / "test.npy"), np.mean(tests, axis=0), atol=1e-6)
 
 
@@ -284,7 +285,7 @@ def test_an_interrupted_run_resumes_its_missing_full_data_model_then_merges(both
     """A run stopped before its full-data model (its folder removed, its status running) trains that unit
     alone with `--fold all --seed 0`; merge refuses while it is missing and finalises once it is there."""
     folder = copy_run(both_run, tmp_path)
-    shutil.rmtree(runs.unit_dir(folder, (None, 0)))
+    shutil.rmtree(runs.unit_dir(folder, UnitKey(None, 0)))
     runs.update_record(folder, status=runs.RunStatus.RUNNING)
     with pytest.raises(UserError, match="1 of 3 units missing: all-s0"):
         merge_run(DIGITS, folder.name, str(digits_dir), tmp_path)
@@ -292,7 +293,7 @@ def test_an_interrupted_run_resumes_its_missing_full_data_model_then_merges(both
     with caplog.at_level(logging.INFO, logger="digits"):
         assert cli.main([*argv, "--data-dir", str(digits_dir), "--out", str(tmp_path)]) == 0
     assert "2 of 3 units finished and loaded; training 1 now (all-s0)" in caplog.text
-    assert is_complete(folder, (None, 0)) and runs.load_run(folder).finished
+    assert is_complete(folder, UnitKey(None, 0)) and runs.load_run(folder).finished
     merged = merge_run(DIGITS, folder.name, str(digits_dir), tmp_path)
     assert (merged / "submission.csv").is_file()
     # deterministic=true: the unit trained again equals the one of the uninterrupted run
@@ -310,7 +311,7 @@ def test_dask_trains_full_data_models_as_a_user_runs_it_and_its_workers_stay_qui
     assert startup_lines(done.stdout + done.stderr) == []
     assert "WARNING" not in done.stderr and "distributed." not in done.stderr
     (run,) = runs.list_runs(tmp_path / "runs", "digits")
-    assert is_complete(run.folder, (None, 0))
+    assert is_complete(run.folder, UnitKey(None, 0))
     assert np.array_equal(np.load(run.folder / "test.npy"), np.load(full_run.folder / "test.npy"))
 
 
@@ -344,7 +345,7 @@ def test_compare_a_group_of_each_runs_models_on_the_extra_sets(both_run, full_ru
     assert lines[4] == "extra sets: each run's full models (ensemble full)"
     data, _ = train_set(both_run, digits_dir)
     labels = data.extras[HOLDOUT_SET].labels
-    own = np.load(runs.unit_dir(both_run.folder, (None, 0)) / f"{HOLDOUT_SET}.npy")  # its one full-data model
+    own = np.load(runs.unit_dir(both_run.folder, UnitKey(None, 0)) / f"{HOLDOUT_SET}.npy")  # its one full-data model
     assert f"B {accuracy(labels, own):.5f}" in next(line for line in lines if line.startswith(f"{HOLDOUT_SET}:"))
     with pytest.raises(UserError, match="no sklearn_test predictions of its folds models"):
         compare_pair(root, "digits", full_run.folder.name, both_run.folder.name, str(digits_dir), group="folds")
@@ -387,7 +388,7 @@ def test_the_notebook_averages_the_units_that_test_npy_averages(both_run, root, 
     # ensemble=full: the notebook and predict take the full-data model alone
     copy = copy_run(both_run, tmp_path / "copy")
     runs.write_config(copy, replace(both_run.cfg, ensemble="full"))
-    assert runs.load_run(copy).model_files() == [runs.unit_dir(copy, (None, 0)) / "model.keras"]
+    assert runs.load_run(copy).model_files() == [runs.unit_dir(copy, UnitKey(None, 0)) / "model.keras"]
 
 
 @pytest.mark.slow

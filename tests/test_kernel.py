@@ -21,6 +21,7 @@ from common.ground.errors import UserError
 from common.ground.spec import PIXEL_COLUMNS, get_spec
 from common.runs.notebook import USERNAME_PLACEHOLDER, NotebookLevers, write_kernel
 from tests.conftest import pixel_frame
+from tests.run_fakes import fake_record
 from tests.test_quiet_start import startup_lines, user_environment
 
 pytestmark = pytest.mark.usefixtures("figures_left_out")  # no report is tested here
@@ -34,7 +35,7 @@ TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]
 def digits_run(tmp_path_factory, digits_dir) -> tuple[Path, Path]:
     """(runs root, run folder): a real, tiny digits run with saved models, trained once for this file."""
     from common.execution.pipeline import RunOptions, run_competition
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
 
     root = tmp_path_factory.mktemp("runs")
     cfg, label = load_config("digits", "smoke", None, TINY)
@@ -101,7 +102,7 @@ def test_username_from_environment(digits_run, tmp_path, monkeypatch):
 def test_run_without_models_refused(tmp_path):
     folder = tmp_path / "digits" / "20260101-000000-default-abcd"
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text('{"status": "finished"}')
+    (folder / "run.json").write_text(json.dumps(fake_record(folder)))
     (folder / "config.yaml").write_text("save_models: false\n")
     with pytest.raises(UserError, match="no saved models"):
         write_kernel(tmp_path, DIGITS, None, tmp_path / "k")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.ground.config import Config
-from common.runs.layout import RunKind, RunStatus, UnitKey, unit_dir, unit_files, unit_keys
+from common.runs.layout import RunStatus, UnitKey, unit_dir, unit_files, unit_keys
 from common.runs.units import all_units
 
 
@@ -22,7 +22,6 @@ def test_unit_keys_order_fold_by_fold_with_full_data_models_last():
     keys = [UnitKey(None, 0), UnitKey(1, 0), UnitKey(0, 1), UnitKey(0, 0), UnitKey(10, 0), UnitKey(None, 1)]
     assert [k.name for k in sorted(keys)] == ["f0-s0", "f0-s1", "f1-s0", "f10-s0", "all-s0", "all-s1"]
     assert UnitKey(1, 0).holds_out and not UnitKey(None, 0).holds_out
-    assert (UnitKey(2, 1)[0], UnitKey(2, 1)[1]) == (2, 1)  # code that read (fold, seed) pairs
 
 
 def test_all_units_are_the_fold_models():
@@ -37,15 +36,10 @@ def test_unit_files_list_every_unit_folder_in_key_order(tmp_path):
     assert unit_keys(tmp_path) == [UnitKey(2, 0), UnitKey(10, 0), UnitKey(None, 0)]
     assert [p.parent.name for p in unit_files(tmp_path, "history.csv")] == ["f2-s0", "f10-s0", "all-s0"]
     assert [p.parent.name for p in unit_files(tmp_path, "history.csv", fold=10)] == ["f10-s0"]
-    assert unit_dir(tmp_path, (1, 0)) == tmp_path / "units" / "f1-s0"
+    assert unit_dir(tmp_path, UnitKey(1, 0)) == tmp_path / "units" / "f1-s0"
 
 
 def test_statuses_decode_in_one_place():
     assert RunStatus.decode("pruned") is RunStatus.PRUNED and RunStatus.decode("finished") is RunStatus.FINISHED
     assert RunStatus.decode(None) is RunStatus.RUNNING and RunStatus.decode("odd") is RunStatus.RUNNING
     assert [s.shown for s in RunStatus] == ["unfinished", "finished", "pruned", "failed"]
-
-
-def test_a_label_implies_a_kind():
-    assert RunKind.of_label("tune-kannada-t4") is RunKind.TRIAL
-    assert RunKind.of_label("blend") is RunKind.BLEND and RunKind.of_label("smoke") is RunKind.TRAINED

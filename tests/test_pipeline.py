@@ -13,8 +13,9 @@ import yaml
 from common.data.files import load_dataset
 from common.data.trainset import prepare_train_set
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.spec import get_spec
+from common.runs.layout import UnitKey
 from common.training.backend import available_cores
 
 DIGITS = get_spec("digits")
@@ -141,7 +142,8 @@ def test_ctrl_c_says_how_to_go_on_for_a_run_and_for_a_studys_trial(tmp_path, lab
     from common.execution.pipeline import continue_hint
 
     folder = runs.create_run_dir(tmp_path, "digits", label)
-    runs.start_run(folder, {"folds": 2}, ["digits"], label=label)
+    kind = runs.RunKind.TRIAL if label.startswith(runs.TRIAL_PREFIX) else runs.RunKind.TRAINED
+    runs.start_run(folder, {"folds": 2}, ["digits"], label=label, kind=kind)
     said = continue_hint(folder, f"python run.py digits --resume {folder.name}")
     assert hint in said and ("--resume" in said) == (label == "default")
 
@@ -151,8 +153,11 @@ def test_ctrl_c_says_how_to_go_on_for_a_run_and_for_a_studys_trial(tmp_path, lab
     [
         ({}, []),
         ({"data_dir": "my data", "out_root": Path("/tmp/runs")}, ["--data-dir", "'my data'", "--out", "/tmp/runs"]),
-        ({"scheduler": "local:2", "only": (None, 1)}, ["--scheduler", "local:2", "--fold", "all", "--seed", "1"]),
-        ({"only": (0, 0)}, ["--fold", "0", "--seed", "0"]),
+        (
+            {"scheduler": "local:2", "only": UnitKey(None, 1)},
+            ["--scheduler", "local:2", "--fold", "all", "--seed", "1"],
+        ),
+        ({"only": UnitKey(0, 0)}, ["--fold", "0", "--seed", "0"]),
     ],
 )
 def test_the_resume_command_repeats_the_data_folders_executor_and_unit_the_run_was_started_with(options, flags):
@@ -172,7 +177,8 @@ def test_the_summary_names_the_submitted_models_score_and_the_submissions_it_wro
     from common.execution.pipeline import print_summary
 
     folder = runs.create_run_dir(tmp_path, "digits", label)
-    runs.start_run(folder, {"folds": 2, "epochs": 3}, ["digits"], "CPU", label=label)
+    kind = runs.RunKind.TRIAL if label.startswith(runs.TRIAL_PREFIX) else runs.RunKind.TRAINED
+    runs.start_run(folder, {"folds": 2, "epochs": 3}, ["digits"], "CPU", label=label, kind=kind)
     submitted = runs.Submitted("all", ["f0-s0", "f1-s0"], runs.OOF, 0.9)
     metrics = runs.Metrics(submitted, 10, 0.9, folds={"0": {"accuracy": 0.9, "seconds": 1.0}}, seeds={"0": 0.9})
     print_summary(folder, DIGITS, metrics, 2.0, published)

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from common.commands.predict import NOISE_FRACTION, format_predictions, load_digit_image, predict_images
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs import find_run

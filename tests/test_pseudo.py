@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import Config, load_config
+from common.ground.config import Config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.training.pseudo import pseudo_labels

@@ -16,7 +16,7 @@ import pytest
 from common import runs
 from common.commands.merge import merge_run
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, is_complete
@@ -83,8 +83,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, digits_dir):
 def test_single_units_then_merge(tmp_path, digits_dir, caplog):
     cfg, label = load_config("digits", "smoke", overrides=TINY)
     out = tmp_path / "runs"
-    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, only=(1, 0)))
-    assert is_complete(folder, (1, 0)) and not is_complete(folder, (0, 0))
+    folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, only=UnitKey(1, 0)))
+    assert is_complete(folder, UnitKey(1, 0)) and not is_complete(folder, UnitKey(0, 0))
     assert not (folder / "submission.csv").exists()
     with pytest.raises(UserError, match=r"1 of 2 units missing: f0-s0"):
         merge_run(DIGITS, folder.name, str(digits_dir), out)
@@ -118,7 +118,7 @@ def test_more_seeds_grow_a_finished_run_into_the_run_trained_with_them(tmp_path,
     out = tmp_path / "runs"
     cfg, label = load_config("digits", "smoke", overrides=[*overrides, "seeds=1"])
     folder = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out))
-    first_unit = runs.unit_dir(folder, (0, 0)) / "unit.json"
+    first_unit = runs.unit_dir(folder, UnitKey(0, 0)) / "unit.json"
     first_mtime = first_unit.stat().st_mtime_ns
     with pytest.raises(UserError, match="has 1 already; ask for more"):
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, folder.name, seeds=1))
@@ -126,7 +126,7 @@ def test_more_seeds_grow_a_finished_run_into_the_run_trained_with_them(tmp_path,
     grown = run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), out, folder.name, seeds=2))
     assert grown == folder and first_unit.stat().st_mtime_ns == first_mtime  # the seed-0 units are kept
     run = runs.load_run(folder)
-    assert run.finished and run.cfg.seeds == 2 and is_complete(folder, (1, 1))
+    assert run.finished and run.cfg.seeds == 2 and is_complete(folder, UnitKey(1, 1))
     two, label = load_config("digits", "smoke", overrides=[*overrides, "seeds=2"])
     whole = run_competition(DIGITS, two, label, ["digits"], RunOptions(str(digits_dir), tmp_path / "whole"))
     for name in ("oof.npy", "test.npy"):

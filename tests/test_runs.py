@@ -103,23 +103,18 @@ def test_a_blend_whose_source_is_gone_is_one_line(tmp_path):
         blend.members()
 
 
-def test_the_first_blends_config_form_still_reads(tmp_path):
-    a, b = make_run(tmp_path, "a", finished=True), make_run(tmp_path, "b", finished=True)
-    old = {"blend_of": [a.run_id, b.run_id], "weights": [0.5, 0.5], "folds_from": a.run_id}
-    blend = write_blend_folder(tmp_path, [a.run_id, b.run_id], [0.5, 0.5], config=old)
-    assert blend.is_blend and blend.blend.sources == (a.run_id, b.run_id) and blend.blend.folds_from == a.run_id
-
-
-def test_an_old_run_folder_reads_with_defaults(tmp_path):
-    folder = tmp_path / "digits" / "20250101-000000-smoke-abcd"
-    folder.mkdir(parents=True)
-    (folder / runs.RUN_JSON).write_text(json.dumps({"status": "finished", "hardware": "CPU", "note": "kept"}))
-    (folder / runs.CONFIG_YAML).write_text(yaml.safe_dump({"epochs": 2, "a_key_since_removed": 1}))
-    run = runs.load_run(folder)
-    assert (run.label, run.kind, run.competition, run.run_id) == ("smoke", runs.RunKind.TRAINED, "digits", folder.name)
-    assert run.record.hardware == ["CPU"] and run.record.wall_seconds is None and run.cfg.epochs == 2
-    runs.update_record(folder, wall_seconds=3.0)
-    assert json.loads((folder / runs.RUN_JSON).read_text())["note"] == "kept"  # unknown keys survive a rewrite
+def test_a_run_folder_of_another_format_is_refused_in_one_line(tmp_path):
+    run = make_run(tmp_path, "a", finished=True)
+    record = json.loads((run.folder / runs.RUN_JSON).read_text())
+    assert record["format"] == runs.RUN_FORMAT and run.kind is runs.RunKind.TRAINED
+    runs.update_record(run.folder, note="kept")  # a key this version does not know survives a rewrite
+    assert json.loads((run.folder / runs.RUN_JSON).read_text())["note"] == "kept"
+    for found in ({"format": runs.RUN_FORMAT + 1}, {"format": None}):
+        (run.folder / runs.RUN_JSON).write_text(json.dumps(record | found))
+        shown = "none" if found["format"] is None else runs.RUN_FORMAT + 1
+        message = f"run.json: a run folder of format {shown}; this version reads format {runs.RUN_FORMAT}"
+        with pytest.raises(UserError, match=message):
+            runs.load_run(run.folder)
 
 
 def test_runs_under_lists_every_competitions_runs(tmp_path):

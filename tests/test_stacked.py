@@ -15,7 +15,8 @@ from common import runs
 from common.data.files import load_dataset
 from common.data.trainset import HOLDOUT_SET, prepare_train_set
 from common.execution.pipeline import RunOptions, check_before_folder, run_competition
-from common.ground.config import Config, load_config
+from common.ground.config import Config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.units import UnitKey, all_units
@@ -152,6 +153,6 @@ def test_a_stacked_run_trains_every_unit_on_its_own_rows(stacked_run, digits_dir
     assert run.finished and run.metrics().oof_accuracy is not None
     oof = np.load(folder / "oof.npy")
     for fold in range(3):
-        valid = np.load(runs.unit_dir(folder, (fold, 0)) / "valid.npy")
+        valid = np.load(runs.unit_dir(folder, UnitKey(fold, 0)) / "valid.npy")
         assert np.allclose(oof[train.folds == fold], valid)
     assert "3 at a time in one program" in (folder / runs.TRAIN_LOG).read_text()

@@ -21,6 +21,7 @@ from common.commands.submit.notebook_send import Waiter, submit_notebook
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from tests.kaggle_fakes import RUN_ID, make_run, no_credentials, no_kaggle  # noqa: F401 - fixtures
+from tests.run_fakes import fake_record
 
 # ---------------------------------------------------------------------------
 # Code competitions: the notebook path through the kaggle package, cut at its HTTP boundary
@@ -38,7 +39,7 @@ def kannada_run(root: Path, status: str = "finished") -> Path:
     """A fake finished Kannada run: two units with (fake) saved models, as the kernel command reads them."""
     folder = make_run(root, "kannada", b"", status)
     versions = {"keras": "3.15.1", "tensorflow": "2.21.0"}
-    (folder / "run.json").write_text(json.dumps({"run_id": RUN_ID, "status": status, "versions": versions}))
+    (folder / "run.json").write_text(json.dumps(fake_record(folder, status, versions=versions)))
     for fold in range(2):
         unit = folder / "units" / f"f{fold}-s0"
         unit.mkdir(parents=True)

@@ -22,7 +22,7 @@ TINY = ["folds=2", "epochs=1", "model=mlp", "max_train_rows=200"]
 @pytest.mark.slow  # trains a tiny run
 def test_a_run_with_tensorboard_leaves_event_files_in_each_unit(tmp_path, digits_dir):
     from common.execution.pipeline import RunOptions, run_competition
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
     from common.runs import load_run
 
     overrides = [*TINY, "tensorboard=true"]

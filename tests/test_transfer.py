@@ -12,7 +12,8 @@ import yaml
 import run as cli
 from common import runs
 from common.execution.pipeline import RunOptions, run_competition
-from common.ground.config import Config, load_config
+from common.ground.config import Config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs import UnitKey

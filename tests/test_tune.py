@@ -17,7 +17,7 @@ from common import runs
 from common.commands import tune
 from common.commands.compare import compare_table
 from common.commands.tune import preset, setup, storage
-from common.ground.config import read_yaml
+from common.ground.config_files import read_yaml
 
 TINY = """# a tiny space for the tests
 fixed: {model: mlp, max_train_rows: 200, epochs: 1, folds: 2, holdout: 0.2, save_models: false}
@@ -45,7 +45,7 @@ def leave_running_trial(storage: str, name: str, out: Path, label_of) -> Path:
     """What a study killed mid-trial leaves: a RUNNING trial and its unfinished run folder."""
     trial = optuna.load_study(study_name=name, storage=storage).ask()
     folder = runs.create_run_dir(out, "digits", label_of(trial.number))
-    runs.start_run(folder, {"folds": 2}, ["digits"], label=label_of(trial.number))
+    runs.start_run(folder, {"folds": 2}, ["digits"], label=label_of(trial.number), kind=runs.RunKind.TRIAL)
     return folder
 
 

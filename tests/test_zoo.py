@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from common.commands.zoo import merged_table, run_zoo
-from common.ground.config import load_config
+from common.ground.config_files import load_config
 from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.training.models import create_model

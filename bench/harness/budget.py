@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.harness.budget_report import HOLDOUT, results_document, write_results
+from bench.harness.budget_report import HOLDOUT, Trained, results_document, write_results
 from bench.harness.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops, matmul_gflops
 from bench.harness.recipes import REFERENCE_RECIPE, Recipe
 from bench.harness.results import RESULTS_DIR, machine_description
@@ -203,12 +203,6 @@ class BudgetCallback(keras.callbacks.Callback):
 # ---------------------------------------------------------------------------
 # Training the recipes
 # ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Trained:
-    summary: dict[str, Any]  # what the results show (JSON)
-    predicted: dict[int, dict[str, np.ndarray]]  # finished epoch -> set -> predicted labels (kept in memory)
 
 
 def steady_images_per_second(curve: list[dict[str, Any]], overall: float) -> float:

@@ -4,8 +4,9 @@ against the reference on the same rows, speed and curves; as JSON and as markdow
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -13,10 +14,15 @@ from bench.harness.results import markdown_table
 from common import runs
 from common.runs.stats import mcnemar
 
-if TYPE_CHECKING:
-    from bench.harness.budget import Trained
-
 HOLDOUT = "holdout"  # the split's own holdout: the signal that picks
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One recipe's trained model as the results read it."""
+
+    summary: dict[str, Any]  # what the results show (JSON)
+    predicted: dict[int, dict[str, np.ndarray]]  # finished epoch -> set -> predicted labels (kept in memory)
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.commands.fixed_split import checked_config
-from common.ground.config import Config, available_presets
+from common.ground.config import Config
+from common.ground.config_files import available_presets
 from common.ground.errors import UserError
 
 DEFAULT_RECIPE = "default"

@@ -109,7 +109,7 @@ SIDES = {"trainer": trainer_epoch, "alone": alone_epoch, "peer": peer_epoch}
 def main(argv: list[str]) -> None:
     side, root, competition, rows, overrides = argv[0], argv[1], argv[2], int(argv[3]), argv[4:]
     sys.path.insert(0, root)  # the checkout whose code trains (an older commit for the old trainer)
-    from common.ground.config import load_config
+    from common.ground.config_files import load_config
     from common.training.backend import setup_hardware
 
     cfg, _ = load_config(competition, None, overrides=overrides)

@@ -173,7 +173,7 @@ def fold_notes(aligned: AlignedOOF, names: tuple[str, str]) -> list[str]:
 
 def data_files_note(a: Run, b: Run) -> list[str]:
     """A note when the runs read other competition files (by size and SHA-256: the same bytes in another folder
-    are the same data); runs from before the record kept them say nothing."""
+    are the same data); a run that records none says nothing."""
     files = [run.record.data_files for run in (a, b)]
     if not all(files) or len({frozenset((f.size, f.sha256) for f in entries) for entries in files}) == 1:
         return []

@@ -14,7 +14,8 @@ import numpy as np
 
 from common.data.files import Dataset, load_dataset
 from common.data.folds import HOLDOUT_SEED, holdout_split, stratified_subset
-from common.ground.config import Config, chosen_keys, load_config
+from common.ground.config import Config
+from common.ground.config_files import chosen_keys, load_config
 from common.ground.model_keys import check_model_keys
 from common.ground.spec import get_spec
 from common.runs.units import UnitOutput

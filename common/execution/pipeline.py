@@ -59,6 +59,7 @@ class RunOptions:
     scheduler: str | None = None  # a dask.distributed address, or local:N
     seeds: int | None = None  # with resume: grow the run (finished or not) to this many seeds per fold
     full_models: int | None = None  # with resume: grow the run to this many full-data models
+    kind: runs.RunKind = runs.RunKind.TRAINED  # a study's trials are TRIAL ("latest" passes them by)
     # Called with the run folder and each unit once it is saved and logged; it may raise to stop the run there
     # (a study's pruner).
     on_unit: Callable[[Path, UnitKey, UnitOutput], None] | None = None
@@ -193,7 +194,7 @@ def missing_units(folder: Path, cfg: Config) -> list[UnitKey]:
 
 
 def describe_units(keys: list[UnitKey]) -> str:
-    return ", ".join(runs.as_key(key).name for key in keys)
+    return ", ".join(key.name for key in keys)
 
 
 # ---------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def continue_hint(folder: Path, resume: str) -> str:
 def resume_command(competition: str, folder: Path, options: RunOptions) -> str:
     """The whole command that continues a run: its id, and the data, run folders, executor and unit it was
     started with."""
-    only = runs.as_key(options.only) if options.only else None
+    only = options.only
     words = ["python", "run.py", competition, "--resume", folder.name]
     flags = [("--data-dir", options.data_dir), ("--out", options.out_root), ("--scheduler", options.scheduler)]
     if only:
@@ -304,8 +305,8 @@ def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions)
             )
     else:
         resolve_hardware(cfg)  # a GPU asked for but absent, a precision the device lacks, tensorboard off TensorFlow
-    if options.only and runs.as_key(options.only) not in all_units(cfg):
-        only = runs.as_key(options.only)
+    if options.only and options.only not in all_units(cfg):
+        only = options.only
         has = [f"folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"] if cfg.folds else []
         has += [f"full-data models (--fold all) seeds 0-{cfg.full_models - 1}"] if cfg.full_models else []
         fold = "all" if only.fold is None else only.fold
@@ -326,10 +327,10 @@ def run_competition(
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
-    folder = open_run_folder(root, spec, cfg, label, argv, resumed, train, data.files)
+    folder = open_run_folder(root, spec, cfg, label, argv, resumed, train, data.files, options.kind)
     with run_log(folder, resume_command(spec.name, folder, options)):
         record_transfer(folder, cfg)
-        wanted = [runs.as_key(options.only)] if options.only else all_units(cfg)
+        wanted = [options.only] if options.only else all_units(cfg)
         todo = [key for key in wanted if not is_complete(folder, key)]
         if resumed:
             log_resumed(folder, cfg, todo)
@@ -363,7 +364,15 @@ def log_resumed(folder: Path, cfg: Config, todo: list[UnitKey]) -> None:
 
 
 def open_run_folder(
-    root: Path, spec, cfg: Config, label: str, argv: list[str], resumed, train: TrainSet, files: Sequence[DataFile] = ()
+    root: Path,
+    spec,
+    cfg: Config,
+    label: str,
+    argv: list[str],
+    resumed,
+    train: TrainSet,
+    files: Sequence[DataFile] = (),
+    kind: runs.RunKind = runs.RunKind.TRAINED,
 ) -> Path:
     """The resumed run's folder, checked against the data; or a new folder with its config, folds and the record
     of the data files read."""
@@ -374,6 +383,6 @@ def open_run_folder(
             runs.grow_run(resumed.folder, cfg.to_dict())
         return resumed.folder
     folder = runs.create_run_dir(root, spec.name, label)
-    runs.start_run(folder, cfg.to_dict(), argv, label=label, data_files=files)
+    runs.start_run(folder, cfg.to_dict(), argv, label=label, kind=kind, data_files=files)
     runs.write_folds(folder, folds_table(train))
     return folder

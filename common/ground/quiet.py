@@ -6,7 +6,7 @@ while its libraries load, before its logging reads TF_CPP_MIN_LOG_LEVEL (absl's 
 only file descriptor 2 silenced while it loads keeps them off (`load_keras_quietly`). TF_CPP_MIN_LOG_LEVEL=3
 then keeps what TensorFlow and XLA write from C++ afterwards off too (`failed call to cuInit` on a machine without
 a GPU), set where the product starts (`quiet_environment`), before any of them loads. Keras loads TensorFlow on
-every backend where it is installed (keras.utils.set_random_seed seeds it too), so JAX and torch runs load it
+every backend where it is installed (keras.utils.set_random_seed seeds it too), so JAX runs load it
 here as well, instead of later, aloud. Errors still reach the user: they raise in Python.
 """
 

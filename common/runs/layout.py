@@ -23,6 +23,7 @@ from common.ground.config import ENSEMBLES
 
 # The run folder's own files
 RUN_JSON = "run.json"
+RUN_FORMAT = 1  # the layout of a run folder, in its run.json: a reader refuses a folder of another format
 CONFIG_YAML = "config.yaml"
 FOLDS_CSV = "folds.csv"
 METRICS_JSON = "metrics.json"
@@ -101,13 +102,6 @@ class RunKind(StrEnum):
     BLEND = "blend"  # a weighted mean of other runs' probabilities (no units of its own)
     TRIAL = "trial"  # a study's trial (`run.py tune`): trained, made for trying things (common/runs/latest.py)
 
-    @classmethod
-    def of_label(cls, label: str) -> RunKind:
-        """The kind that a label implies, for runs recorded before run.json kept a kind."""
-        if label.startswith(TRIAL_PREFIX):
-            return cls.TRIAL
-        return cls.BLEND if label == BLEND_LABEL else cls.TRAINED
-
 
 ENSEMBLE_GROUPS = ENSEMBLES  # a unit's group, and the values of Config.ensemble
 FOLD_GROUP, FULL_GROUP, ALL_GROUPS = ENSEMBLE_GROUPS  # fold models, full-data models, both
@@ -156,10 +150,6 @@ class UnitKey:
             return NotImplemented
         return self._order() < other._order()
 
-    def __getitem__(self, index: int) -> int | None:
-        """key[0] is the fold, key[1] the seed index: for code written when keys were (fold, seed) tuples."""
-        return (self.fold, self.seed)[index]
-
     def __str__(self) -> str:
         return self.name
 
@@ -170,13 +160,8 @@ def ensemble_keys(keys: list[UnitKey], ensemble: str) -> list[UnitKey]:
     return [key for key in keys if ensemble == ALL_GROUPS or key.group == ensemble]
 
 
-def as_key(key: UnitKey | tuple[int | None, int]) -> UnitKey:
-    """A UnitKey from a key or a (fold, seed index) pair."""
-    return key if isinstance(key, UnitKey) else UnitKey(*key)
-
-
-def unit_dir(folder: Path, key: UnitKey | tuple[int | None, int]) -> Path:
-    return folder / UNITS / as_key(key).name
+def unit_dir(folder: Path, key: UnitKey) -> Path:
+    return folder / UNITS / key.name
 
 
 def unit_keys(folder: Path) -> list[UnitKey]:

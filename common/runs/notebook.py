@@ -29,7 +29,7 @@ from typing import Any
 from slugify import slugify  # python-slugify, the kaggle package's own dependency and title -> slug rule
 
 from common import runs
-from common.ground.config import load_transductive
+from common.ground.config_files import load_transductive
 from common.ground.spec import CompetitionSpec
 from common.runs import PROJECT_ROOT, Member, Run, atomic_write_bytes, write_json
 from common.runs.units import unit_backends

@@ -1,8 +1,8 @@
 """What run.json, config.yaml and metrics.json hold, typed: RunRecord, a trained run's Config or a blend's
 BlendConfig, and Metrics.
 
-run.json and config.yaml read old files too: a key this code does not know is kept (run.json) or left out
-(config.yaml), a key that is missing gets its default. metrics.json is read as this version writes it.
+run.json holds the folder's format (layout.RUN_FORMAT): a folder of another format is refused with one line. A
+run.json key this code does not know is kept as found.
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ from typing import Any
 from common.data.sources import DataFile
 from common.ground.config import Config
 from common.ground.errors import UserError
-from common.runs.layout import BLEND_LABEL, CONFIG_YAML, FULL_GROUP, OOF, RunKind, RunStatus, UnitKey
+from common.runs.layout import (
+    BLEND_LABEL,
+    CONFIG_YAML,
+    FULL_GROUP,
+    OOF,
+    RUN_FORMAT,
+    RUN_JSON,
+    RunKind,
+    RunStatus,
+    UnitKey,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class RunRecord:
 
     run_id: str
     competition: str
+    format: int = RUN_FORMAT  # the run folder's layout; readers refuse another
     label: str = ""  # the preset, 'blend', or a study's trial label
     kind: RunKind = RunKind.TRAINED
     status: RunStatus = RunStatus.RUNNING
@@ -38,22 +49,21 @@ class RunRecord:
     argv: list[str] = field(default_factory=list)
     continued: list[dict[str, str]] = field(default_factory=list)  # each resume or merge: at, command
     init_from: dict[str, str] = field(default_factory=dict)  # with init_from: unit -> the model.keras it started from
-    data_files: tuple[DataFile, ...] = ()  # the competition files it read: path, size, SHA-256 (none: older runs)
+    data_files: tuple[DataFile, ...] = ()  # the competition files it read: path, size, SHA-256
     other: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, written back as found
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], folder: Path) -> RunRecord:
-        """run.json's dict; the folder gives what old records lack (id, competition, label from the id)."""
+        """run.json's dict, checked to be of this version's format."""
+        if (found := data.get("format")) != RUN_FORMAT:
+            raise UserError(
+                f"{folder / RUN_JSON}: a run folder of format {'none' if found is None else found}; this version reads"
+                f" format {RUN_FORMAT} (use the version that wrote it, or train the run again)"
+            )
         known = {f.name for f in dataclasses.fields(cls)} - {"other"}
         values = {key: value for key, value in data.items() if key in known and value is not None}
-        values.setdefault("run_id", folder.name)
-        values.setdefault("competition", folder.parent.name)
-        values["label"] = values.get("label") or label_from_run_id(values["run_id"])
         values["status"] = RunStatus.decode(values.get("status"))
-        kind = values.get("kind")
-        values["kind"] = RunKind(kind) if kind in set(RunKind) else RunKind.of_label(values["label"])
-        hardware = values.get("hardware", [])
-        values["hardware"] = [hardware] if isinstance(hardware, str) else list(hardware)  # old runs: one string
+        values["kind"] = RunKind(values["kind"])
         values["data_files"] = tuple(DataFile.from_dict(entry) for entry in values.get("data_files", ()))
         other = {key: value for key, value in data.items() if key not in known}
         return cls(**values, other=other)
@@ -62,12 +72,6 @@ class RunRecord:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "other"}
         values["data_files"] = [entry.to_dict() for entry in self.data_files]
         return values | self.other
-
-
-def label_from_run_id(run_id: str) -> str:
-    """<date>-<time>-<label>-<suffix>: the label of a run recorded before run.json kept it."""
-    parts = run_id.split("-")
-    return "-".join(parts[2:-1]) if len(parts) >= 4 else ""
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,7 @@ class BlendConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BlendConfig:
-        """Also the first blends' form, {blend_of, weights, folds_from}."""
-        sources = data.get("sources", data.get("blend_of", []))
+        sources = data.get("sources", [])
         weights = tuple(float(w) for w in data.get("weights", []))
         rank, fitted_on = bool(data.get("rank", False)), str(data.get("fitted_on") or "")
         return cls(tuple(sources), weights, data.get("folds_from", ""), rank, fitted_on)
@@ -109,18 +112,17 @@ RunConfig = Config | BlendConfig
 
 
 def is_blend_config(data: dict[str, Any]) -> bool:
-    return data.get("kind") == RunKind.BLEND.value or "blend_of" in data
+    return data.get("kind") == RunKind.BLEND.value
 
 
 def decode_config(data: dict[str, Any] | None, folder: Path) -> RunConfig:
-    """config.yaml as the typed config it was written from; keys of an older version are left out."""
+    """config.yaml as the typed config it was written from."""
     data = data or {}
     if not isinstance(data, dict):
         raise UserError(f"{folder / CONFIG_YAML}: expected a mapping of config keys")
     if is_blend_config(data):
         return BlendConfig.from_dict(data)
-    known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{key: value for key, value in data.items() if key in known})
+    return Config(**data)
 
 
 def config_dict(config: RunConfig | dict[str, Any]) -> dict[str, Any]:

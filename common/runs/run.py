@@ -140,7 +140,7 @@ class Run:
 
     # --- units and models ---------------------------------------------------------------------------------
 
-    def unit_dir(self, key: UnitKey | tuple[int | None, int]) -> Path:
+    def unit_dir(self, key: UnitKey) -> Path:
         return unit_dir(self.folder, key)
 
     def unit_keys(self) -> list[UnitKey]:

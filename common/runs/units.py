@@ -22,7 +22,6 @@ from common.runs.layout import (
     UNIT_JSON,
     UnitKey,
     array_name,
-    as_key,
     ensemble_keys,
     unit_dir,
     unit_keys,
@@ -49,10 +48,10 @@ def all_units(cfg: Config) -> list[UnitKey]:
     return folds + [UnitKey(None, seed) for seed in range(cfg.full_models)]
 
 
-def unit_config(cfg: Config, key: UnitKey | tuple[int | None, int]) -> Config:
+def unit_config(cfg: Config, key: UnitKey) -> Config:
     """The config a unit trains with: the run's, but a full-data model's schedule spans full_epochs and its width
     is full_width."""
-    return cfg if as_key(key).holds_out else replace(cfg, epochs=cfg.full_data_epochs, width=cfg.full_data_width)
+    return cfg if key.holds_out else replace(cfg, epochs=cfg.full_data_epochs, width=cfg.full_data_width)
 
 
 def submitted_keys(cfg: Config) -> list[UnitKey]:
@@ -75,13 +74,13 @@ class UnitOutput:
     seconds: float  # the whole unit
     model_bytes: bytes | None = None  # the .keras file; None when not saved or loaded back
     record: dict[str, Any] = field(default_factory=dict)  # where it trained: backend, device, precision
-    epoch_seconds: float | None = None  # inside the training epochs (None: a unit from before they were kept)
+    epoch_seconds: float | None = None  # inside the training epochs
     predict_seconds: float | None = None  # predicting every set (test-time views and compilation included)
     images_trained: int | None = None  # batches x batch size x epochs run
 
     @property
     def backend(self) -> str:
-        return backend_of(self.record)
+        return self.record["backend"]
 
     @property
     def device(self) -> str:
@@ -92,7 +91,7 @@ class UnitOutput:
         return self.record.get("hardware", "not recorded")
 
 
-def save_unit(folder: Path, key: UnitKey | tuple[int, int], output: UnitOutput) -> None:
+def save_unit(folder: Path, key: UnitKey, output: UnitOutput) -> None:
     """Each file written atomically; unit.json last, so its presence means the unit is complete."""
     target = unit_dir(folder, key)
     for name, probabilities in output.probabilities.items():
@@ -106,17 +105,17 @@ def save_unit(folder: Path, key: UnitKey | tuple[int, int], output: UnitOutput) 
     write_json(target / UNIT_JSON, record)
 
 
-def is_complete(folder: Path, key: UnitKey | tuple[int, int]) -> bool:
+def is_complete(folder: Path, key: UnitKey) -> bool:
     return (unit_dir(folder, key) / UNIT_JSON).is_file()
 
 
-def read_unit_record(folder: Path, key: UnitKey | tuple[int, int]) -> dict[str, Any]:
+def read_unit_record(folder: Path, key: UnitKey) -> dict[str, Any]:
     """unit.json as written: seconds, sets, timings and where the unit trained."""
     return json.loads((unit_dir(folder, key) / UNIT_JSON).read_text())
 
 
-def load_unit(folder: Path, key: UnitKey | tuple[int, int]) -> UnitOutput:
-    source = unit_dir(folder, as_key(key))
+def load_unit(folder: Path, key: UnitKey) -> UnitOutput:
+    source = unit_dir(folder, key)
     record = read_unit_record(folder, key)
     probabilities = {name: np.load(source / array_name(name)) for name in record["sets"]}
     timings = {name: record[name] for name in TIMINGS if name in record}
@@ -134,12 +133,7 @@ def mean_of_units(folder: Path, name: str, keys: list[UnitKey]) -> np.ndarray | 
     return np.mean([np.load(path) for path in files], axis=0)
 
 
-def backend_of(record: dict[str, Any]) -> str:
-    """The backend a unit.json names; units from before backends were recorded trained on TensorFlow."""
-    return record.get("backend", "tensorflow")
-
-
 def unit_backends(folder: Path) -> list[str]:
     """The backends a run's complete units trained on, sorted."""
     keys = [key for key in unit_keys(folder) if is_complete(folder, key)]
-    return sorted({backend_of(read_unit_record(folder, key)) for key in keys})
+    return sorted({read_unit_record(folder, key)["backend"] for key in keys})

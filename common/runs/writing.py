@@ -24,7 +24,7 @@ from common.data.sources import DataFile
 from common.ground.atomic import atomic_path, atomic_write_bytes
 from common.ground.paths import PROJECT_ROOT
 from common.runs.layout import CONFIG_YAML, FOLDS_CSV, RUN_JSON, RunKind, RunStatus
-from common.runs.record import RunConfig, RunRecord, config_dict, label_from_run_id
+from common.runs.record import RunConfig, RunRecord, config_dict
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -94,18 +94,16 @@ def start_run(
     argv: list[str],
     hardware: str | None = None,
     label: str = "",
-    kind: RunKind | None = None,
+    kind: RunKind = RunKind.TRAINED,
     data_files: Sequence[DataFile] = (),
 ) -> RunRecord:
-    """Writes run.json (status running) and config.yaml; returns the record. `kind`: by default the one the
-    label implies (a study's trial label, 'blend', else a trained run); the label: by default the run id's;
-    `data_files`: the competition files it read."""
-    label = label or label_from_run_id(folder.name)
+    """Writes run.json (status running) and config.yaml; returns the record. `label`: the preset, 'blend' or a
+    trial's; `data_files`: the competition files it read."""
     record = RunRecord(
         run_id=folder.name,
         competition=folder.parent.name,
         label=label,
-        kind=kind or RunKind.of_label(label),
+        kind=kind,
         status=RunStatus.RUNNING,
         command=" ".join(["python", "run.py", *argv]),
         started=now(),

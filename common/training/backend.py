@@ -2,7 +2,7 @@
 
 The backend is chosen the Keras way (`KERAS_BACKEND`, or `~/.keras/keras.json`): TensorFlow by default (the
 fastest on the CPUs measured here), JAX on GPUs (the GPU machines this project is measured on hold no
-TensorFlow), PyTorch too. Only the branch of the backend in use imports its framework, so the whole tool
+TensorFlow). Keras' PyTorch backend is refused: no test here runs it. Only the branch of the backend in use imports its framework, so the whole tool
 runs with TensorFlow not installed. Every choice a device cannot honour is one UserError line, raised by
 `resolve_hardware` before a run folder exists.
 """
@@ -21,7 +21,7 @@ from common.ground.config import Config
 from common.ground.errors import UserError
 from common.ground.quiet import load_keras_quietly, quiet_stderr
 
-BACKENDS = ("tensorflow", "jax", "torch")
+BACKENDS = ("tensorflow", "jax")  # what the tests run; Keras also has torch and openvino
 
 
 def backend_name() -> str:
@@ -34,7 +34,7 @@ def backend_name() -> str:
         except (OSError, ValueError):
             name = "tensorflow"
     if name not in BACKENDS:
-        raise UserError(f"KERAS_BACKEND={name!r}: unknown Keras backend (expected one of {', '.join(BACKENDS)})")
+        raise UserError(f"KERAS_BACKEND={name!r}: this tool trains on the {' or '.join(BACKENDS)} backend")
     return name
 
 
@@ -157,11 +157,6 @@ def gpus(backend: str, deterministic: bool, cpu_only: bool = False) -> list[tupl
 
         found = [d for d in jax.devices() if d.platform == "gpu"] if jax.default_backend() == "gpu" else []
         return [(d.device_kind, float(getattr(d, "compute_capability", 0) or 0)) for d in found]
-    if backend == "torch":
-        import torch
-
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return [(torch.cuda.get_device_name(i), capability(*torch.cuda.get_device_capability(i))) for i in range(count)]
     with quiet_stderr():  # TensorFlow's C++ start-up chatter would bury a one-line error
         import tensorflow as tf
 
@@ -175,25 +170,17 @@ def gpus(backend: str, deterministic: bool, cpu_only: bool = False) -> list[tupl
 # ---------------------------------------------------------------------------
 
 
-def torch_sees_a_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def resolve_hardware(cfg: Config) -> Hardware:
     """What cfg asks for on this machine; UserError for a GPU asked for but absent or a precision it lacks."""
     backend = backend_name()
     check_tensorboard(cfg, backend)
     found = gpus(backend, cfg.deterministic, cpu_only=cfg.device == "cpu")
-    if cfg.device == "cpu" and backend == "torch" and torch_sees_a_gpu():
-        raise UserError("device=cpu: Keras on torch takes the GPU it finds; hide it with CUDA_VISIBLE_DEVICES=''")
     if cfg.device == "gpu" and not found:
         raise UserError(f"device=gpu: the {backend} backend sees no GPU on this machine (use device=auto or cpu)")
     on_gpu = bool(found)
     name = f"{len(found)}x {found[0][0]}" if on_gpu else cpu_name()
     precision = choose_precision(cfg.mixed_precision, on_gpu, found)
-    # XLA is JAX's only compiler; TensorFlow's XLA was 2.7x slower on the CPUs measured; torch.compile is opt-in.
+    # XLA is JAX's only compiler; TensorFlow's XLA was 2.7x slower on the CPUs measured.
     jit = cfg.xla == "on" or (cfg.xla == "auto" and (backend == "jax" or (backend == "tensorflow" and on_gpu)))
     threads = cfg.threads if backend != "jax" else 0  # XLA's CPU thread pool is its own: not set here
     return Hardware(backend, "gpu" if on_gpu else "cpu", name, precision, jit, threads)
@@ -242,11 +229,6 @@ def setup_hardware(cfg: Config) -> Hardware:
             tf.config.set_visible_devices([], "GPU")
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
-    elif hardware.backend == "torch":
-        import torch
-
-        torch.set_num_threads(cfg.threads or available_cores())
-        torch.use_deterministic_algorithms(cfg.deterministic)
     return hardware
 
 

@@ -35,8 +35,18 @@ from common.training.train import (
     fit_callbacks,
     fresh_model,
     predicted_unit,
+    train_unit,
     training_wrapper,
 )
+
+
+def train_units(
+    jobs: Sequence[UnitJob], hardware: Hardware, progress: keras.callbacks.Callback | None = None
+) -> list[tuple[keras.Model, UnitOutput]]:
+    """Each job's plain model and outputs: one unit alone (`train_unit`), several (of one config) in one stack."""
+    if len(jobs) == 1:
+        return [train_unit(jobs[0], hardware, progress)]
+    return train_stacked(jobs, hardware, progress)
 
 
 def input_name(index: int) -> str:

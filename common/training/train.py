@@ -186,18 +186,6 @@ class UnitJob:
     log_dir: Path | None = None
 
 
-def train_units(
-    jobs: Sequence[UnitJob], hardware: Hardware, progress: keras.callbacks.Callback | None = None
-) -> list[tuple[keras.Model, UnitOutput]]:
-    """Each job's plain model and outputs: one unit alone, several (of one config) in one compiled program
-    (common/training/stacked.py)."""
-    if len(jobs) == 1:
-        return [train_unit(jobs[0], hardware, progress)]
-    from common.training.stacked import train_stacked  # it builds on this module
-
-    return train_stacked(jobs, hardware, progress)
-
-
 def train_unit(
     job: UnitJob, hardware: Hardware, progress: keras.callbacks.Callback | None = None
 ) -> tuple[keras.Model, UnitOutput]:

@@ -30,8 +30,7 @@ from common import runs
 from common.data.folds import same_folds
 from common.ground.config import Config
 from common.ground.errors import UserError
-from common.runs.units import all_units
-from common.training.unit import unit_config
+from common.runs.units import all_units, unit_config
 
 log = logging.getLogger("digits")
 

@@ -14,7 +14,7 @@ import numpy as np
 from common.data.files import Dataset
 from common.data.trainset import TrainSet
 from common.ground.config import Config
-from common.runs import MODEL_KERAS, TENSORBOARD, as_key, unit_dir
+from common.runs import MODEL_KERAS, TENSORBOARD, unit_dir
 from common.runs.units import UnitKey, UnitOutput, unit_config
 
 if TYPE_CHECKING:  # imported late at run time: it loads Keras
@@ -23,13 +23,12 @@ if TYPE_CHECKING:  # imported late at run time: it loads Keras
 FULL_DATA_SEED_OFFSET = 5_000
 
 
-def unit_seed(cfg: Config, key: UnitKey | tuple[int | None, int]) -> int:
+def unit_seed(cfg: Config, key: UnitKey) -> int:
     """The random seed of a unit's model and augmentation: fold K, seed index S trains with seed + 10,000 S + K.
     A full-data model trains with seed + 10,000 S + 5,000: never a fold model's seed (folds stay far below
     5,000), so it does not start from fold 0's weights and draw fold 0's augmentations (models that share them
     err alike, and their average gains less), and the same whatever the run's folds, so a run grown by more
     folds or full-data models keeps every model it has."""
-    key = as_key(key)
     return cfg.seed + 10_000 * key.seed + (key.fold if key.holds_out else FULL_DATA_SEED_OFFSET)
 
 
@@ -51,7 +50,7 @@ def fit_units(
     each on the other folds (a full-data model: on every row), and predicts its fold (none for a full-data
     model), the test set and extra sets; the outputs in the order of `keys`. `folder`: the run's, where
     tensorboard=true puts each unit's TensorBoard logs (none without it)."""
-    from common.training.train import train_units  # imported late: TensorFlow takes seconds to load
+    from common.training.stacked import train_units  # imported late: TensorFlow takes seconds to load
 
     cfg = unit_config(cfg, keys[0])
     jobs = [unit_job(cfg, key, train, data, folder) for key in keys]

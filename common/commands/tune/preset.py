@@ -12,7 +12,8 @@ from optuna.trial import FrozenTrial, TrialState
 from common import runs
 from common.commands.tune.report import SelectionGap
 from common.commands.tune.setup import Setup
-from common.ground.config import CONFIG_DIR, Config, read_yaml
+from common.ground.config import Config
+from common.ground.config_files import CONFIG_DIR, read_yaml
 
 PRESETS_DIR = CONFIG_DIR / "presets"
 

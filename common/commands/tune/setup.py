@@ -14,7 +14,8 @@ from common.commands.tune.space import Space, read_space, space_file
 from common.data.files import judged_half_names, load_dataset
 from common.data.trainset import HOLDOUT_SET, prepare_train_set
 from common.ground.checks import check_run_config
-from common.ground.config import Config, chosen_keys, load_config
+from common.ground.config import Config
+from common.ground.config_files import chosen_keys, load_config
 from common.ground.errors import UserError
 from common.ground.model_keys import check_model_keys
 from common.ground.spec import CompetitionSpec, get_spec

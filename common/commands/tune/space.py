@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import yaml
 
-from common.ground.config import CONFIG_DIR, FIELD_TYPES, coerce
+from common.ground.config_files import CONFIG_DIR, FIELD_TYPES, coerce
 from common.ground.errors import UserError
 
 SEARCH_DIR = CONFIG_DIR / "search"

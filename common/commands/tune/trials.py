@@ -47,7 +47,9 @@ class UnitReporter:
 def objective(setup: Setup, trial: optuna.Trial) -> float:
     params = {param.key: param.suggest(trial) for param in setup.space.params}
     r = setup.request
-    options = RunOptions(r.data_dir, setup.root, scheduler=r.scheduler, on_unit=UnitReporter(trial))
+    options = RunOptions(
+        r.data_dir, setup.root, scheduler=r.scheduler, kind=runs.RunKind.TRIAL, on_unit=UnitReporter(trial)
+    )
     try:
         folder = run_competition(
             setup.spec, replace(setup.base, **params), setup.label(trial.number), setup.trial_argv(params), options
