@@ -25,9 +25,9 @@ def test_atomic_writes_leave_no_partial_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "m.json"]
 
 
-def make_run(root, label: str, finished: bool) -> runs.Run:
+def make_run(root, label: str, finished: bool, kind: runs.RunKind = runs.RunKind.TRAINED) -> runs.Run:
     folder = runs.create_run_dir(root, "digits", label)
-    runs.start_run(folder, {"epochs": 1}, ["digits"], "CPU")
+    runs.start_run(folder, {"epochs": 1}, ["digits"], "CPU", label=label, kind=kind)
     if finished:
         runs.finish_run(folder, 1.0)
     return runs.load_run(folder)
@@ -57,14 +57,14 @@ def test_a_trained_runs_record_and_config_are_typed(tmp_path):
 
 
 def test_a_trial_is_its_own_kind_and_leaves_the_competitions_submission_alone(tmp_path):
-    run = make_run(tmp_path, f"{runs.TRIAL_PREFIX}study-t3", finished=True)
+    run = make_run(tmp_path, f"{runs.TRIAL_PREFIX}study-t3", finished=True, kind=runs.RunKind.TRIAL)
     assert run.kind is runs.RunKind.TRIAL and run.is_trial and runs.trying_reason(run) == "a tune trial"
     runs.update_record(run.folder, status="pruned")  # as a study marks it: the word is decoded once, here
     assert runs.load_run(run.folder).status is runs.RunStatus.PRUNED
 
 
 def test_mark_stopped_takes_only_the_stopped_states(tmp_path):
-    run = make_run(tmp_path, "tune-s-t0", finished=False)
+    run = make_run(tmp_path, "tune-s-t0", finished=False, kind=runs.RunKind.TRIAL)
     runs.mark_stopped(run.folder, runs.RunStatus.FAILED)
     assert runs.load_run(run.folder).status.shown == "failed"
     with pytest.raises(ValueError, match="pruned or failed"):
