@@ -28,7 +28,7 @@ from common.ground.errors import UserError
 from common.ground.spec import get_spec
 from common.runs.metrics import accuracy
 from common.runs.units import UnitKey, all_units, is_complete
-from common.training import train as training
+from common.training import stacked  # train_units calls train_unit from here
 from common.training.unit import unit_config, unit_seed
 from tests.test_quiet_start import run_digits, startup_lines
 
@@ -50,7 +50,7 @@ class Trained:
 def train_recorded(overrides: list[str], digits_dir: Path, out: Path) -> Trained:
     """A run whose every unit's training arrays are recorded as train_unit received them."""
     cfg, label = load_config("digits", "smoke", overrides=overrides)
-    fits, original = {}, training.train_unit
+    fits, original = {}, stacked.train_unit
     keys = iter(all_units(cfg))
 
     def recording(job, *args, **kwargs):
@@ -59,7 +59,7 @@ def train_recorded(overrides: list[str], digits_dir: Path, out: Path) -> Trained
 
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.setattr(training, "train_unit", recording)
+        patch.setattr(stacked, "train_unit", recording)
         folder = run_competition(DIGITS, cfg, label, ["digits", *overrides], RunOptions(str(digits_dir), out))
     return Trained(folder, runs.load_run(folder).cfg, fits, printed.getvalue())
 

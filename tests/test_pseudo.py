@@ -111,15 +111,15 @@ def test_no_unit_trains_on_its_own_held_out_rows(first_round, digits_dir, monkey
     images) never include a row of the fold it predicts. Rows are recognised by their pixels; images that the
     data itself holds twice are left out of the check."""
     from common.data.files import load_dataset
-    from common.training import train
+    from common.training import stacked  # train_units calls train_unit from here
 
-    seen, real = {}, train.train_unit
+    seen, real = {}, stacked.train_unit
 
     def spy(job, *args, **kwargs):
         seen[job.seed] = (job.train[0], job.valid[0])
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(train, "train_unit", spy)
+    monkeypatch.setattr(stacked, "train_unit", spy)
     out, _ = first_round
     overrides = [*TINY, "pseudo_from=digits/latest", "pseudo_threshold=0.1"]
     cfg, label = load_config("digits", "smoke", overrides=overrides)
