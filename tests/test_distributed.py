@@ -87,6 +87,7 @@ def test_unreachable_scheduler_is_a_quick_one_line_user_error(digits_dir, tmp_pa
         run_competition(DIGITS, cfg, label, ["digits"], RunOptions(str(digits_dir), tmp_path, scheduler=address))
     assert time.perf_counter() - start < 20
     assert address in str(error.value) and "\n" not in str(error.value)
+    assert not list(tmp_path.rglob("run.json"))  # refused before any run folder exists
 
 
 @pytest.mark.parametrize("address", ["local:0", "local:two", "local", "nonsense address", "foo://host:1"])

@@ -40,8 +40,11 @@ def test_find_run_by_id_prefix_and_latest(tmp_path):
     assert runs.find_run(tmp_path, "digits", "latest").run_id == new.run_id
     assert runs.find_run(tmp_path, "digits", old.run_id).run_id == old.run_id
     assert runs.load_run(old.folder).status is runs.RunStatus.FINISHED
-    with pytest.raises(UserError, match="no run of digits matches 'nope'"):
+    with pytest.raises(UserError, match="no run of digits matches 'nope' \\(the runs started last: .*-a-") as error:
         runs.find_run(tmp_path, "digits", "nope")
+    assert "latest" not in str(error.value)  # "latest" names one run: the one find_run takes above
+    with pytest.raises(UserError, match="3 runs of digits match '20' \\(among them: "):
+        runs.find_run(tmp_path, "digits", "20")
     with pytest.raises(UserError, match="no finished run of mnist"):
         runs.find_run(tmp_path, "mnist", None)
 

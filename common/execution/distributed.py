@@ -51,6 +51,14 @@ def local_workers(address: str) -> int | None:
     return int(count)
 
 
+def check_reachable(address: str) -> None:
+    """UserError unless the scheduler at `address` answers and has a worker: checked before any run folder exists
+    (a local:N cluster is started when the run trains)."""
+    if local_workers(address) is None:
+        with connect(address):
+            pass
+
+
 def worker_environment(threads: int) -> dict[str, str]:
     """Each worker runs a unit with the run's own thread count (`threads` in config.yaml), as a local run does,
     so its results are the same; local workers then share the cores. TensorFlow reads these when it starts."""

@@ -294,9 +294,9 @@ def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions)
     """What can be refused before the data is read and any run folder exists."""
     check_run_config(spec, cfg)
     if options.scheduler:
-        from common.execution.distributed import local_workers
+        from common.execution.distributed import check_reachable
 
-        local_workers(options.scheduler)  # a malformed local:N
+        check_reachable(options.scheduler)  # a malformed local:N, a scheduler that does not answer
         here_only = [name for name, value in (("tensorboard=true", cfg.tensorboard), ("stack", cfg.stack > 1)) if value]
         if here_only:
             raise UserError(

@@ -105,10 +105,11 @@ def choose_run(root: Path, competition: str, run_id: str | None) -> Choice:
     all_runs = list_runs(root, competition)
     exact = [run for run in all_runs if run.run_id == run_id]
     matches = exact or [run for run in all_runs if run.run_id.startswith(run_id)]
-    if len(matches) != 1:
-        known = ", ".join(run.run_id for run in all_runs[-5:]) or "none"
-        problem = "no run" if not matches else f"{len(matches)} runs"
-        raise UserError(f"{problem} of {competition} matches {run_id!r} (latest: {known})")
+    if len(matches) != 1:  # "latest" means one run (above): these are only the ones started last
+        shown, what = (matches, "among them") if matches else (all_runs, "the runs started last")
+        known = ", ".join(run.run_id for run in shown[-5:]) or "none"
+        problem = f"no run of {competition} matches" if not matches else f"{len(matches)} runs of {competition} match"
+        raise UserError(f"{problem} {run_id!r} ({what}: {known})")
     return Choice(matches[0], "as named" if exact else f"the one run whose id starts with {run_id!r}")
 
 
