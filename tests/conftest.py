@@ -35,6 +35,20 @@ def isolated_cache(tmp_path_factory) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def float32_without_a_probe(tmp_path_factory) -> Iterator[None]:
+    """The suite trains in float32 on every CPU: `mixed_precision: auto` finds this machine's probe answered
+    (bfloat16 not faster) in the cache it reads, so no test's figures hang on a timing. tests/test_precision.py
+    tests the probe itself."""
+    from common.training.precision import PrecisionProbe, remember_probe
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        for backend in ("tensorflow", "jax"):
+            remember_probe(backend, PrecisionProbe("off", 0.0, 0.0))
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def no_kaggle_credentials(tmp_path_factory) -> Iterator[None]:
     """Nothing in the suite may reach Kaggle, even on a machine that holds credentials: tests that need a token
     set a fake one and cut the network at the HTTP boundary themselves."""

@@ -16,7 +16,7 @@ from common.execution.pipeline import RunOptions, run_competition
 from common.ground.config_files import load_config
 from common.ground.spec import get_spec
 from common.runs.layout import UnitKey
-from common.training.backend import available_cores
+from common.training.backend import available_cores, cpu_has_bfloat16
 
 DIGITS = get_spec("digits")
 
@@ -56,7 +56,9 @@ def test_run_record_and_config(smoke_run):
     assert record["status"] == "finished" and record["wall_seconds"] > 0
     assert record["command"] == "python run.py digits --preset smoke"
     saved = yaml.safe_load((folder / "config.yaml").read_text())
-    assert saved == cfg.to_dict() | {"threads": available_cores()}  # stored resolved: units train alike anywhere
+    # stored resolved, so units train alike anywhere: threads, and on a CPU with bfloat16 the probe's precision
+    precision = "off" if cpu_has_bfloat16() else "auto"  # the suite's probe answer (conftest.py)
+    assert saved == cfg.to_dict() | {"threads": available_cores(), "mixed_precision": precision}
 
 
 @pytest.mark.slow  # trains a tiny run

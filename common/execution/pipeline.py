@@ -43,6 +43,7 @@ from common.runs.metrics import (
 from common.runs.report import write_report
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
 from common.training.backend import available_cores, resolve_hardware
+from common.training.precision import resolved_precision
 from common.training.pseudo import resolve_pseudo_from
 from common.training.signals import signals_stop_the_run
 from common.training.transfer import record_transfer, resolve_init_from
@@ -324,6 +325,8 @@ def run_competition(
     if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
         cfg = replace(cfg, threads=available_cores())
     check_before_folder(spec, cfg, options)
+    if not (resumed or options.scheduler):  # stored resolved, as threads: every unit trains in one precision
+        cfg = resolved_precision(cfg, resolve_hardware(cfg))
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))

@@ -163,8 +163,10 @@ class Config:
     mixed_precision: str = setting(
         "auto",
         HARDWARE,
-        "`auto` (float32), `on` (bfloat16 where the device has it, float16 on older GPUs), `off`, `bfloat16` or"
-        " `float16`; `python -m bench.speed` times the choices on this machine. Probabilities stay float32.",
+        "`auto`: float32, except on a CPU with bfloat16 (AVX512-BF16 or AMX), where a new run trained here takes"
+        " bfloat16 if a short probe finds it faster (cached per machine; the run's config stores the choice);"
+        " `on` (bfloat16 where the device has it, float16 on older GPUs), `off`, `bfloat16` or `float16`."
+        " Probabilities stay float32.",
     )
     xla: str = setting(
         "auto", HARDWARE, "`auto`, `on` or `off`: Keras `jit_compile` (auto: on with JAX, on GPUs with TensorFlow)."
