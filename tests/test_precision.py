@@ -56,7 +56,7 @@ def test_bfloat16_clearly_faster_is_chosen_and_cached(empty_cache, monkeypatch):
     assert rounds == []  # once per machine
 
 
-@pytest.mark.parametrize("bfloat16", [820, 1050])  # slower (as on an AMX Xeon), or within the rounds' swing
+@pytest.mark.parametrize("bfloat16", [820, 1150])  # slower, or faster only by what short probes misread
 def test_bfloat16_not_clearly_faster_is_float32(empty_cache, monkeypatch, bfloat16):
     timed(monkeypatch, 1000, bfloat16)
     assert resolved_precision(Config(), CPU).mixed_precision == "off"
