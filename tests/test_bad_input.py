@@ -209,7 +209,7 @@ CASES = [
     Case("truncated zip", damaged_zip(lambda raw: raw[: len(raw) // 2]), ("{zip}:", "truncated or corrupt zip")),
     Case("corrupt zip data", damaged_zip(flip(1000, 1200)), (f"{TRAIN}: truncated or corrupt zip",)),
     Case("corrupt zip crc", damaged_zip(lambda raw: raw[:5000] + bytes(300) + raw[5300:]), (f"{TRAIN}: truncated",)),
-    Case("not a zip", damaged_zip(lambda raw: b"label,pixel0\n1,2\n"), ("{zip}:", "truncated or corrupt zip")),
+    Case("not a zip", damaged_zip(lambda raw: b"label,pixel0\n1,2\n"), ("{zip}: truncated or corrupt zip",)),
     # Empty files, header only
     Case("empty train", zipped(replace("train.csv", b"")), (f"{TRAIN}: the file is empty",)),
     Case("blank test csv", extracted(replace("test.csv", b"\n\n")), ("{data}/test.csv: the file is empty",)),

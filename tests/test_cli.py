@@ -33,6 +33,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["compare", "mnist", "a"], "compare: give no run (the table of all runs) or exactly two, not 1"),
         (["compare", "mnist", "--ensemble", "full"], "compare --ensemble full: give the two runs to compare"),
         (["mnist", "model=lenet5", "width=8"], "model lenet5 does not read width"),
+        (["zoo", "mnist", "--models", "deotte,resnet"], "unknown model 'resnet': expected one of convnet3, deotte"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):

@@ -42,32 +42,32 @@ def timed(monkeypatch, float32: float, bfloat16: float, bf16_cpu: bool = True) -
 
 def test_a_cpu_without_bfloat16_keeps_float32_and_times_nothing(empty_cache, monkeypatch):
     rounds = timed(monkeypatch, 1000, 1400, bf16_cpu=False)
-    assert resolved_precision(Config(), CPU).mixed_precision == "auto"
+    assert resolved_precision(Config(), CPU)[0].mixed_precision == "auto"
     assert rounds == [] and cached_probes() == {}
 
 
 def test_bfloat16_clearly_faster_is_chosen_and_cached(empty_cache, monkeypatch):
     rounds = timed(monkeypatch, 1000, 1400)
-    assert resolved_precision(Config(), CPU).mixed_precision == "bfloat16"
+    assert resolved_precision(Config(), CPU)[0].mixed_precision == "bfloat16"
     assert rounds == ["float32", "mixed_bfloat16"] * precision.PROBE_ROUNDS  # rounds taking turns
     assert cached_probes() == {machine_key("tensorflow"): {"choice": "bfloat16", "float32": 1000, "bfloat16": 1400}}
     rounds.clear()
-    assert resolved_precision(Config(), CPU).mixed_precision == "bfloat16"
+    assert resolved_precision(Config(), CPU)[0].mixed_precision == "bfloat16"
     assert rounds == []  # once per machine
 
 
 @pytest.mark.parametrize("bfloat16", [820, 1150])  # slower, or faster only by what short probes misread
 def test_bfloat16_not_clearly_faster_is_float32(empty_cache, monkeypatch, bfloat16):
     timed(monkeypatch, 1000, bfloat16)
-    assert resolved_precision(Config(), CPU).mixed_precision == "off"
+    assert resolved_precision(Config(), CPU)[0].mixed_precision == "off"
 
 
 def test_a_gpu_or_a_precision_asked_for_is_left_alone(empty_cache, monkeypatch):
     rounds = timed(monkeypatch, 1000, 1400)
     gpu = Hardware("jax", "gpu", "1x H100", "float32", True)
-    assert resolved_precision(Config(), gpu).mixed_precision == "auto"
+    assert resolved_precision(Config(), gpu)[0].mixed_precision == "auto"
     for asked in ("off", "on", "bfloat16"):
-        assert resolved_precision(Config(mixed_precision=asked), CPU).mixed_precision == asked
+        assert resolved_precision(Config(mixed_precision=asked), CPU)[0].mixed_precision == asked
     assert rounds == []
 
 
@@ -86,3 +86,7 @@ def test_a_run_stores_the_probes_choice_and_trains_in_it(digits_dir, tmp_path, e
     assert yaml.safe_load((folder / "config.yaml").read_text())["mixed_precision"] == "bfloat16"
     assert "mixed_bfloat16" in json.loads((folder / "run.json").read_text())["hardware"][0]
     assert json.loads((folder / "units" / "f0-s0" / "unit.json").read_text())["precision"] == "mixed_bfloat16"
+    assert (
+        "mixed_precision auto: bfloat16 on this CPU (a probe of the mnist default unit: 1,000 img/s in float32,"
+        in (folder / "train.log").read_text()
+    )

@@ -48,14 +48,18 @@ class Source:
         if not self.is_zip:
             return self.file_of(member).read_bytes()
         try:
-            with zipfile.ZipFile(self.path) as archive:
-                if member not in archive.namelist():
-                    raise UserError(
-                        f"{self.path}: the zip has no member {member!r} (it has {', '.join(archive.namelist())})"
-                    )
+            archive = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError) as error:  # the archive itself: no member to name
+            raise UserError(f"{self.path}: truncated or corrupt zip ({error})") from None
+        with archive:
+            if member not in archive.namelist():
+                raise UserError(
+                    f"{self.path}: the zip has no member {member!r} (it has {', '.join(archive.namelist())})"
+                )
+            try:
                 return archive.read(member)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # zlib.error: damaged deflate data
-            raise UserError(f"{self.where(member)}: truncated or corrupt zip ({error})") from None
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # zlib.error: damaged deflate data
+                raise UserError(f"{self.where(member)}: truncated or corrupt zip ({error})") from None
 
     def fingerprint(self, member: str) -> str:
         """Changes whenever the member's bytes may have changed: size and mtime of the file read."""

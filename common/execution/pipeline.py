@@ -325,14 +325,17 @@ def run_competition(
     if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
         cfg = replace(cfg, threads=available_cores())
     check_before_folder(spec, cfg, options)
+    probe = None
     if not (resumed or options.scheduler):  # stored resolved, as threads: every unit trains in one precision
-        cfg = resolved_precision(cfg, resolve_hardware(cfg))
+        cfg, probe = resolved_precision(cfg, resolve_hardware(cfg))
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
     folder = open_run_folder(root, spec, cfg, label, argv, resumed, train, data.files, options.kind)
     with run_log(folder, resume_command(spec.name, folder, options)):
         record_transfer(folder, cfg)
+        if probe:
+            log.info("%s", probe.description)
         wanted = [options.only] if options.only else all_units(cfg)
         todo = [key for key in wanted if not is_complete(folder, key)]
         if resumed:

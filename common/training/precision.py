@@ -11,7 +11,6 @@ with --scheduler, or on a CPU without bfloat16, `auto` is float32 without a prob
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -24,8 +23,6 @@ from common.ground.atomic import atomic_path
 from common.ground.config import Config
 from common.ground.spec import IMAGE_SHAPE, N_CLASSES
 from common.training.backend import Hardware, available_cores, cpu_flags, cpu_has_bfloat16, cpu_model
-
-log = logging.getLogger("digits")
 
 PROBE = Config(model="deotte", width=16, batch_size=128)  # the mnist default unit
 PROBE_STEPS = 12  # timed steps per round, after two untimed ones (the trace)
@@ -41,21 +38,22 @@ class PrecisionProbe:
     float32: float
     bfloat16: float
 
+    @property
+    def description(self) -> str:
+        chosen = "bfloat16" if self.choice == "bfloat16" else "float32"
+        return (
+            f"mixed_precision auto: {chosen} on this CPU (a probe of the mnist default unit: {self.float32:,.0f} img/s"
+            f" in float32, {self.bfloat16:,.0f} in bfloat16; cached in {probe_cache()})"
+        )
 
-def resolved_precision(cfg: Config, hardware: Hardware) -> Config:
-    """cfg with `mixed_precision: auto` decided for a run training here on `hardware`; unchanged otherwise."""
+
+def resolved_precision(cfg: Config, hardware: Hardware) -> tuple[Config, PrecisionProbe | None]:
+    """cfg with `mixed_precision: auto` decided for a run training here on `hardware`, and the probe that decided
+    it; cfg unchanged and None where nothing was to decide."""
     if cfg.mixed_precision != "auto" or hardware.device != "cpu" or not cpu_has_bfloat16():
-        return cfg
+        return cfg, None
     probe = cached_probe(hardware)
-    log.info(
-        "mixed_precision auto: %s on this CPU (a probe of the mnist default unit: %.0f img/s in float32, %.0f in"
-        " bfloat16; cached in %s)",
-        "bfloat16" if probe.choice == "bfloat16" else "float32",
-        probe.float32,
-        probe.bfloat16,
-        probe_cache(),
-    )
-    return replace(cfg, mixed_precision=probe.choice)
+    return replace(cfg, mixed_precision=probe.choice), probe
 
 
 def probe_cache() -> Path:
