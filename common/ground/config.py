@@ -164,7 +164,8 @@ class Config:
         "auto",
         HARDWARE,
         "`auto`: float32, except on a CPU with bfloat16 (AVX512-BF16 or AMX), where a new run trained here takes"
-        " bfloat16 if a short probe finds it faster (cached per machine; the run's config stores the choice);"
+        " bfloat16 if a short probe times it at least 1.2x faster (cached per machine; the run's config stores the"
+        " choice);"
         " `on` (bfloat16 where the device has it, float16 on older GPUs), `off`, `bfloat16` or `float16`."
         " Probabilities stay float32.",
     )
