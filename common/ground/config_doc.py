@@ -41,7 +41,7 @@ Later layers override earlier ones:
    set keeps the default in the tables below.
 2. `--preset NAME`: `configs/presets/NAME.yaml`, a small file of overrides. Shipped: `smoke` (the whole path,
    learning included, in one to two minutes on a CPU), `fast` (a run within 20 minutes: for mnist one model
-   per fold, 12 epochs, no test-time shifts; for Kannada its full-data model alone), `reference` (Chris Deotte's published CNN and schedule) and `best` (the
+   per fold, 12 epochs at batch 256, no test-time shifts; for Kannada its full-data model alone), `reference` (Chris Deotte's published CNN and schedule) and `best` (the
    leaderboard's recipes: wide models trained long on every row, for a GPU). Each file's comment says what it
    was measured to do.
 3. `--config FILE`: a YAML file of your own, `key: value` per line.
