@@ -20,7 +20,6 @@ quiet_environment()  # before any library loads: TensorFlow's and XLA's C++ logs
 
 from common.ground.config import ENSEMBLES, GROWABLE
 from common.ground.errors import UserError, exit_process, exit_status
-from common.ground.model_keys import require_model_name
 from common.ground.spec import COMPETITIONS
 from common.training.backend import backend_name
 
@@ -300,8 +299,6 @@ def zoo(argv: list[str]) -> None:
 
     spec = get_spec(args.competition)  # before TensorFlow loads: a typo fails at once
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
-    for name in models or []:
-        require_model_name(name)  # a typo fails before TensorFlow loads too
     load_keras_quietly()  # late: TensorFlow takes seconds to load
     from common.commands.zoo import run_zoo
 

@@ -42,7 +42,7 @@ from common.runs.metrics import (
 )
 from common.runs.report import write_report
 from common.runs.units import UnitKey, UnitOutput, all_units, is_complete, load_unit, save_unit
-from common.training.backend import available_cores, resolve_hardware
+from common.training.backend import Hardware, available_cores, resolve_hardware
 from common.training.precision import resolved_precision
 from common.training.pseudo import resolve_pseudo_from
 from common.training.signals import signals_stop_the_run
@@ -291,9 +291,11 @@ def resume_command(competition: str, folder: Path, options: RunOptions) -> str:
 # ---------------------------------------------------------------------------
 
 
-def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions) -> None:
-    """What can be refused before the data is read and any run folder exists."""
+def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions) -> Hardware | None:
+    """What can be refused before the data is read and any run folder exists. Returns the hardware the units
+    train on here (None: they train on a scheduler's workers)."""
     check_run_config(spec, cfg)
+    hardware = None
     if options.scheduler:
         from common.execution.distributed import check_reachable
 
@@ -305,13 +307,14 @@ def check_before_folder(spec: CompetitionSpec, cfg: Config, options: RunOptions)
                 " trains one unit at a time)"
             )
     else:
-        resolve_hardware(cfg)  # a GPU asked for but absent, a precision the device lacks, tensorboard off TensorFlow
+        hardware = resolve_hardware(cfg)  # a GPU asked for but absent, a precision it lacks, tensorboard off TensorFlow
     if options.only and options.only not in all_units(cfg):
         only = options.only
         has = [f"folds 0-{cfg.folds - 1}, seeds 0-{cfg.seeds - 1}"] if cfg.folds else []
         has += [f"full-data models (--fold all) seeds 0-{cfg.full_models - 1}"] if cfg.full_models else []
         fold = "all" if only.fold is None else only.fold
         raise UserError(f"--fold {fold} --seed {only.seed}: the run has {'; '.join(has) or 'no such unit'}")
+    return hardware
 
 
 def run_competition(
@@ -324,10 +327,10 @@ def run_competition(
     cfg = grown_config(resumed.cfg, options) if resumed else cfg  # its own config, more units when asked
     if not cfg.threads:  # stored resolved: every unit of the run trains with the same thread count
         cfg = replace(cfg, threads=available_cores())
-    check_before_folder(spec, cfg, options)
+    hardware = check_before_folder(spec, cfg, options)
     probe = None
-    if not (resumed or options.scheduler):  # stored resolved, as threads: every unit trains in one precision
-        cfg, probe = resolved_precision(cfg, resolve_hardware(cfg))
+    if hardware and not resumed:  # stored resolved, as threads: every unit trains in one precision
+        cfg, probe = resolved_precision(cfg, hardware)
     data, train = prepare_train_set(load_dataset(spec, options.data_dir), cfg)
     cfg = resolve_init_from(cfg, root, spec.name, folds_table(train))  # a bad source fails before the folder
     cfg = resolve_pseudo_from(cfg, root, spec.name, folds_table(train))
