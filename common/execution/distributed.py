@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from distributed import Client, Future, LocalCluster, as_completed
+from distributed.comm import parse_address
+from distributed.comm.registry import get_backend
 from distributed.scheduler import KilledWorker
 
 from common.data.files import load_dataset
@@ -90,6 +92,7 @@ def connect(address: str, threads: int = 1) -> Iterator[Client]:
                 stack.enter_context(cluster)
                 client = stack.enter_context(Client(cluster))
             else:
+                get_backend(parse_address(address)[0])  # an unknown scheme fails before Dask starts an IO loop
                 client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT))
         except (OSError, ValueError, TimeoutError) as error:
             raise UserError(
