@@ -70,9 +70,14 @@ def cli(capsys, *args: str | Path) -> tuple[int, str, str]:
     return status, captured.out, captured.err
 
 
+def started(folder: Path) -> str:
+    """When the run started, to the millisecond (its id holds the second only: two runs may share it)."""
+    return json.loads((folder / "run.json").read_text())["started"]
+
+
 def newest(out: Path, competition: str) -> Path:
-    """The run folder started last (run ids start with their UTC time)."""
-    return sorted(p for p in (out / competition).iterdir() if (p / "run.json").is_file())[-1]
+    """The run folder started last."""
+    return max((p for p in (out / competition).iterdir() if (p / "run.json").is_file()), key=started)
 
 
 # ---------------------------------------------------------------------------
@@ -98,7 +103,7 @@ def test_every_command_takes_one_latest_run_and_a_trying_run_never_replaces_the_
     assert (
         status == 0 and f"submission:  {late / 'submission.csv'} (also {out / 'mnist' / 'submission.csv'})" in printed
     )
-    assert blend.name > late.name  # the blend started last; the run finished last
+    assert started(blend) > started(late)  # the blend started last; the run finished last
     latest = f"run {late.name}: the latest: the last to finish"
     assert (out / "mnist" / "submission.csv").read_bytes() == (late / "submission.csv").read_bytes()
 
